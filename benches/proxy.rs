@@ -1,0 +1,2 @@
+//! Benchmarks of the proxy (filled in below).
+fn main() {}

@@ -1,0 +1,68 @@
+//! The command tree (clap derive: the doc comments are the help text) and exit codes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::serve::{self, ServeOptions};
+
+/// Fire drills for dev and QA environments: inject faults, time the response, keep scorecards.
+#[derive(Debug, Parser)]
+#[command(name = "firedrill", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy daemon: the Toxiproxy-compatible admin API and the proxies in each `PROXY_FILE`.
+    Serve {
+        /// Address of the admin API. Anything but loopback requires --token.
+        #[arg(long, default_value = "127.0.0.1:8474", env = "FIREDRILL_API")]
+        api: SocketAddr,
+        /// Bearer token the admin API requires (required when --api is not loopback).
+        #[arg(long, env = "FIREDRILL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Seed for toxicity and jitter draws, for repeatable runs.
+        #[arg(long, env = "FIREDRILL_SEED")]
+        seed: Option<u64>,
+        /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
+        #[arg(value_name = "PROXY_FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Why a command failed, and so which exit code it ends with.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Bad input or usage: exit code 2.
+    #[error(transparent)]
+    BadInput(anyhow::Error),
+    /// The run itself failed: exit code 1.
+    #[error(transparent)]
+    Failed(anyhow::Error),
+}
+
+impl Failure {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::BadInput(_) => 2,
+            Self::Failed(_) => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line to completion.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()))?;
+    match cli.command {
+        Command::Serve { api, token, seed, files } => {
+            runtime.block_on(serve::run(ServeOptions { api, token, seed, files }, serve::shutdown_signal()))
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! One proxied connection: two directions, each on the fast path or the toxic pipeline.
+//!
+//! With no toxic on its stream a direction forwards with `splice(2)` (no user-space copy) and
+//! watches the proxy's toxics; the moment one appears it switches to the toxic pipeline (a
+//! reader stamping chunks with their arrival time, and a writer running them through the
+//! [`Chain`]), and back when the last one goes. Bytes already read are always written first.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::ProxyMetrics;
+use super::toxic::{Stream, Toxic};
+use super::toxics::{Chain, Piece, Verdict};
+
+/// Bytes read from a socket at once on the toxic pipeline.
+const READ_CHUNK: usize = 32 * 1024;
+/// Chunks queued between the reader and the writer of one direction (bounds memory per link).
+const CHUNK_QUEUE: usize = 16;
+
+/// The toxics of a proxy, as its links see them: upstream ones first, then downstream.
+pub type ToxicList = Arc<Vec<Toxic>>;
+
+/// What a link needs from its proxy.
+#[derive(Clone)]
+pub struct LinkShared {
+    /// The proxy's toxics; every change is pushed to open links.
+    pub toxics: watch::Receiver<ToxicList>,
+    /// Where bytes and activations are counted.
+    pub metrics: Arc<ProxyMetrics>,
+}
+
+/// Forwards between `client` and `upstream` until both directions end or `cancel` fires.
+/// `seed` makes this connection's random draws repeatable.
+pub async fn run(client: TcpStream, upstream: TcpStream, shared: LinkShared, seed: u64, cancel: CancellationToken) {
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let up = Direction::new(&client, &upstream, Stream::Upstream, &shared, &cancel, seed);
+    let down = Direction::new(&upstream, &client, Stream::Downstream, &shared, &cancel, seed.rotate_left(32) ^ 1);
+    let (a, b) = tokio::join!(up.forward(), down.forward());
+    if a == Verdict::Reset || b == Verdict::Reset {
+        // Linger 0 makes the close send RST: the peer sees "connection reset by peer".
+        let _ = client.set_zero_linger();
+        let _ = upstream.set_zero_linger();
+    }
+}
+
+/// What a forwarding stage ended with.
+enum Step {
+    /// The toxics changed: re-sync and pick the path again.
+    Changed,
+    /// The direction is over.
+    Done(Verdict),
+}
+
+/// An item the toxic reader hands to the toxic writer.
+enum Item {
+    Data(Bytes, Instant),
+    Eof,
+    Failed,
+}
+
+struct Direction<'a> {
+    src: &'a TcpStream,
+    dst: &'a TcpStream,
+    stream: Stream,
+    toxics: watch::Receiver<ToxicList>,
+    metrics: &'a ProxyMetrics,
+    /// Cancelled when the connection must close (other direction failed, proxy stopped).
+    cancel: &'a CancellationToken,
+    chain: Chain,
+    /// The splice pipe, made on first use so idle connections hold no pipe.
+    #[cfg(target_os = "linux")]
+    pipe: Option<super::sys::Pipe>,
+}
+
+impl<'a> Direction<'a> {
+    fn new(
+        src: &'a TcpStream,
+        dst: &'a TcpStream,
+        stream: Stream,
+        shared: &'a LinkShared,
+        cancel: &'a CancellationToken,
+        seed: u64,
+    ) -> Self {
+        Self {
+            src,
+            dst,
+            stream,
+            toxics: shared.toxics.clone(),
+            metrics: &shared.metrics,
+            cancel,
+            chain: Chain::new(stream, seed, shared.metrics.clone()),
+            #[cfg(target_os = "linux")]
+            pipe: None,
+        }
+    }
+
+    async fn forward(mut self) -> Verdict {
+        let verdict = loop {
+            if self.sync() != Verdict::Continue {
+                break Verdict::Close;
+            }
+            let step = if self.chain.is_empty() { self.fast_path().await } else { self.toxic_path().await };
+            if let Step::Done(verdict) = step {
+                break verdict;
+            }
+        };
+        if verdict != Verdict::Continue {
+            self.cancel.cancel();
+        }
+        verdict
+    }
+
+    /// Applies the proxy's current toxics to this direction's chain.
+    fn sync(&mut self) -> Verdict {
+        let wanted = self.toxics.borrow_and_update().clone();
+        self.chain.sync(&wanted, Instant::now())
+    }
+
+    /// Waits for a change of the toxics; if the proxy is gone, waits for the cancellation.
+    async fn changed(toxics: &mut watch::Receiver<ToxicList>, cancel: &CancellationToken) {
+        if toxics.changed().await.is_err() {
+            cancel.cancelled().await;
+        }
+    }
+
+    /// Ends this direction's byte stream on the destination, keeping the other direction open.
+    fn half_close(&self) -> Step {
+        let _ = socket2::SockRef::from(self.dst).shutdown(std::net::Shutdown::Write);
+        Step::Done(Verdict::Continue)
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn fast_path(&mut self) -> Step {
+        use super::sys::{PIPE_CAPACITY, Pipe};
+        use std::os::fd::AsRawFd;
+        if self.pipe.is_none() {
+            match Pipe::new() {
+                Ok(pipe) => self.pipe = Some(pipe),
+                Err(err) => {
+                    tracing::debug!(%err, "no pipe for splice; copying in user space");
+                    return self.copy_path().await;
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
+                () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
+                ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
+            }
+            let Some(pipe) = self.pipe.as_ref() else { return Step::Done(Verdict::Close) };
+            let fd = self.src.as_raw_fd();
+            let mut pending = match self.src.try_io(Interest::READABLE, || pipe.fill_from(fd, PIPE_CAPACITY)) {
+                Ok(0) => return self.half_close(),
+                Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Step::Done(Verdict::Close),
+            };
+            self.metrics.add_bytes(self.stream, pending);
+            // Everything in the pipe goes out before anything else happens on this direction.
+            let out = self.dst.as_raw_fd();
+            while pending > 0 {
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
+                    ready = self.dst.writable() => if ready.is_err() { return Step::Done(Verdict::Close) },
+                }
+                match self.dst.try_io(Interest::WRITABLE, || pipe.drain_to(out, pending)) {
+                    Ok(n) => pending -= n,
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Step::Done(Verdict::Close),
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    async fn fast_path(&mut self) -> Step {
+        self.copy_path().await
+    }
+
+    /// The portable fast path: a plain read/write copy that still watches the toxics.
+    async fn copy_path(&mut self) -> Step {
+        let mut buf = BytesMut::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
+                () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
+                ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
+            }
+            buf.reserve(READ_CHUNK);
+            match self.src.try_read_buf(&mut buf) {
+                Ok(0) => return self.half_close(),
+                Ok(_) => {
+                    let data = buf.split();
+                    if write_all(self.dst, &data, self.cancel).await.is_err() {
+                        return Step::Done(Verdict::Close);
+                    }
+                    self.metrics.add_bytes(self.stream, data.len());
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return Step::Done(Verdict::Close),
+            }
+        }
+    }
+
+    /// Runs the direction through the toxic chain until the chain empties or the stream ends.
+    async fn toxic_path(&mut self) -> Step {
+        let (tx, mut rx) = mpsc::channel(CHUNK_QUEUE);
+        let stop = self.cancel.child_token();
+        let src = self.src;
+        let reader = read_chunks(src, tx, &stop);
+        let writer = async {
+            let step = self.write_chunks(&mut rx).await;
+            stop.cancel();
+            match step {
+                // The chain emptied: forward what the reader already took, then switch back.
+                Step::Changed => self.flush_plain(&mut rx).await,
+                done @ Step::Done(_) => {
+                    // Wakes a reader blocked on a full queue, so it ends too.
+                    rx.close();
+                    done
+                }
+            }
+        };
+        let ((), step) = tokio::join!(reader, writer);
+        step
+    }
+
+    async fn write_chunks(&mut self, rx: &mut mpsc::Receiver<Item>) -> Step {
+        loop {
+            if self.chain.is_empty() {
+                return Step::Changed;
+            }
+            let deadline = self.chain.deadline();
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
+                () = Self::changed(&mut self.toxics, self.cancel) => {
+                    if self.sync() != Verdict::Continue {
+                        return Step::Done(Verdict::Close);
+                    }
+                }
+                () = sleep_until(deadline.map_or_else(Instant::now, |(at, _)| at)), if deadline.is_some() => {
+                    return Step::Done(deadline.map_or(Verdict::Close, |(_, verdict)| verdict));
+                }
+                item = rx.recv() => match item {
+                    Some(Item::Data(data, arrived)) => {
+                        let (pieces, verdict) = self.chain.on_data(data, arrived);
+                        if let Err(verdict) = self.write_pieces(pieces).await {
+                            return Step::Done(verdict);
+                        }
+                        if verdict != Verdict::Continue {
+                            return Step::Done(verdict);
+                        }
+                    }
+                    Some(Item::Eof) => {
+                        let delay = self.chain.on_eof();
+                        tokio::select! {
+                            biased;
+                            () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
+                            () = sleep(delay) => return self.half_close(),
+                        }
+                    }
+                    Some(Item::Failed) | None => return Step::Done(Verdict::Close),
+                },
+            }
+        }
+    }
+
+    /// Writes pieces at their scheduled instants. A change of the toxics while waiting ends the
+    /// waiting (the rest of this chunk goes out at once, as in Toxiproxy) and applies the change.
+    async fn write_pieces(&mut self, pieces: Vec<Piece>) -> Result<(), Verdict> {
+        let mut interrupted = false;
+        for piece in pieces {
+            while !interrupted && Instant::now() < piece.ready_at {
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => return Err(Verdict::Close),
+                    () = Self::changed(&mut self.toxics, self.cancel) => {
+                        if self.sync() != Verdict::Continue {
+                            return Err(Verdict::Close);
+                        }
+                        interrupted = true;
+                    }
+                    () = sleep_until(piece.ready_at) => {}
+                }
+            }
+            write_all(self.dst, &piece.data, self.cancel).await.map_err(|_| Verdict::Close)?;
+            self.metrics.add_bytes(self.stream, piece.data.len());
+        }
+        Ok(())
+    }
+
+    /// Forwards whatever is left in the queue untouched; the reader has been told to stop.
+    async fn flush_plain(&mut self, rx: &mut mpsc::Receiver<Item>) -> Step {
+        while let Some(item) = rx.recv().await {
+            match item {
+                Item::Data(data, _) => {
+                    if write_all(self.dst, &data, self.cancel).await.is_err() {
+                        return Step::Done(Verdict::Close);
+                    }
+                    self.metrics.add_bytes(self.stream, data.len());
+                }
+                Item::Eof => return self.half_close(),
+                Item::Failed => return Step::Done(Verdict::Close),
+            }
+        }
+        Step::Changed
+    }
+}
+
+/// Reads chunks, stamped with their arrival, until end of stream, an error, or `stop`. A chunk
+/// already read is always handed over: `stop` is only honoured while waiting for data.
+async fn read_chunks(src: &TcpStream, tx: mpsc::Sender<Item>, stop: &CancellationToken) {
+    let mut buf = BytesMut::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            ready = src.readable() => if ready.is_err() {
+                let _ = tx.send(Item::Failed).await;
+                return;
+            },
+        }
+        buf.reserve(READ_CHUNK);
+        let item = match src.try_read_buf(&mut buf) {
+            Ok(0) => Item::Eof,
+            Ok(_) => Item::Data(buf.split().freeze(), Instant::now()),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => Item::Failed,
+        };
+        let last = !matches!(item, Item::Data(..));
+        if tx.send(item).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Writes all of `data` to a shared socket, giving up when `cancel` fires.
+async fn write_all(dst: &TcpStream, mut data: &[u8], cancel: &CancellationToken) -> std::io::Result<()> {
+    while !data.is_empty() {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
+            ready = dst.writable() => ready?,
+        }
+        match dst.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! A running proxy: its listener's accept loop and the connections it opened.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::link::{self, LinkShared};
+
+/// How long dialling the upstream may take before the client connection is closed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after an accept error (such as running out of descriptors) before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the accept loop and its connections share.
+pub struct Upstream {
+    /// The proxy's name, for logs.
+    pub proxy: String,
+    /// Where connections go; resolved on every dial, as Toxiproxy does.
+    pub address: String,
+    /// The toxics and counters.
+    pub link: LinkShared,
+    /// Source of per-connection seeds (seeded once per proxy, so runs are repeatable).
+    pub seeds: Arc<Mutex<SmallRng>>,
+}
+
+/// A bound, accepting proxy. Dropping it does not stop it: call [`Running::stop`].
+pub struct Running {
+    /// Stops the accept loop (and with it the listener).
+    listener: CancellationToken,
+    /// Closes every open connection of this proxy.
+    connections: CancellationToken,
+    /// The accept loop; it owns the listener, so awaiting it means the port is closed.
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Binds `listen` and starts accepting. Returns the address actually bound.
+    pub async fn start(listen: &str, upstream: Upstream, tracker: &TaskTracker) -> io::Result<(SocketAddr, Self)> {
+        // IPv4 first, as Toxiproxy reports it: `localhost:3310` becomes `127.0.0.1:3310`.
+        let mut addresses: Vec<SocketAddr> = tokio::net::lookup_host(listen).await?.collect();
+        addresses.sort_by_key(|a| !a.is_ipv4());
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+        let mut bound = None;
+        for address in addresses {
+            match TcpListener::bind(address).await {
+                Ok(listener) => {
+                    bound = Some(listener);
+                    break;
+                }
+                Err(err) => last = err,
+            }
+        }
+        let listener = bound.ok_or(last)?;
+        let local = listener.local_addr()?;
+        let (stop, connections) = (CancellationToken::new(), CancellationToken::new());
+        let task =
+            tokio::spawn(accept_loop(listener, Arc::new(upstream), stop.clone(), connections.clone(), tracker.clone()));
+        Ok((local, Self { listener: stop, connections, task }))
+    }
+
+    /// Stops accepting and closes every connection; returns once the port is closed.
+    pub async fn stop(self) {
+        self.connections.cancel();
+        self.stop_accepting().await;
+    }
+
+    /// Stops accepting but leaves open connections to finish; returns the token that closes them.
+    pub async fn stop_accepting(self) -> CancellationToken {
+        self.listener.cancel();
+        let _ = self.task.await;
+        self.connections
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: Arc<Upstream>,
+    stop: CancellationToken,
+    connections: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((client, peer)) => {
+                let span = tracing::debug_span!("conn", proxy = %upstream.proxy, %peer);
+                tracker.spawn(connection(client, upstream.clone(), connections.child_token()).instrument(span));
+            }
+            Err(err) => {
+                tracing::warn!(proxy = %upstream.proxy, %err, "accept failed");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn connection(client: TcpStream, upstream: Arc<Upstream>, cancel: CancellationToken) {
+    let metrics = upstream.link.metrics.clone();
+    let dial = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream.address.as_str()));
+    let server = tokio::select! {
+        () = cancel.cancelled() => return,
+        dialled = dial => match dialled {
+            Ok(Ok(server)) => server,
+            Ok(Err(err)) => {
+                tracing::info!(upstream = %upstream.address, %err, "upstream refused; closing the client");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(upstream = %upstream.address, "upstream dial timed out; closing the client");
+                return;
+            }
+        },
+    };
+    let seed = upstream.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
+    metrics.connection_opened();
+    link::run(client, server, upstream.link.clone(), seed, cancel).await;
+    metrics.connection_closed();
+}

@@ -1,0 +1,137 @@
+//! Proxy counters and their Prometheus text exposition.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use super::toxic::Stream;
+
+/// The counters of one proxy. Updated on hot paths with relaxed atomics.
+#[derive(Debug, Default)]
+pub struct ProxyMetrics {
+    bytes_upstream: AtomicU64,
+    bytes_downstream: AtomicU64,
+    connections_open: AtomicI64,
+    connections_total: AtomicU64,
+    /// Activations per (toxic name, toxic type); behind a lock, touched once per connection.
+    activations: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl ProxyMetrics {
+    /// Counts bytes forwarded in `stream`.
+    pub fn add_bytes(&self, stream: Stream, n: usize) {
+        let counter = match stream {
+            Stream::Upstream => &self.bytes_upstream,
+            Stream::Downstream => &self.bytes_downstream,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A connection opened.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
+    /// A toxic started on a connection and its toxicity draw made it apply.
+    pub fn toxic_activated(&self, name: &str, type_name: &'static str) {
+        let mut map = self.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry((name.to_owned(), type_name)).or_default() += 1;
+    }
+}
+
+/// Escapes a label value for the Prometheus text format.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Renders the counters of every proxy, keyed by proxy name, in Prometheus text format 0.0.4.
+pub fn render<'a, I>(proxies: &I) -> String
+where
+    I: Iterator<Item = (&'a str, &'a ProxyMetrics)> + Clone,
+{
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn FnMut(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        lines(&mut out);
+    };
+    family("firedrill_proxy_bytes_total", "counter", "Bytes forwarded through a proxy, by direction.", &mut |out| {
+        for (proxy, m) in proxies.clone() {
+            for (direction, counter) in [("upstream", &m.bytes_upstream), ("downstream", &m.bytes_downstream)] {
+                let _ = writeln!(
+                    out,
+                    "firedrill_proxy_bytes_total{{proxy=\"{}\",direction=\"{direction}\"}} {}",
+                    label(proxy),
+                    counter.load(Ordering::Relaxed)
+                );
+            }
+        }
+    });
+    family("firedrill_proxy_connections_open", "gauge", "Connections open through a proxy.", &mut |out| {
+        for (proxy, m) in proxies.clone() {
+            let _ = writeln!(
+                out,
+                "firedrill_proxy_connections_open{{proxy=\"{}\"}} {}",
+                label(proxy),
+                m.open_connections()
+            );
+        }
+    });
+    family("firedrill_proxy_connections_total", "counter", "Connections accepted by a proxy.", &mut |out| {
+        for (proxy, m) in proxies.clone() {
+            let total = m.connections_total.load(Ordering::Relaxed);
+            let _ = writeln!(out, "firedrill_proxy_connections_total{{proxy=\"{}\"}} {total}", label(proxy));
+        }
+    });
+    family(
+        "firedrill_toxic_activations_total",
+        "counter",
+        "Times a toxic started on a connection and applied (after its toxicity draw).",
+        &mut |out| {
+            for (proxy, m) in proxies.clone() {
+                let map = m.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for ((toxic, kind), n) in map.iter() {
+                    let _ = writeln!(
+                        out,
+                        "firedrill_toxic_activations_total{{proxy=\"{}\",toxic=\"{}\",type=\"{kind}\"}} {n}",
+                        label(proxy),
+                        label(toxic)
+                    );
+                }
+            }
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_escaped_labels() {
+        let m = ProxyMetrics::default();
+        m.add_bytes(Stream::Upstream, 5);
+        m.connection_opened();
+        m.toxic_activated("lat\"ency", "latency");
+        let text = render(&[("db", &m)].into_iter());
+        assert!(text.contains("firedrill_proxy_bytes_total{proxy=\"db\",direction=\"upstream\"} 5\n"));
+        assert!(text.contains("firedrill_proxy_connections_open{proxy=\"db\"} 1\n"));
+        assert!(text.contains("firedrill_proxy_connections_total{proxy=\"db\"} 1\n"));
+        assert!(
+            text.contains("firedrill_toxic_activations_total{proxy=\"db\",toxic=\"lat\\\"ency\",type=\"latency\"} 1\n")
+        );
+        assert_eq!(text.matches("# TYPE").count(), 4);
+    }
+}

@@ -1,0 +1,344 @@
+//! The set of proxies and every operation the admin API performs on them.
+//!
+//! All changes go through one async lock, so operations are atomic: a failed request leaves
+//! nothing half-applied.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use super::config::{ProxyConfig, ProxyFields, check_address};
+use super::error::ApiError;
+use super::link::{LinkShared, ToxicList};
+use super::listener::{Running, Upstream};
+use super::metrics::{self, ProxyMetrics};
+use super::toxic::{Stream, Toxic};
+
+/// A proxy as the API returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyView {
+    /// Unique name.
+    pub name: String,
+    /// The address bound (or, when disabled, as given).
+    pub listen: String,
+    /// Where connections go.
+    pub upstream: String,
+    /// Whether it accepts connections.
+    pub enabled: bool,
+    /// Upstream toxics in chain order, then downstream ones.
+    pub toxics: Vec<Toxic>,
+}
+
+struct Proxy {
+    config: ProxyConfig,
+    /// Insertion order; [`Proxy::chain_order`] sorts by stream for the links and the API.
+    toxics: Vec<Toxic>,
+    /// Pushes every toxic change to the open connections.
+    toxics_tx: watch::Sender<ToxicList>,
+    metrics: Arc<ProxyMetrics>,
+    /// Per-proxy source of connection seeds.
+    seeds: Arc<Mutex<SmallRng>>,
+    /// Present while the proxy listens.
+    running: Option<Running>,
+}
+
+impl Proxy {
+    fn chain_order(&self) -> Vec<Toxic> {
+        let mut list: Vec<Toxic> = self.toxics.iter().filter(|t| t.stream == Stream::Upstream).cloned().collect();
+        list.extend(self.toxics.iter().filter(|t| t.stream == Stream::Downstream).cloned());
+        list
+    }
+
+    fn view(&self) -> ProxyView {
+        ProxyView {
+            name: self.config.name.clone(),
+            listen: self.config.listen.clone(),
+            upstream: self.config.upstream.clone(),
+            enabled: self.config.enabled,
+            toxics: self.chain_order(),
+        }
+    }
+
+    fn publish(&self) {
+        self.toxics_tx.send_replace(Arc::new(self.chain_order()));
+    }
+
+    /// Binds and starts accepting; on success `listen` becomes the address actually bound.
+    async fn start(&mut self, tracker: &TaskTracker) -> Result<(), ApiError> {
+        let upstream = Upstream {
+            proxy: self.config.name.clone(),
+            address: self.config.upstream.clone(),
+            link: LinkShared { toxics: self.toxics_tx.subscribe(), metrics: self.metrics.clone() },
+            seeds: self.seeds.clone(),
+        };
+        let (local, running) = Running::start(&self.config.listen, upstream, tracker)
+            .await
+            .map_err(|e| ApiError::bind(&self.config.listen, &e))?;
+        self.config.listen = local.to_string();
+        self.running = Some(running);
+        tracing::info!(proxy = %self.config.name, listen = %local, upstream = %self.config.upstream, "proxy listening");
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+/// Every proxy of a daemon.
+pub struct Registry {
+    proxies: tokio::sync::Mutex<BTreeMap<String, Proxy>>,
+    /// Tracks connection tasks, so shutdown can wait for them to drain.
+    tracker: TaskTracker,
+    /// Seeds each new proxy's random source; `None` draws from the OS.
+    seed: Option<u64>,
+}
+
+impl Registry {
+    /// An empty registry; `seed` makes toxicity and jitter draws repeatable.
+    pub fn new(seed: Option<u64>) -> Arc<Self> {
+        Arc::new(Self { proxies: tokio::sync::Mutex::default(), tracker: TaskTracker::new(), seed })
+    }
+
+    fn new_proxy(&self, config: ProxyConfig) -> Proxy {
+        let seed = match self.seed {
+            // Mix the name in so two proxies do not make the same draws.
+            Some(seed) => config.name.bytes().fold(seed, |h, b| h.rotate_left(5) ^ u64::from(b)),
+            None => rand::rng().random(),
+        };
+        Proxy {
+            config,
+            toxics: Vec::new(),
+            toxics_tx: watch::Sender::new(Arc::new(Vec::new())),
+            metrics: Arc::default(),
+            seeds: Arc::new(Mutex::new(SmallRng::seed_from_u64(seed))),
+            running: None,
+        }
+    }
+
+    /// All proxies, keyed by name.
+    pub async fn list(&self) -> BTreeMap<String, ProxyView> {
+        self.proxies.lock().await.iter().map(|(name, p)| (name.clone(), p.view())).collect()
+    }
+
+    /// Creates a proxy; an enabled one binds before this returns.
+    pub async fn create(&self, config: ProxyConfig) -> Result<ProxyView, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        if proxies.contains_key(&config.name) {
+            return Err(ApiError::proxy_exists());
+        }
+        let proxy = self.started(config).await?;
+        let view = proxy.view();
+        proxies.insert(view.name.clone(), proxy);
+        Ok(view)
+    }
+
+    async fn started(&self, config: ProxyConfig) -> Result<Proxy, ApiError> {
+        let mut proxy = self.new_proxy(config);
+        if proxy.config.enabled {
+            proxy.start(&self.tracker).await?;
+        }
+        Ok(proxy)
+    }
+
+    /// One proxy.
+    pub async fn get(&self, name: &str) -> Result<ProxyView, ApiError> {
+        self.proxies.lock().await.get(name).map(Proxy::view).ok_or_else(ApiError::proxy_not_found)
+    }
+
+    /// Applies a partial update (`listen`, `upstream`, `enabled`; `name` is ignored). A failed
+    /// restart restores the previous settings.
+    pub async fn update(&self, name: &str, fields: ProxyFields) -> Result<ProxyView, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let proxy = proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)?;
+        let old = proxy.config.clone();
+        let mut new = old.clone();
+        if let Some(listen) = fields.listen.filter(|l| !l.is_empty()) {
+            check_address("listen", &listen).map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))?;
+            new.listen = listen;
+        }
+        if let Some(upstream) = fields.upstream.filter(|u| !u.is_empty()) {
+            check_address("upstream", &upstream)
+                .map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))?;
+            new.upstream = upstream;
+        }
+        new.enabled = fields.enabled.unwrap_or(old.enabled);
+        let moved = new.listen != old.listen || new.upstream != old.upstream;
+        if moved || !new.enabled {
+            proxy.stop().await;
+        }
+        proxy.config = new;
+        if proxy.config.enabled
+            && proxy.running.is_none()
+            && let Err(err) = proxy.start(&self.tracker).await
+        {
+            proxy.config = old;
+            if proxy.config.enabled && proxy.running.is_none() {
+                let _ = proxy.start(&self.tracker).await;
+            }
+            return Err(err);
+        }
+        Ok(proxy.view())
+    }
+
+    /// Stops and removes a proxy.
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let mut proxy = self.proxies.lock().await.remove(name).ok_or_else(ApiError::proxy_not_found)?;
+        proxy.stop().await;
+        Ok(())
+    }
+
+    /// Toxiproxy's populate: create new names, keep identical ones, replace changed ones, stop
+    /// at the first runtime error. The error carries the proxies handled before it.
+    pub async fn populate(&self, configs: Vec<ProxyConfig>) -> Result<Vec<ProxyView>, (ApiError, Vec<ProxyView>)> {
+        let mut proxies = self.proxies.lock().await;
+        let mut done = Vec::new();
+        for config in configs {
+            if let Some(existing) = proxies.get(&config.name) {
+                if same_address(&existing.config.listen, &config.listen).await
+                    && same_address(&existing.config.upstream, &config.upstream).await
+                {
+                    done.push(existing.view());
+                    continue;
+                }
+                if let Some(mut old) = proxies.remove(&config.name) {
+                    old.stop().await;
+                }
+            }
+            match self.started(config).await {
+                Ok(proxy) => {
+                    done.push(proxy.view());
+                    proxies.insert(proxy.config.name.clone(), proxy);
+                }
+                Err(err) => return Err((err, done)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Enables every proxy and removes every toxic; nothing is deleted.
+    pub async fn reset(&self) -> Result<(), ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let mut first_error = None;
+        for proxy in proxies.values_mut() {
+            proxy.toxics.clear();
+            proxy.publish();
+            proxy.config.enabled = true;
+            if proxy.running.is_none()
+                && let Err(err) = proxy.start(&self.tracker).await
+            {
+                proxy.config.enabled = false;
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn with_proxy<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Proxy) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        f(proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)?)
+    }
+
+    /// A proxy's toxics in chain order.
+    pub async fn toxics(&self, proxy: &str) -> Result<Vec<Toxic>, ApiError> {
+        self.with_proxy(proxy, |p| Ok(p.chain_order())).await
+    }
+
+    /// Adds a toxic; open connections pick it up at once.
+    pub async fn add_toxic(&self, proxy: &str, body: &Value) -> Result<Toxic, ApiError> {
+        self.with_proxy(proxy, |p| {
+            let toxic = Toxic::from_create(body)?;
+            if p.toxics.iter().any(|t| t.name == toxic.name) {
+                return Err(ApiError::toxic_exists());
+            }
+            p.toxics.push(toxic.clone());
+            p.publish();
+            Ok(toxic)
+        })
+        .await
+    }
+
+    /// One toxic.
+    pub async fn toxic(&self, proxy: &str, name: &str) -> Result<Toxic, ApiError> {
+        self.with_proxy(proxy, |p| {
+            p.toxics.iter().find(|t| t.name == name).cloned().ok_or_else(ApiError::toxic_not_found)
+        })
+        .await
+    }
+
+    /// Updates a toxic in place (attributes merge, toxicity kept if absent).
+    pub async fn update_toxic(&self, proxy: &str, name: &str, body: &Value) -> Result<Toxic, ApiError> {
+        self.with_proxy(proxy, |p| {
+            let slot = p.toxics.iter_mut().find(|t| t.name == name).ok_or_else(ApiError::toxic_not_found)?;
+            *slot = slot.updated(body)?;
+            let toxic = slot.clone();
+            p.publish();
+            Ok(toxic)
+        })
+        .await
+    }
+
+    /// Removes a toxic; open connections drop it at once.
+    pub async fn remove_toxic(&self, proxy: &str, name: &str) -> Result<(), ApiError> {
+        self.with_proxy(proxy, |p| {
+            let index = p.toxics.iter().position(|t| t.name == name).ok_or_else(ApiError::toxic_not_found)?;
+            p.toxics.remove(index);
+            p.publish();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every proxy's counters in Prometheus text format.
+    pub async fn metrics(&self) -> String {
+        let proxies = self.proxies.lock().await;
+        metrics::render(&proxies.iter().map(|(name, p)| (name.as_str(), p.metrics.as_ref())))
+    }
+
+    /// Stops accepting on every proxy, lets open connections finish for up to `drain`, then
+    /// closes what is left. Returns the number of connections that had to be closed.
+    pub async fn shutdown(&self, drain: Duration) -> usize {
+        let mut closers = Vec::new();
+        let mut proxies = self.proxies.lock().await;
+        for proxy in proxies.values_mut() {
+            if let Some(running) = proxy.running.take() {
+                closers.push(running.stop_accepting().await);
+            }
+        }
+        let open = || proxies.values().map(|p| p.metrics.open_connections()).sum::<i64>();
+        self.tracker.close();
+        let drained = tokio::time::timeout(drain, self.tracker.wait()).await.is_ok();
+        let left = if drained { 0 } else { usize::try_from(open()).unwrap_or(0) };
+        for closer in closers {
+            closer.cancel();
+        }
+        self.tracker.wait().await;
+        left
+    }
+}
+
+/// Compares two `host:port` addresses after resolving them (`localhost:1` equals `127.0.0.1:1`).
+async fn same_address(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let resolve = |s: &str| {
+        let s = s.to_owned();
+        async move { tokio::net::lookup_host(s).await.map(Iterator::collect::<Vec<_>>).unwrap_or_default() }
+    };
+    let (x, y) = (resolve(a).await, resolve(b).await);
+    x.iter().any(|addr| y.contains(addr))
+}

@@ -1,0 +1,125 @@
+//! The daemon behind `firedrill serve`: validate every proxy file, bind the admin API and the
+//! proxies, serve until told to stop, then drain connections within a bounded time.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Failure;
+use crate::proxy::{Registry, api, config};
+
+/// How long open connections may take to finish after a stop signal before they are closed.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `firedrill serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Admin API address.
+    pub api: SocketAddr,
+    /// Bearer token for the API.
+    pub token: Option<String>,
+    /// Seed for random draws.
+    pub seed: Option<u64>,
+    /// Proxy files to load.
+    pub files: Vec<PathBuf>,
+}
+
+/// A daemon whose API and proxies are bound and ready.
+pub struct Daemon {
+    /// The admin API's bound address.
+    pub api: SocketAddr,
+    /// The proxies.
+    pub registry: Arc<Registry>,
+    listener: TcpListener,
+    token: Option<String>,
+}
+
+impl Daemon {
+    /// Validates every file, then binds the API and every proxy. Bad input binds nothing.
+    pub async fn start(options: ServeOptions) -> Result<Self, Failure> {
+        if !options.api.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
+            return Err(Failure::BadInput(anyhow!(
+                "the admin API would listen on {} (beyond loopback) without a token; pass --token or set FIREDRILL_TOKEN",
+                options.api
+            )));
+        }
+        let configs = config::load_files(&options.files).map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            Failure::BadInput(anyhow!("{}\nnothing was started; fix the proxy file(s) and try again", list.join("\n")))
+        })?;
+        #[cfg(target_os = "linux")]
+        if let Err(err) = crate::proxy::sys::raise_open_files_limit() {
+            tracing::warn!(%err, "could not raise the open-files limit");
+        }
+        let listener = TcpListener::bind(options.api)
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the admin API: {e}", options.api)))?;
+        let api = listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
+        let registry = Registry::new(options.seed);
+        for config in configs {
+            let name = config.name.clone();
+            if let Err(err) = registry.create(config).await {
+                registry.shutdown(Duration::ZERO).await;
+                return Err(Failure::Failed(anyhow!("cannot start proxy `{name}`: {err}")));
+            }
+        }
+        Ok(Self { api, registry, listener, token: options.token })
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and drains connections.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(api::serve(self.listener, self.registry.clone(), self.token, stop.clone()));
+        shutdown.await;
+        stop.cancel();
+        let closed = self.registry.shutdown(DRAIN_TIMEOUT).await;
+        if closed > 0 {
+            tracing::warn!(closed, "connections still open after the drain time were closed");
+        }
+        match server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Failure::Failed(anyhow!("admin API failed: {e}"))),
+            Err(e) => Err(Failure::Failed(anyhow!("admin API task failed: {e}"))),
+        }
+    }
+}
+
+/// `firedrill serve`: start, announce on stdout, serve until `shutdown`.
+pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
+    let daemon = Daemon::start(options).await?;
+    let proxies = daemon.registry.list().await;
+    println!("firedrill: admin API listening on http://{} with {} proxies", daemon.api, proxies.len());
+    for proxy in proxies.values() {
+        println!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
+    }
+    daemon.run(shutdown).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
