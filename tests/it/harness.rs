@@ -1,0 +1,214 @@
+//! Shared test helpers: an in-process daemon, upstream servers, an HTTP helper, the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firedrill::proxy::{Registry, api};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound on any single wait in these tests: nothing may hang.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A daemon in this process: a registry and its admin API on a port-0 listener.
+pub struct Daemon {
+    pub base: String,
+    _registry: Arc<Registry>,
+    stop: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    pub async fn start() -> Self {
+        Self::with_token(None).await
+    }
+
+    pub async fn with_token(token: Option<&str>) -> Self {
+        let registry = Registry::new(Some(42));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        tokio::spawn(api::serve(listener, registry.clone(), token.map(str::to_owned), stop.clone()));
+        Self { base, _registry: registry, stop, http: reqwest::Client::new() }
+    }
+
+    /// Sends a request; returns status, the request-id header, and the body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Response {
+        let mut request =
+            self.http.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        let response = tokio::time::timeout(PATIENCE, request.send()).await.expect("API answered in time").unwrap();
+        let status = response.status().as_u16();
+        let request_id = response.headers().get("x-toxiproxy-request-id").map(|v| v.to_str().unwrap().to_owned());
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        Response { status, request_id, content_type, text }
+    }
+
+    pub async fn json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let response = self.call(method, path, body).await;
+        let value = if response.text.is_empty() { Value::Null } else { serde_json::from_str(&response.text).unwrap() };
+        (response.status, value)
+    }
+
+    /// Creates a proxy on a free loopback port in front of `upstream`; returns its address.
+    pub async fn proxy(&self, name: &str, upstream: SocketAddr) -> SocketAddr {
+        let body = format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#);
+        let (status, proxy) = self.json("POST", "/proxies", Some(&body)).await;
+        assert_eq!(status, 201, "{proxy}");
+        proxy["listen"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn toxic(&self, proxy: &str, body: &str) -> Value {
+        let (status, toxic) = self.json("POST", &format!("/proxies/{proxy}/toxics"), Some(body)).await;
+        assert_eq!(status, 200, "{toxic}");
+        toxic
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub content_type: Option<String>,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap()
+    }
+}
+
+/// An echo server: every byte comes back; end of stream is passed back as end of stream.
+pub async fn echo_server() -> SocketAddr {
+    serve_each(|mut stream| async move {
+        let (mut read, mut write) = stream.split();
+        let _ = tokio::io::copy(&mut read, &mut write).await;
+        let _ = write.shutdown().await;
+    })
+    .await
+}
+
+/// A server that writes `bytes` on every connection and then closes it.
+pub async fn source_server(bytes: usize) -> SocketAddr {
+    serve_each(move |mut stream| async move {
+        let _ = stream.write_all(&pattern(bytes)).await;
+        let _ = stream.shutdown().await;
+        // Wait for the client to finish so the close is a clean FIN.
+        let _ = stream.read(&mut [0; 1]).await;
+    })
+    .await
+}
+
+/// Runs `handler` for every connection accepted on a fresh port-0 listener.
+pub async fn serve_each<F, Fut>(handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handler(stream));
+        }
+    });
+    address
+}
+
+/// Deterministic, non-repeating-looking test bytes.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Sends `message` and reads the same number of bytes back; returns them and the time taken.
+pub async fn round_trip(stream: &mut TcpStream, message: &[u8]) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    stream.write_all(message).await.unwrap();
+    let mut back = vec![0; message.len()];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut back)).await.expect("echo in time").unwrap();
+    (back, started.elapsed())
+}
+
+/// Reads until end of stream; returns the bytes and the time it took.
+pub async fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut out)).await.expect("end of stream in time").unwrap();
+    (out, started.elapsed())
+}
+
+pub async fn connect(address: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(address).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// The real `firedrill serve`, with its admin address read from its announcement.
+pub struct ServeProcess {
+    pub child: Child,
+    pub api: SocketAddr,
+}
+
+impl ServeProcess {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .arg("serve")
+            .args(["--api", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let api = first
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no announcement, got {first:?}"))
+            .parse()
+            .unwrap();
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
+        Self { child, api }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit, at most `limit`; returns the exit code and how long it took.
+    pub fn wait(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("firedrill serve did not exit within {limit:?}");
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests over real sockets on port 0, real child processes and real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod api;
+mod cli;
+mod clients;
+mod harness;
+mod live;
+mod toxicity;
+mod toxics;
