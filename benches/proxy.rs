@@ -1,2 +1,294 @@
-//! Benchmarks of the proxy (filled in below).
-fn main() {}
+//! `cargo bench --bench proxy`: the fault proxy against a direct connection, in one run.
+//!
+//! Measures, on loopback, with the real `firedrill serve` binary in its own process:
+//! bulk throughput (direct, through the proxy, through a `noop` toxic), small round trips
+//! (p50/p99 and the microseconds added), the accuracy of a 100 ms latency toxic, and the memory
+//! per idle proxied connection with 10,000 connections open. Every figure is the median of
+//! several interleaved rounds; ratios are against the direct baseline measured in the same run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BULK_BYTES: usize = 1 << 30;
+const ROUNDS: usize = 5;
+const ROUND_TRIPS: usize = 20_000;
+const LATENCY_SAMPLES: usize = 100;
+const IDLE_CONNECTIONS: usize = 10_000;
+/// This machine's hard limit on descriptors (20,000) is below the 2 per connection a single
+/// daemon needs for 10,000 connections, so the idle connections are spread over two daemons.
+const DAEMONS_FOR_IDLE: usize = 2;
+
+fn main() {
+    if std::env::args().any(|a| a == "--hold-server") {
+        hold_server();
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and libtest-style probes: nothing to list.
+    }
+    let daemon = Daemon::start();
+    let sink = spawn_server(sink_connection);
+    let echo = spawn_server(echo_connection);
+
+    println!("firedrill proxy benchmark — medians of {ROUNDS} interleaved rounds, loopback, one run\n");
+    throughput(&daemon, sink);
+    round_trips(&daemon, echo);
+    latency_accuracy(&daemon, echo);
+    if std::env::var_os("FIREDRILL_BENCH_SKIP_IDLE").is_none() {
+        idle_memory();
+    }
+}
+
+// ----- the daemon under test -------------------------------------------------------------------
+
+struct Daemon {
+    /// The `firedrill serve` process; killed on drop.
+    child: Child,
+    api: SocketAddr,
+    http: reqwest::blocking::Client,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["serve", "--api", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let api = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        Self { child, api, http: reqwest::blocking::Client::new() }
+    }
+
+    fn post(&self, path: &str, body: &str) -> serde_json::Value {
+        let response = self.http.post(format!("http://{}{path}", self.api)).body(body.to_owned()).send().unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().unwrap()
+    }
+
+    fn proxy(&self, name: &str, upstream: SocketAddr) -> SocketAddr {
+        let body = format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#);
+        self.post("/proxies", &body)["listen"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn open_connections(&self) -> usize {
+        let text = self.http.get(format!("http://{}/metrics", self.api)).send().unwrap().text().unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("firedrill_proxy_connections_open"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+            .sum()
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+// ----- upstream servers ------------------------------------------------------------------------
+
+fn spawn_server(handler: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || handler(stream));
+        }
+    });
+    address
+}
+
+/// Reads to end of stream, then acknowledges with one byte.
+fn sink_connection(mut stream: TcpStream) {
+    let mut buf = vec![0; 256 * 1024];
+    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+    let _ = stream.write_all(b"k");
+}
+
+fn echo_connection(mut stream: TcpStream) {
+    stream.set_nodelay(true).unwrap();
+    let mut buf = [0; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Child-process mode: accept connections and hold them open, reading nothing.
+fn hold_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("{}", listener.local_addr().unwrap());
+    std::io::stdout().flush().unwrap();
+    let mut held = Vec::new();
+    for stream in listener.incoming().map_while(Result::ok) {
+        held.push(stream);
+    }
+}
+
+// ----- measurements ----------------------------------------------------------------------------
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// Sends `BULK_BYTES` and waits for the sink's acknowledgement; returns GB/s.
+fn bulk(address: SocketAddr) -> f64 {
+    let chunk = vec![0xA5_u8; 256 * 1024];
+    let mut stream = TcpStream::connect(address).unwrap();
+    let started = Instant::now();
+    for _ in 0..BULK_BYTES / chunk.len() {
+        stream.write_all(&chunk).unwrap();
+    }
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut ack = [0; 1];
+    stream.read_exact(&mut ack).unwrap();
+    BULK_BYTES as f64 / started.elapsed().as_secs_f64() / 1e9
+}
+
+fn throughput(daemon: &Daemon, sink: SocketAddr) {
+    let plain = daemon.proxy("bulk", sink);
+    let toxic = daemon.proxy("bulk_noop", sink);
+    daemon.post("/proxies/bulk_noop/toxics", r#"{"type":"noop","stream":"upstream"}"#);
+    let (mut direct, mut fast, mut noop) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        direct.push(bulk(sink));
+        fast.push(bulk(plain));
+        noop.push(bulk(toxic));
+    }
+    let (d, f, n) = (median(&mut direct), median(&mut fast), median(&mut noop));
+    println!("bulk throughput, 1 GiB per round");
+    println!("  direct                  {d:6.2} GB/s");
+    println!("  firedrill, no toxic     {f:6.2} GB/s   {:.2}x direct   (target >= 0.80x)", f / d);
+    println!("  firedrill, noop toxic   {n:6.2} GB/s   {:.2}x direct", n / d);
+}
+
+/// `ROUND_TRIPS` sequential 64-byte round trips; returns (p50, p99) in microseconds.
+fn rtt(address: SocketAddr) -> (f64, f64) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let message = [7_u8; 64];
+    let mut back = [0_u8; 64];
+    let mut samples = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let started = Instant::now();
+        stream.write_all(&message).unwrap();
+        stream.read_exact(&mut back).unwrap();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    (us(percentile(&samples, 0.5)), us(percentile(&samples, 0.99)))
+}
+
+fn round_trips(daemon: &Daemon, echo: SocketAddr) {
+    let proxied = daemon.proxy("rtt", echo);
+    let (mut d50, mut d99, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (a, b) = rtt(echo);
+        let (c, e) = rtt(proxied);
+        d50.push(a);
+        d99.push(b);
+        p50.push(c);
+        p99.push(e);
+    }
+    let (d50, d99, p50, p99) = (median(&mut d50), median(&mut d99), median(&mut p50), median(&mut p99));
+    println!("\nround trips, 64 bytes, {ROUND_TRIPS} per round");
+    println!("  direct      p50 {d50:7.1} us   p99 {d99:7.1} us");
+    println!("  firedrill   p50 {p50:7.1} us   p99 {p99:7.1} us");
+    println!("  added       p50 {:7.1} us   p99 {:7.1} us   (target p50 <= 15 us)", p50 - d50, p99 - d99);
+}
+
+fn latency_accuracy(daemon: &Daemon, echo: SocketAddr) {
+    let proxied = daemon.proxy("latency", echo);
+    daemon.post("/proxies/latency/toxics", r#"{"type":"latency","attributes":{"latency":100}}"#);
+    let mut stream = TcpStream::connect(proxied).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    let mut back = [0_u8; 16];
+    for _ in 0..LATENCY_SAMPLES {
+        let started = Instant::now();
+        stream.write_all(&[1; 16]).unwrap();
+        stream.read_exact(&mut back).unwrap();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (p50, p99) = (ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99)));
+    println!("\nlatency toxic, configured 100 ms, {LATENCY_SAMPLES} round trips");
+    println!("  observed    p50 {p50:7.2} ms   p99 {p99:7.2} ms   (target p99 within 2 ms of 100)");
+}
+
+fn idle_memory() {
+    let mut holder = Killed(
+        Command::new(std::env::current_exe().unwrap()).arg("--hold-server").stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(holder.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let upstream: SocketAddr = line.trim().parse().unwrap();
+
+    let daemons: Vec<Daemon> = (0..DAEMONS_FOR_IDLE).map(|_| Daemon::start()).collect();
+    let proxies: Vec<SocketAddr> = daemons.iter().map(|d| d.proxy("idle", upstream)).collect();
+    // Warm up each daemon's runtime so the baseline includes its steady-state allocations.
+    for &proxy in &proxies {
+        drop(TcpStream::connect(proxy).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before: u64 = daemons.iter().map(Daemon::rss_kib).sum();
+
+    let per_daemon = IDLE_CONNECTIONS / DAEMONS_FOR_IDLE;
+    let mut clients = Vec::with_capacity(IDLE_CONNECTIONS);
+    for (daemon, &proxy) in daemons.iter().zip(&proxies) {
+        for batch in 0..per_daemon / 500 {
+            for _ in 0..500 {
+                clients.push(TcpStream::connect(proxy).unwrap());
+            }
+            let want = (batch + 1) * 500;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while daemon.open_connections() < want {
+                assert!(Instant::now() < deadline, "connections did not open");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after: u64 = daemons.iter().map(Daemon::rss_kib).sum();
+    let per_connection = (after - before) as f64 * 1024.0 / IDLE_CONNECTIONS as f64;
+    println!("\nidle connections: {IDLE_CONNECTIONS} open across {DAEMONS_FOR_IDLE} daemons (descriptor limit 20,000)");
+    println!(
+        "  RSS before {before} KiB, after {after} KiB: {:.1} KiB per connection   (target <= 20 KiB)",
+        per_connection / 1024.0
+    );
+    drop(clients);
+}
+
+/// A child process that is killed and reaped when dropped, even when the benchmark panics.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -138,17 +138,8 @@ impl<'a> Direction<'a> {
 
     #[cfg(target_os = "linux")]
     async fn fast_path(&mut self) -> Step {
-        use super::sys::{PIPE_CAPACITY, Pipe};
+        use super::sys::Pipe;
         use std::os::fd::AsRawFd;
-        if self.pipe.is_none() {
-            match Pipe::new() {
-                Ok(pipe) => self.pipe = Some(pipe),
-                Err(err) => {
-                    tracing::debug!(%err, "no pipe for splice; copying in user space");
-                    return self.copy_path().await;
-                }
-            }
-        }
         loop {
             tokio::select! {
                 biased;
@@ -156,9 +147,19 @@ impl<'a> Direction<'a> {
                 () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
                 ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
             }
+            // The pipe is made when the first bytes arrive: idle connections hold no pipe.
+            if self.pipe.is_none() {
+                match Pipe::new() {
+                    Ok(pipe) => self.pipe = Some(pipe),
+                    Err(err) => {
+                        tracing::debug!(%err, "no pipe for splice; copying in user space");
+                        return self.copy_path().await;
+                    }
+                }
+            }
             let Some(pipe) = self.pipe.as_ref() else { return Step::Done(Verdict::Close) };
             let fd = self.src.as_raw_fd();
-            let mut pending = match self.src.try_io(Interest::READABLE, || pipe.fill_from(fd, PIPE_CAPACITY)) {
+            let mut pending = match self.src.try_io(Interest::READABLE, || pipe.fill_from(fd, pipe.capacity())) {
                 Ok(0) => return self.half_close(),
                 Ok(n) => n,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
