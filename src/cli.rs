@@ -34,6 +34,14 @@ pub enum Command {
         #[arg(value_name = "PROXY_FILE")]
         files: Vec<PathBuf>,
     },
+    /// Check drill files (`.toml`) and proxy files (`.json`), or every such file in a directory.
+    /// Drills are checked against the proxies of the proxy files given (or of `proxies/`).
+    /// Exits 2 if anything is wrong.
+    Validate {
+        /// Files or directories to check.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Why a command failed, and so which exit code it ends with.
@@ -59,10 +67,11 @@ impl Failure {
 
 /// Runs a parsed command line to completion.
 pub fn run(cli: Cli) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()))?;
     match cli.command {
         Command::Serve { api, token, seed, files } => {
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()))?;
             runtime.block_on(serve::run(ServeOptions { api, token, seed, files }, serve::shutdown_signal()))
         }
+        Command::Validate { paths } => crate::validate::run(&paths),
     }
 }

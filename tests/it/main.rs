@@ -8,3 +8,4 @@ mod harness;
 mod live;
 mod toxicity;
 mod toxics;
+mod validate;
