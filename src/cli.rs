@@ -34,6 +34,12 @@ pub enum Command {
         #[arg(value_name = "PROXY_FILE")]
         files: Vec<PathBuf>,
     },
+    /// Recompute a run's scorecard from its journal (a `.jsonl` file) and print it as JSON.
+    Replay {
+        /// The journal.
+        #[arg(value_name = "JOURNAL")]
+        journal: PathBuf,
+    },
     /// Check drill files (`.toml`) and proxy files (`.json`), or every such file in a directory.
     /// Drills are checked against the proxies of the proxy files given (or of `proxies/`).
     /// Exits 2 if anything is wrong.
@@ -73,5 +79,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             runtime.block_on(serve::run(ServeOptions { api, token, seed, files }, serve::shutdown_signal()))
         }
         Command::Validate { paths } => crate::validate::run(&paths),
+        Command::Replay { journal } => {
+            let records = crate::run::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;
+            let card = crate::scorecard::Scorecard::from_journal(&records)
+                .map_err(|e| Failure::BadInput(anyhow::anyhow!("{}: {e}", journal.display())))?;
+            let text = serde_json::to_string_pretty(&card).map_err(|e| Failure::Failed(e.into()))?;
+            println!("{text}");
+            Ok(())
+        }
     }
 }

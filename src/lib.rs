@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`proxy`]: the fault proxy — listeners, links, toxics, the Toxiproxy admin API, metrics;
 //! - [`drill`]: drill files, loaded in two stages into a validated plan;
+//! - [`run`]: a run's events, its journal and the runner;
+//! - [`scorecard`]: the scorecard, a pure function of the journal, and its files;
 //! - [`serve`]: the daemon (`firedrill serve`): loads proxy files, runs the API, shuts down cleanly;
 //! - [`validate`]: `firedrill validate`, checking drill and proxy files;
 //! - [`cli`]: the command tree and the mapping of failures to exit codes.
@@ -12,5 +14,7 @@
 pub mod cli;
 pub mod drill;
 pub mod proxy;
+pub mod run;
+pub mod scorecard;
 pub mod serve;
 pub mod validate;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::proxy::toxic::Toxic;
 
 /// The four response phases, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Someone (or an alert) noticed.
@@ -55,7 +55,7 @@ pub struct Fault {
 }
 
 /// What a correct diagnosis must say: every group must match (alternatives split by `|`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AnswerKey {
     /// The component at fault.
     pub component: String,

@@ -259,8 +259,12 @@ impl Registry {
 
     /// Adds a toxic; open connections pick it up at once.
     pub async fn add_toxic(&self, proxy: &str, body: &Value) -> Result<Toxic, ApiError> {
+        self.insert_toxic(proxy, Toxic::from_create(body)?).await
+    }
+
+    /// Adds an already validated toxic (a drill's fault); open connections pick it up at once.
+    pub async fn insert_toxic(&self, proxy: &str, toxic: Toxic) -> Result<Toxic, ApiError> {
         self.with_proxy(proxy, |p| {
-            let toxic = Toxic::from_create(body)?;
             if p.toxics.iter().any(|t| t.name == toxic.name) {
                 return Err(ApiError::toxic_exists());
             }

@@ -6,6 +6,8 @@ mod cli;
 mod clients;
 mod harness;
 mod live;
+mod replay;
+mod runner;
 mod toxicity;
 mod toxics;
 mod validate;

@@ -1,0 +1,159 @@
+//! A run's journal: append-only JSON Lines, one event per line, each written and fsync'd before
+//! it takes effect. A torn last line (a crash mid-write) is tolerated on read.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::event::Event;
+
+/// One line of a journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// 1, 2, 3, … in write order.
+    pub seq: u64,
+    /// Milliseconds since the run started, on the run's clock.
+    pub t_ms: u64,
+    /// Wall-clock time, milliseconds since the Unix epoch (for people; never for arithmetic).
+    pub wall_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Why a journal could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The journal.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A line before the last one is not a valid event: the file was edited or corrupted.
+    #[error("{path}:{line}: not a journal event ({message}); the journal is corrupt before its last line")]
+    Corrupt {
+        /// The journal.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+/// An open journal, appended to by one run.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+}
+
+impl Journal {
+    /// Creates a new journal; fails if the file exists (a run id is never reused).
+    pub fn create(path: &Path) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io { path: path.to_owned(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new().append(true).create_new(true).open(path).map_err(io)?;
+        Ok(Self { path: path.to_owned(), file, next_seq: 1 })
+    }
+
+    /// Reopens a journal for appending after a crash; `records` are what [`read`] returned. A torn
+    /// last line is cut off first, so the next event starts on a line of its own.
+    pub fn reopen(path: &Path, records: &[Record]) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io { path: path.to_owned(), source };
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let keep: usize = text.split_inclusive('\n').take(records.len()).map(str::len).sum();
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        file.set_len(keep as u64).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(Self { path: path.to_owned(), file, next_seq: records.last().map_or(1, |r| r.seq + 1) })
+    }
+
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one event and waits until it is on disk.
+    pub fn append(&mut self, t_ms: u64, event: Event) -> Result<Record, JournalError> {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let record = Record { seq: self.next_seq, t_ms, wall_ms, event };
+        let mut line = serde_json::to_vec(&record)
+            .map_err(|e| JournalError::Io { path: self.path.clone(), source: io::Error::other(e) })?;
+        line.push(b'\n');
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        self.file.write_all(&line).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.next_seq += 1;
+        Ok(record)
+    }
+}
+
+/// Reads a journal. A last line that does not parse (a torn write) is dropped; any other bad
+/// line is an error naming the line.
+pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Io { path: path.to_owned(), source })?;
+    parse(path, &text)
+}
+
+/// Parses journal text; see [`read`].
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, JournalError> {
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let complete = text.ends_with('\n');
+    let mut records = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        let last = index + 1 == lines.len();
+        match serde_json::from_str::<Record>(line) {
+            Ok(record) => records.push(record),
+            Err(_) if last && (!complete || line.trim().is_empty()) => break,
+            Err(_) if last => break, // a torn line that happened to end at a newline
+            Err(e) => {
+                return Err(JournalError::Corrupt { path: path.to_owned(), line: index + 1, message: e.to_string() });
+            }
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::event::Event;
+
+    #[test]
+    fn appends_reads_and_tolerates_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/r1.jsonl");
+        let mut journal = Journal::create(&path).unwrap();
+        journal.append(0, Event::Ack { by: "ana".into() }).unwrap();
+        journal.append(1500, Event::Hint { index: 0, text: "look".into(), by: None }).unwrap();
+        assert!(Journal::create(&path).is_err(), "a journal is never overwritten");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let records = parse(&path, &text).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!((records[1].seq, records[1].t_ms), (2, 1500));
+        assert_eq!(records[0].event, Event::Ack { by: "ana".into() });
+
+        text.push_str(r#"{"seq":3,"t_ms":20"#);
+        assert_eq!(parse(&path, &text).unwrap().len(), 2, "torn last line dropped");
+        std::fs::write(&path, &text).unwrap();
+        let records = read(&path).unwrap();
+        let mut reopened = Journal::reopen(&path, &records).unwrap();
+        reopened.append(2000, Event::Ack { by: "bo".into() }).unwrap();
+        let after = read(&path).unwrap();
+        assert_eq!(after.len(), 3, "the torn line was cut and the new event is whole");
+        assert_eq!(after[2].seq, 3);
+        let corrupt = text.replacen("\"seq\":1", "\"seq\":\"x\"", 1);
+        assert!(matches!(parse(&path, &corrupt), Err(JournalError::Corrupt { line: 1, .. })));
+    }
+}

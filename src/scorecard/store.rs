@@ -1,0 +1,51 @@
+//! Scorecard files: `scorecards/<team>/<run-id>.json`, written atomically.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::Scorecard;
+
+/// Writes `card` to `<root>/<team>/<run-id>.json` atomically (temporary file, fsync, rename) and
+/// returns the path.
+pub fn write(root: &Path, card: &Scorecard) -> io::Result<PathBuf> {
+    let dir = root.join(sanitize(&card.team));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}.json", sanitize(&card.run_id)));
+    let temporary = dir.join(format!(".{}.json.tmp", sanitize(&card.run_id)));
+    let mut text = serde_json::to_string_pretty(card).map_err(io::Error::other)?;
+    text.push('\n');
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, &path)?;
+    if let Ok(dir) = std::fs::File::open(&dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(path)
+}
+
+/// Keeps a name safe as a path component.
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_under_the_team() {
+        let text = include_str!("../../tests/fixtures/partner-latency.jsonl");
+        let records = crate::run::journal::parse(Path::new("fixture"), text).unwrap();
+        let mut card = Scorecard::from_journal(&records).unwrap();
+        card.team = "pay/ments".into();
+        let root = tempfile::tempdir().unwrap();
+        let path = write(root.path(), &card).unwrap();
+        assert_eq!(path, root.path().join("pay_ments/2026-11-21-payments-1.json"));
+        let back: Scorecard = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, card);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+}

@@ -1,0 +1,22 @@
+//! `firedrill replay`: a fixed journal (with a torn last line) gives the same scorecard, always.
+
+use std::process::Command;
+
+#[test]
+fn a_fixed_journal_replays_to_its_scorecard() {
+    let journal = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/partner-latency.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).args(["replay", journal]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let card: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    insta::assert_json_snapshot!(card);
+}
+
+#[test]
+fn a_journal_that_is_not_one_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(&path, "{\"seq\":1}\n{\"seq\":2}\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).arg("replay").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bad.jsonl:1: not a journal event"));
+}
