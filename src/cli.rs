@@ -30,9 +30,88 @@ pub enum Command {
         /// Seed for toxicity and jitter draws, for repeatable runs.
         #[arg(long, env = "FIREDRILL_SEED")]
         seed: Option<u64>,
+        /// Address of the gRPC control API (runs, acknowledgements, diagnoses, …).
+        #[arg(long, default_value = crate::control::DEFAULT_ADDR, env = "FIREDRILL_CONTROL")]
+        control: SocketAddr,
+        /// Where drills are looked up by name.
+        #[arg(long, default_value = "drills")]
+        drills: PathBuf,
+        /// Where run journals are kept (`<dir>/runs/<run-id>.jsonl`).
+        #[arg(long, default_value = ".firedrill")]
+        data_dir: PathBuf,
+        /// Where scorecards are written (`<dir>/<team>/<run-id>.json`).
+        #[arg(long, default_value = "scorecards")]
+        scorecards: PathBuf,
         /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
         #[arg(value_name = "PROXY_FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Start a drill on the daemon (or, with --dry-run, show what it would touch).
+    Run {
+        /// The drill: a name from the daemon's drill directory.
+        drill: String,
+        /// The team practising.
+        #[arg(long)]
+        team: String,
+        /// Who is starting it.
+        #[arg(long, env = "FIREDRILL_RESPONDER")]
+        responder: Option<String>,
+        /// Seed for the run's random draws.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print every fault with its proxy, toxic and timing; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Drill directory for --dry-run.
+        #[arg(long, default_value = "drills")]
+        drills: PathBuf,
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Acknowledge the incident (human detection).
+    Ack(Act),
+    /// Submit a diagnosis: what is wrong, in a few words.
+    Diagnose {
+        /// The diagnosis.
+        text: String,
+        /// The run and the responder.
+        #[command(flatten)]
+        act: Act,
+    },
+    /// Reveal the next hint.
+    Hint(Act),
+    /// Declare the incident resolved: the run ends and its faults come out.
+    Resolve(Act),
+    /// End a run now, removing its faults; --all is the kill switch for every run.
+    Abort {
+        /// Abort every run in progress.
+        #[arg(long)]
+        all: bool,
+        /// The run and the responder.
+        #[command(flatten)]
+        act: Act,
+    },
+    /// Show runs: phases against targets, outcome.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// One run (default: all).
+        #[arg(long = "run", value_name = "ID", default_value = "")]
+        run_id: String,
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Follow a run's events as they happen, until it ends.
+    Watch {
+        /// The run (default: the one in progress).
+        #[arg(long = "run", value_name = "ID", default_value = "")]
+        run_id: String,
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Recompute a run's scorecard from its journal (a `.jsonl` file) and print it as JSON.
     Replay {
@@ -48,6 +127,47 @@ pub enum Command {
         #[arg(value_name = "PATH", required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// Where the daemon's control API is.
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    /// The daemon's control address.
+    #[arg(long, env = "FIREDRILL_ADDR", default_value = crate::control::DEFAULT_ADDR)]
+    pub addr: String,
+    /// Bearer token, when the daemon requires one.
+    #[arg(long, env = "FIREDRILL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl RemoteArgs {
+    fn remote(&self) -> crate::control::client::Remote {
+        crate::control::client::Remote { addr: self.addr.clone(), token: self.token.clone() }
+    }
+}
+
+/// A responder's action on a run.
+#[derive(Debug, clap::Args)]
+pub struct Act {
+    /// The run (default: the one in progress).
+    #[arg(long = "run", value_name = "ID", default_value = "")]
+    pub run_id: String,
+    /// Who is acting (default: your login name).
+    #[arg(long = "as", value_name = "NAME", env = "FIREDRILL_RESPONDER")]
+    pub by: Option<String>,
+    /// Where the daemon is.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+impl Act {
+    fn by(&self) -> String {
+        self.by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .unwrap_or_else(|| "responder".into())
+    }
 }
 
 /// Why a command failed, and so which exit code it ends with.
@@ -73,11 +193,33 @@ impl Failure {
 
 /// Runs a parsed command line to completion.
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    use crate::control::client;
+    let runtime = || tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()));
     match cli.command {
-        Command::Serve { api, token, seed, files } => {
-            let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()))?;
-            runtime.block_on(serve::run(ServeOptions { api, token, seed, files }, serve::shutdown_signal()))
+        Command::Serve { api, token, seed, control, drills, data_dir, scorecards, files } => {
+            let dirs = crate::run::manager::RunDirs { drills, data: data_dir, scorecards };
+            let options = ServeOptions { api, token, seed, files, control, dirs };
+            runtime()?.block_on(serve::run(options, serve::shutdown_signal()))
         }
+        Command::Run { drill, team, responder, seed, dry_run, drills, remote } => {
+            if dry_run {
+                return crate::validate::dry_run(&drills, &drill);
+            }
+            runtime()?.block_on(client::start(&remote.remote(), drill, team, responder.unwrap_or_default(), seed))
+        }
+        Command::Ack(act) => runtime()?.block_on(client::ack(&act.remote.remote(), act.run_id.clone(), act.by())),
+        Command::Diagnose { text, act } => {
+            runtime()?.block_on(client::diagnose(&act.remote.remote(), act.run_id.clone(), act.by(), text))
+        }
+        Command::Hint(act) => runtime()?.block_on(client::hint(&act.remote.remote(), act.run_id.clone(), act.by())),
+        Command::Resolve(act) => {
+            runtime()?.block_on(client::resolve(&act.remote.remote(), act.run_id.clone(), act.by()))
+        }
+        Command::Abort { all, act } => {
+            runtime()?.block_on(client::abort(&act.remote.remote(), act.run_id.clone(), act.by(), all))
+        }
+        Command::Status { json, run_id, remote } => runtime()?.block_on(client::status(&remote.remote(), run_id, json)),
+        Command::Watch { run_id, remote } => runtime()?.block_on(client::watch(&remote.remote(), run_id)),
         Command::Validate { paths } => crate::validate::run(&paths),
         Command::Replay { journal } => {
             let records = crate::run::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;

@@ -12,6 +12,7 @@
 //! - [`cli`]: the command tree and the mapping of failures to exit codes.
 
 pub mod cli;
+pub mod control;
 pub mod drill;
 pub mod proxy;
 pub mod run;

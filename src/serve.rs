@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Failure;
 use crate::proxy::{Registry, api, config};
+use crate::run::manager::{Manager, RunDirs};
 
 /// How long open connections may take to finish after a stop signal before they are closed.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,6 +29,10 @@ pub struct ServeOptions {
     pub seed: Option<u64>,
     /// Proxy files to load.
     pub files: Vec<PathBuf>,
+    /// Address of the gRPC control API.
+    pub control: SocketAddr,
+    /// Where drills, journals and scorecards live.
+    pub dirs: RunDirs,
 }
 
 /// A daemon whose API and proxies are bound and ready.
@@ -36,18 +41,26 @@ pub struct Daemon {
     pub api: SocketAddr,
     /// The proxies.
     pub registry: Arc<Registry>,
+    /// The control API's bound address.
+    pub control: SocketAddr,
+    /// The runs.
+    pub manager: Arc<Manager>,
+    /// Runs a crash left open, closed at start (their faults removed).
+    pub recovered: Vec<String>,
     listener: TcpListener,
+    control_listener: TcpListener,
     token: Option<String>,
 }
 
 impl Daemon {
     /// Validates every file, then binds the API and every proxy. Bad input binds nothing.
     pub async fn start(options: ServeOptions) -> Result<Self, Failure> {
-        if !options.api.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
-            return Err(Failure::BadInput(anyhow!(
-                "the admin API would listen on {} (beyond loopback) without a token; pass --token or set FIREDRILL_TOKEN",
-                options.api
-            )));
+        for (what, address) in [("admin API", options.api), ("control API", options.control)] {
+            if !address.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
+                return Err(Failure::BadInput(anyhow!(
+                    "the {what} would listen on {address} (beyond loopback) without a token; pass --token or set FIREDRILL_TOKEN"
+                )));
+            }
         }
         let configs = config::load_files(&options.files).map_err(|errors| {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -61,6 +74,10 @@ impl Daemon {
             .await
             .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the admin API: {e}", options.api)))?;
         let api = listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
+        let control_listener = TcpListener::bind(options.control)
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the control API: {e}", options.control)))?;
+        let control = control_listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
         let registry = Registry::new(options.seed);
         for config in configs {
             let name = config.name.clone();
@@ -69,15 +86,24 @@ impl Daemon {
                 return Err(Failure::Failed(anyhow!("cannot start proxy `{name}`: {err}")));
             }
         }
-        Ok(Self { api, registry, listener, token: options.token })
+        let manager = Manager::new(registry.clone(), options.dirs);
+        let recovered = manager.recover().await;
+        Ok(Self { api, registry, control, manager, recovered, listener, control_listener, token: options.token })
     }
 
     /// Serves until `shutdown` completes, then stops accepting and drains connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
         let stop = CancellationToken::new();
-        let server = tokio::spawn(api::serve(self.listener, self.registry.clone(), self.token, stop.clone()));
+        let server = tokio::spawn(api::serve(self.listener, self.registry.clone(), self.token.clone(), stop.clone()));
+        let control =
+            tokio::spawn(crate::control::serve(self.control_listener, self.manager.clone(), self.token, stop.clone()));
         shutdown.await;
+        // Runs first: every fault comes out before the proxies go away.
+        self.manager.shutdown().await;
         stop.cancel();
+        if let Ok(Err(e)) = control.await {
+            tracing::error!(%e, "control API failed");
+        }
         let closed = self.registry.shutdown(DRAIN_TIMEOUT).await;
         if closed > 0 {
             tracing::warn!(closed, "connections still open after the drain time were closed");
@@ -94,9 +120,17 @@ impl Daemon {
 pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
     let daemon = Daemon::start(options).await?;
     let proxies = daemon.registry.list().await;
-    println!("firedrill: admin API listening on http://{} with {} proxies", daemon.api, proxies.len());
+    println!(
+        "firedrill: admin API listening on http://{} with {} proxies; control API on {}",
+        daemon.api,
+        proxies.len(),
+        daemon.control
+    );
     for proxy in proxies.values() {
         println!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
+    }
+    for run in &daemon.recovered {
+        println!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
     }
     daemon.run(shutdown).await
 }

@@ -91,3 +91,44 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
     }
     Err(Failure::BadInput(anyhow!("{} problem(s) found; nothing was changed", problems.len())))
 }
+
+/// `firedrill run --dry-run`: loads the drill (from `drills`, against the proxies of `proxies/`)
+/// and prints exactly what each fault would touch, and when. Touches nothing.
+pub fn dry_run(drills: &Path, name: &str) -> Result<(), Failure> {
+    let path = drills.join(format!("{name}.toml"));
+    let proxy_files: Vec<PathBuf> = if Path::new(DEFAULT_PROXY_DIR).is_dir() {
+        expand(&[PathBuf::from(DEFAULT_PROXY_DIR)])?.into_iter().filter(|p| is_proxy_file(p)).collect()
+    } else {
+        Vec::new()
+    };
+    let configs = config::load_files(&proxy_files).map_err(|errors| {
+        Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+    })?;
+    let listen: BTreeMap<String, String> =
+        configs.iter().map(|c| (c.name.clone(), format!("{} -> {}", c.listen, c.upstream))).collect();
+    let environment = Environment { proxies: listen.keys().cloned().collect() };
+    let drill = drill::load(&path, &environment).map_err(|errors| {
+        Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+    })?;
+    println!("dry run of {} ({}): nothing is touched", drill.name, path.display());
+    println!("  timebox {}", drill::duration::format(drill.timebox));
+    for (index, fault) in drill.faults.iter().enumerate() {
+        let until = fault
+            .duration
+            .map_or_else(|| "until the run ends".to_owned(), |d| format!("for {}", drill::duration::format(d)));
+        let toxic = serde_json::to_string(&fault.toxic).unwrap_or_default();
+        println!(
+            "  fault {index}: at {} {until}, proxy `{}` ({}): toxic {}",
+            drill::duration::format(fault.at),
+            fault.proxy,
+            listen.get(&fault.proxy).map_or("?", String::as_str),
+            toxic
+        );
+    }
+    for hint in &drill.hints {
+        let when =
+            hint.after.map_or_else(|| "on request".to_owned(), |a| format!("after {}", drill::duration::format(a)));
+        println!("  hint {when}: {}", hint.text);
+    }
+    Ok(())
+}

@@ -2,4 +2,5 @@
 
 pub mod event;
 pub mod journal;
+pub mod manager;
 pub mod runner;

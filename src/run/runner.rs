@@ -104,6 +104,40 @@ pub enum RunError {
     Score(#[from] crate::scorecard::ScoreError),
 }
 
+/// What others may see of a run while it happens: its records so far, and each new one.
+#[derive(Debug)]
+pub struct RunLog {
+    records: std::sync::Mutex<Vec<Record>>,
+    /// New records, for watchers; lagging watchers re-read [`RunLog::records`].
+    live: tokio::sync::broadcast::Sender<Record>,
+}
+
+/// How many records a slow watcher may fall behind before it must re-read.
+const WATCH_BACKLOG: usize = 256;
+
+impl Default for RunLog {
+    fn default() -> Self {
+        Self { records: std::sync::Mutex::default(), live: tokio::sync::broadcast::channel(WATCH_BACKLOG).0 }
+    }
+}
+
+impl RunLog {
+    /// The records so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Subscribes to new records; pair with [`RunLog::records`] and skip what was already seen.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Record> {
+        self.live.subscribe()
+    }
+
+    fn push(&self, record: Record) {
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(record.clone());
+        let _ = self.live.send(record);
+    }
+}
+
 /// The name a drill's fault has on its proxy: recognisable, and unique per fault index.
 pub fn toxic_name(fault: usize, toxic: &Toxic) -> String {
     format!("firedrill_{fault}_{}", toxic.name)
@@ -124,6 +158,8 @@ struct Runner<'a, T> {
     target: &'a T,
     journal: Journal,
     records: Vec<Record>,
+    /// Shared view of the records, for status and watchers.
+    log: Arc<RunLog>,
     started: Instant,
     /// Faults applied and not yet removed, by index: (proxy, toxic name).
     active: BTreeMap<usize, (String, String)>,
@@ -137,6 +173,7 @@ impl<T: FaultTarget> Runner<'_, T> {
 
     fn log(&mut self, event: Event) -> Result<(), RunError> {
         let record = self.journal.append(self.now_ms(), event)?;
+        self.log.push(record.clone());
         self.records.push(record);
         Ok(())
     }
@@ -224,6 +261,7 @@ pub async fn run<T: FaultTarget>(
     journal: Journal,
     mut commands: mpsc::Receiver<Command>,
     shutdown: CancellationToken,
+    log: Arc<RunLog>,
 ) -> Result<Scorecard, RunError> {
     let drill = &spec.drill;
     let mut runner = Runner {
@@ -231,6 +269,7 @@ pub async fn run<T: FaultTarget>(
         target,
         journal,
         records: Vec::new(),
+        log,
         started: Instant::now(),
         active: BTreeMap::new(),
         hints_shown: vec![false; drill.hints.len()],

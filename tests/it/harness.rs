@@ -161,13 +161,27 @@ pub async fn connect(address: SocketAddr) -> TcpStream {
 pub struct ServeProcess {
     pub child: Child,
     pub api: SocketAddr,
+    pub control: SocketAddr,
+    /// The working directory, when the test did not give one.
+    #[allow(dead_code)] // held so the directory lives as long as the daemon
+    home: Option<tempfile::TempDir>,
 }
 
 impl ServeProcess {
+    /// Starts `firedrill serve` in a fresh temporary working directory.
     pub fn start(args: &[&str]) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let mut serve = Self::start_in(home.path(), args);
+        serve.home = Some(home);
+        serve
+    }
+
+    /// Starts `firedrill serve` in `dir` (journals and scorecards go there).
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .current_dir(dir)
             .arg("serve")
-            .args(["--api", "127.0.0.1:0"])
+            .args(["--api", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -183,9 +197,35 @@ impl ServeProcess {
             .unwrap_or_else(|| panic!("no announcement, got {first:?}"))
             .parse()
             .unwrap();
+        let control = first
+            .split("control API on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no control address, got {first:?}"))
+            .parse()
+            .unwrap();
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
-        Self { child, api }
+        Self { child, api, control, home: None }
+    }
+
+    /// Runs a CLI verb against this daemon; returns exit code, stdout and stderr.
+    pub fn verb(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(args)
+            .env("FIREDRILL_ADDR", self.control.to_string())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// The daemon's proxies, through the admin API.
+    pub fn proxies(&self) -> serde_json::Value {
+        reqwest::blocking::get(format!("http://{}/proxies", self.api)).unwrap().json().unwrap()
     }
 
     pub fn signal(&self, signal: &str) {

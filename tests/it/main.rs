@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod clients;
+mod drill_e2e;
 mod harness;
 mod live;
 mod replay;

@@ -79,7 +79,10 @@ fn start(
     let (tx, rx) = mpsc::channel(8);
     let journal = Journal::create(&dir.join("run-1.jsonl")).unwrap();
     let (registry, shutdown) = (registry.clone(), shutdown.clone());
-    let task = tokio::spawn(async move { runner::run(&spec(), &registry, journal, rx, shutdown).await.unwrap() });
+    let task =
+        tokio::spawn(
+            async move { runner::run(&spec(), &registry, journal, rx, shutdown, Arc::default()).await.unwrap() },
+        );
     (tx, task)
 }
 

@@ -1,0 +1,8 @@
+//! Compiles `proto/control.proto` with protox (pure Rust): the build needs no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/control.proto");
+    let descriptors = protox::compile(["control.proto"], ["proto"])?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+    Ok(())
+}

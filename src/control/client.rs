@@ -1,0 +1,197 @@
+//! The responders' side of the control API: one function per CLI verb, printing for people
+//! (or JSON for scripts).
+
+use anyhow::anyhow;
+use tonic::Request;
+use tonic::transport::Channel;
+
+use super::proto::control_client::ControlClient;
+use super::proto::{AbortRequest, ActRequest, DiagnoseRequest, RunStatus, StartRequest, StatusRequest, WatchRequest};
+use crate::cli::Failure;
+
+/// Where the daemon is and how to prove who may talk to it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// `host:port` of the control API.
+    pub addr: String,
+    /// Bearer token, when the daemon requires one.
+    pub token: Option<String>,
+}
+
+/// A connected client.
+pub struct Client {
+    inner: ControlClient<Channel>,
+    token: Option<String>,
+}
+
+fn failure(status: &tonic::Status) -> Failure {
+    let error = anyhow!("{}", status.message());
+    match status.code() {
+        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+            Failure::BadInput(error)
+        }
+        _ => Failure::Failed(error),
+    }
+}
+
+impl Client {
+    /// Connects to the daemon.
+    pub async fn connect(remote: &Remote) -> Result<Self, Failure> {
+        let inner = ControlClient::connect(format!("http://{}", remote.addr)).await.map_err(|e| {
+            Failure::Failed(anyhow!(
+                "cannot reach the firedrill daemon at {} ({e}); is `firedrill serve` running?",
+                remote.addr
+            ))
+        })?;
+        Ok(Self { inner, token: remote.token.clone() })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(value) = self.token.as_ref().and_then(|t| format!("Bearer {t}").parse().ok()) {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+}
+
+/// Formats milliseconds as `m:ss`.
+pub fn clock(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// Prints a run's status for people.
+pub fn print_status(run: &RunStatus) {
+    let state = if run.outcome.is_empty() { "in progress".to_owned() } else { run.outcome.clone() };
+    println!(
+        "run {}  drill {}  team {}  {}  elapsed {}",
+        run.run_id,
+        run.drill,
+        run.team,
+        state,
+        clock(run.elapsed_ms)
+    );
+    for phase in &run.phases {
+        let actual = phase.actual_ms.map_or_else(|| "-".to_owned(), clock);
+        println!("  {:<9} target {:>6}  actual {:>6}  {}", phase.phase, clock(phase.target_ms), actual, phase.verdict);
+    }
+    if !run.scorecard_path.is_empty() {
+        println!("  scorecard: {}", run.scorecard_path);
+    }
+}
+
+fn status_json(run: &RunStatus) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": run.run_id,
+        "drill": run.drill,
+        "team": run.team,
+        "elapsed_ms": run.elapsed_ms,
+        "outcome": if run.outcome.is_empty() { None } else { Some(&run.outcome) },
+        "scorecard_path": if run.scorecard_path.is_empty() { None } else { Some(&run.scorecard_path) },
+        "phases": run.phases.iter().map(|p| serde_json::json!({
+            "phase": p.phase, "target_ms": p.target_ms, "actual_ms": p.actual_ms, "verdict": p.verdict,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `firedrill run`: starts a drill on the daemon.
+pub async fn start(
+    remote: &Remote,
+    drill: String,
+    team: String,
+    responder: String,
+    seed: Option<u64>,
+) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(StartRequest { drill, team, responder, seed });
+    let run = client.inner.start(request).await.map_err(|s| failure(&s))?.into_inner();
+    println!("started run {}", run.run_id);
+    print_status(&run);
+    Ok(())
+}
+
+/// `firedrill ack`.
+pub async fn ack(remote: &Remote, run_id: String, by: String) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(ActRequest { run_id, by: by.clone() });
+    let run = client.inner.ack(request).await.map_err(|s| failure(&s))?.into_inner();
+    println!("acknowledged by {by} at {} into run {}", clock(run.elapsed_ms), run.run_id);
+    Ok(())
+}
+
+/// `firedrill diagnose`.
+pub async fn diagnose(remote: &Remote, run_id: String, by: String, text: String) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(DiagnoseRequest { run_id, by, text });
+    let reply = client.inner.diagnose(request).await.map_err(|s| failure(&s))?.into_inner();
+    if reply.correct {
+        println!("correct: the diagnosis matches; now mitigate and resolve");
+    } else {
+        println!("not the cause (recorded with its time); keep investigating");
+    }
+    Ok(())
+}
+
+/// `firedrill hint`.
+pub async fn hint(remote: &Remote, run_id: String, by: String) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(ActRequest { run_id, by });
+    let reply = client.inner.hint(request).await.map_err(|s| failure(&s))?.into_inner();
+    if reply.revealed {
+        println!("hint: {}", reply.text);
+    } else {
+        println!("no hints left");
+    }
+    Ok(())
+}
+
+/// `firedrill resolve`.
+pub async fn resolve(remote: &Remote, run_id: String, by: String) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(ActRequest { run_id, by });
+    let run = client.inner.resolve(request).await.map_err(|s| failure(&s))?.into_inner();
+    print_status(&run);
+    Ok(())
+}
+
+/// `firedrill abort [--all]`.
+pub async fn abort(remote: &Remote, run_id: String, by: String, all: bool) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(AbortRequest { run_id, by, all });
+    let reply = client.inner.abort(request).await.map_err(|s| failure(&s))?.into_inner();
+    if reply.aborted.is_empty() {
+        println!("no run was in progress");
+    }
+    for id in reply.aborted {
+        println!("aborted run {id}; its faults were removed");
+    }
+    Ok(())
+}
+
+/// `firedrill status [--json]`.
+pub async fn status(remote: &Remote, run_id: String, json: bool) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(StatusRequest { run_id });
+    let reply = client.inner.status(request).await.map_err(|s| failure(&s))?.into_inner();
+    if json {
+        let runs: Vec<serde_json::Value> = reply.runs.iter().map(status_json).collect();
+        println!("{}", serde_json::Value::Array(runs));
+    } else if reply.runs.is_empty() {
+        println!("no runs");
+    } else {
+        reply.runs.iter().for_each(print_status);
+    }
+    Ok(())
+}
+
+/// `firedrill watch`: one line per event until the run ends.
+pub async fn watch(remote: &Remote, run_id: String) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(WatchRequest { run_id });
+    let mut stream = client.inner.watch(request).await.map_err(|s| failure(&s))?.into_inner();
+    while let Some(event) = stream.message().await.map_err(|s| failure(&s))? {
+        println!("[{}] {:<16} {}", clock(event.t_ms), event.r#type, event.json);
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The gRPC service: maps the control API onto the daemon's [`Manager`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::proto::control_server::Control;
+use super::proto::{
+    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, HintReply, PhaseStatus, RunEvent, RunStatus,
+    StartRequest, StatusReply, StatusRequest, WatchRequest,
+};
+use crate::run::journal::Record;
+use crate::run::manager::{Manager, ManagerError, RunView};
+
+/// How many events a watcher may have in flight.
+const WATCH_QUEUE: usize = 64;
+
+/// The control service of one daemon.
+pub struct ControlService {
+    manager: Arc<Manager>,
+}
+
+impl ControlService {
+    /// Serves `manager`'s runs.
+    pub fn new(manager: Arc<Manager>) -> Self {
+        Self { manager }
+    }
+
+    fn view(&self, run_id: &str) -> Result<RunStatus, Status> {
+        let views = self.manager.status(Some(run_id)).map_err(status)?;
+        views.into_iter().next().map(run_status).ok_or_else(|| Status::not_found(run_id.to_owned()))
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // a `map_err` adapter: it takes what `map_err` gives
+fn status(err: ManagerError) -> Status {
+    match err {
+        ManagerError::NoDrill(_) | ManagerError::NoRun(_) => Status::not_found(err.to_string()),
+        ManagerError::BadDrill(_) => Status::invalid_argument(err.to_string()),
+        ManagerError::Ambiguous(_) | ManagerError::Ended(_) => Status::failed_precondition(err.to_string()),
+        ManagerError::Run(_) => Status::internal(err.to_string()),
+    }
+}
+
+fn who(by: &str) -> Result<String, Status> {
+    if by.trim().is_empty() { Err(Status::invalid_argument("say who you are (--as NAME)")) } else { Ok(by.to_owned()) }
+}
+
+fn lowercase<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// A run as the API reports it.
+pub fn run_status(view: RunView) -> RunStatus {
+    let card = view.card;
+    RunStatus {
+        run_id: view.run_id,
+        drill: card.as_ref().map(|c| c.drill.clone()).unwrap_or_default(),
+        team: card.as_ref().map(|c| c.team.clone()).unwrap_or_default(),
+        elapsed_ms: view.elapsed_ms,
+        phases: card
+            .as_ref()
+            .map(|c| {
+                c.phases
+                    .iter()
+                    .map(|p| PhaseStatus {
+                        phase: lowercase(&p.phase),
+                        target_ms: p.target_ms,
+                        actual_ms: p.actual_ms,
+                        verdict: lowercase(&p.verdict),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        outcome: card.as_ref().and_then(|c| c.outcome).map(|o| lowercase(&o)).unwrap_or_default(),
+        scorecard_path: view.scorecard_path.map(|p| p.display().to_string()).unwrap_or_default(),
+    }
+}
+
+fn event(record: &Record) -> RunEvent {
+    let json = serde_json::to_value(record).unwrap_or_default();
+    RunEvent {
+        seq: record.seq,
+        t_ms: record.t_ms,
+        r#type: json.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned(),
+        json: json.to_string(),
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<RunEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn start(&self, request: Request<StartRequest>) -> Result<Response<RunStatus>, Status> {
+        let r = request.into_inner();
+        if r.team.trim().is_empty() {
+            return Err(Status::invalid_argument("a run needs a team (--team TEAM)"));
+        }
+        let responder = (!r.responder.is_empty()).then_some(r.responder);
+        let run_id = self.manager.start(&r.drill, &r.team, responder, r.seed).await.map_err(status)?;
+        self.view(&run_id).map(Response::new)
+    }
+
+    async fn ack(&self, request: Request<ActRequest>) -> Result<Response<RunStatus>, Status> {
+        let r = request.into_inner();
+        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        self.manager.ack(&id, who(&r.by)?).await.map_err(status)?;
+        self.view(&id).map(Response::new)
+    }
+
+    async fn diagnose(&self, request: Request<DiagnoseRequest>) -> Result<Response<DiagnoseReply>, Status> {
+        let r = request.into_inner();
+        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        let correct = self.manager.diagnose(&id, who(&r.by)?, r.text).await.map_err(status)?;
+        Ok(Response::new(DiagnoseReply { correct }))
+    }
+
+    async fn hint(&self, request: Request<ActRequest>) -> Result<Response<HintReply>, Status> {
+        let r = request.into_inner();
+        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        let hint = self.manager.hint(&id, who(&r.by)?).await.map_err(status)?;
+        Ok(Response::new(HintReply { revealed: hint.is_some(), text: hint.unwrap_or_default() }))
+    }
+
+    async fn resolve(&self, request: Request<ActRequest>) -> Result<Response<RunStatus>, Status> {
+        let r = request.into_inner();
+        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        self.manager.resolve(&id, who(&r.by)?).await.map_err(status)?;
+        self.view(&id).map(Response::new)
+    }
+
+    async fn abort(&self, request: Request<AbortRequest>) -> Result<Response<AbortReply>, Status> {
+        let r = request.into_inner();
+        let by = who(&r.by)?;
+        if r.all {
+            return Ok(Response::new(AbortReply { aborted: self.manager.abort_all(&by).await }));
+        }
+        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        self.manager.abort(&id, by).await.map_err(status)?;
+        Ok(Response::new(AbortReply { aborted: vec![id] }))
+    }
+
+    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let r = request.into_inner();
+        let id = (!r.run_id.is_empty()).then_some(r.run_id);
+        let views = self.manager.status(id.as_deref()).map_err(status)?;
+        Ok(Response::new(StatusReply { runs: views.into_iter().map(run_status).collect() }))
+    }
+
+    type WatchStream = EventStream;
+
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<EventStream>, Status> {
+        let id = self.manager.resolve_id(&request.into_inner().run_id).map_err(status)?;
+        let log = self.manager.log(&id).map_err(status)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_QUEUE);
+        tokio::spawn(async move {
+            // Subscribe before reading the backlog, then skip what the backlog already had.
+            let mut live = log.subscribe();
+            let mut last = 0;
+            for record in log.records() {
+                last = record.seq;
+                let ended = matches!(record.event, crate::run::event::Event::Ended { .. });
+                if tx.send(Ok(event(&record))).await.is_err() || ended {
+                    return;
+                }
+            }
+            loop {
+                match live.recv().await {
+                    Ok(record) if record.seq <= last => {}
+                    Ok(record) => {
+                        last = record.seq;
+                        let ended = matches!(record.event, crate::run::event::Event::Ended { .. });
+                        if tx.send(Ok(event(&record))).await.is_err() || ended {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let seen = last;
+                        for record in log.records().into_iter().filter(|r| r.seq > seen) {
+                            last = record.seq;
+                            if tx.send(Ok(event(&record))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,322 @@
+//! The daemon's runs: starting drills by name, routing responders' commands, status, the kill
+//! switch, writing scorecards, and closing runs a crash left open.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::journal::Journal;
+use super::runner::{self, Command, RunLog, RunSpec};
+use crate::drill::{self, Environment};
+use crate::proxy::Registry;
+use crate::scorecard::{Scorecard, store};
+
+/// How many commands may wait for a run at once.
+const COMMAND_QUEUE: usize = 32;
+
+/// Where a daemon finds drills and keeps journals and scorecards.
+#[derive(Debug, Clone)]
+pub struct RunDirs {
+    /// Drill files, looked up by file stem or `drill.name`.
+    pub drills: PathBuf,
+    /// Journals go to `<data>/runs/<run-id>.jsonl`.
+    pub data: PathBuf,
+    /// Scorecards go to `<scorecards>/<team>/<run-id>.json`.
+    pub scorecards: PathBuf,
+}
+
+/// Why a request about runs failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No drill of that name.
+    #[error("no drill `{0}` in the drill directory; `firedrill validate` lists the drills it finds")]
+    NoDrill(String),
+    /// The drill file is invalid.
+    #[error("the drill is invalid:\n{0}")]
+    BadDrill(String),
+    /// No run with that id.
+    #[error("no run `{0}`")]
+    NoRun(String),
+    /// No run id given and not exactly one run in progress.
+    #[error("{0}; pass --run ID")]
+    Ambiguous(String),
+    /// The run already ended.
+    #[error("run `{0}` has ended")]
+    Ended(String),
+    /// The journal could not be written.
+    #[error(transparent)]
+    Run(#[from] runner::RunError),
+}
+
+/// What status reports about a run.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    /// The run.
+    pub run_id: String,
+    /// Milliseconds since it started (or its length, once ended).
+    pub elapsed_ms: u64,
+    /// The scorecard so far (outcome `None` while in progress).
+    pub card: Option<Scorecard>,
+    /// Where the final scorecard was written.
+    pub scorecard_path: Option<PathBuf>,
+}
+
+struct Entry {
+    commands: mpsc::Sender<Command>,
+    log: Arc<RunLog>,
+    started: Instant,
+    /// Becomes `Some` when the run ended: its scorecard file, or why it could not be written.
+    finished: watch::Receiver<Option<Result<PathBuf, String>>>,
+}
+
+/// The runs of one daemon.
+pub struct Manager {
+    registry: Arc<Registry>,
+    dirs: RunDirs,
+    runs: Mutex<BTreeMap<String, Entry>>,
+    /// Ends every run as interrupted when the daemon stops.
+    shutdown: CancellationToken,
+    /// Run tasks, so the daemon can wait for their cleanup before it exits.
+    tracker: TaskTracker,
+    counter: AtomicU64,
+}
+
+impl Manager {
+    /// A manager acting on `registry`'s proxies.
+    pub fn new(registry: Arc<Registry>, dirs: RunDirs) -> Arc<Self> {
+        Arc::new(Self {
+            registry,
+            dirs,
+            runs: Mutex::default(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.dirs.data.join("runs")
+    }
+
+    /// Closes every journal a crash left open (removing its faults) and writes its scorecard.
+    /// Returns the ids of the runs it closed.
+    pub async fn recover(&self) -> Vec<String> {
+        let mut closed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.journal_dir()) else { return closed };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            match runner::recover(&path, &self.registry).await {
+                Ok(Some(card)) => {
+                    if let Err(err) = store::write(&self.dirs.scorecards, &card) {
+                        tracing::error!(%err, run = card.run_id, "could not write the scorecard of a recovered run");
+                    }
+                    tracing::warn!(run = card.run_id, "closed a run interrupted by a crash; its faults were removed");
+                    closed.push(card.run_id);
+                }
+                Ok(None) => {}
+                Err(err) => tracing::error!(%err, path = %path.display(), "could not recover a journal"),
+            }
+        }
+        closed
+    }
+
+    fn find_drill(&self, name: &str) -> Result<PathBuf, ManagerError> {
+        let direct = self.dirs.drills.join(format!("{name}.toml"));
+        if direct.is_file() {
+            return Ok(direct);
+        }
+        let entries = std::fs::read_dir(&self.dirs.drills).map_err(|_| ManagerError::NoDrill(name.to_owned()))?;
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            if let Ok(table) = text.parse::<toml::Table>()
+                && table.get("drill").and_then(|d| d.get("name")).and_then(toml::Value::as_str) == Some(name)
+            {
+                return Ok(path);
+            }
+        }
+        Err(ManagerError::NoDrill(name.to_owned()))
+    }
+
+    /// Starts `drill` for `team`; returns the run id.
+    pub async fn start(
+        self: &Arc<Self>,
+        drill: &str,
+        team: &str,
+        responder: Option<String>,
+        seed: Option<u64>,
+    ) -> Result<String, ManagerError> {
+        let path = self.find_drill(drill)?;
+        let environment = Environment { proxies: self.registry.list().await.into_keys().collect() };
+        let drill = drill::load(&path, &environment).map_err(|errors| {
+            ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let run_id = format!("{}-{wall}-{}", drill.name, self.counter.fetch_add(1, Ordering::Relaxed) + 1);
+        let seed = seed.unwrap_or_else(rand::random);
+        let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed };
+        let journal =
+            Journal::create(&self.journal_dir().join(format!("{run_id}.jsonl"))).map_err(runner::RunError::from)?;
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let log = Arc::new(RunLog::default());
+        let (finished_tx, finished) = watch::channel(None);
+        self.runs().insert(run_id.clone(), Entry { commands, log: log.clone(), started: Instant::now(), finished });
+        let manager = self.clone();
+        self.tracker.spawn(async move {
+            let result = runner::run(&spec, &manager.registry, journal, rx, manager.shutdown.child_token(), log).await;
+            let outcome = match result {
+                Ok(card) => store::write(&manager.dirs.scorecards, &card)
+                    .map_err(|e| format!("cannot write the scorecard: {e}")),
+                Err(err) => Err(err.to_string()),
+            };
+            if let Err(err) = &outcome {
+                tracing::error!(run = spec.run_id, %err, "run failed");
+            }
+            finished_tx.send_replace(Some(outcome));
+        });
+        // Wait until the run has journaled its start, so status and commands see it at once.
+        let mut live = self.log(&run_id)?.subscribe();
+        if self.log(&run_id)?.records().is_empty() {
+            let _ = live.recv().await;
+        }
+        Ok(run_id)
+    }
+
+    /// Resolves an optional run id: empty means the one run in progress.
+    pub fn resolve_id(&self, run_id: &str) -> Result<String, ManagerError> {
+        let runs = self.runs();
+        if !run_id.is_empty() {
+            return if runs.contains_key(run_id) {
+                Ok(run_id.to_owned())
+            } else {
+                Err(ManagerError::NoRun(run_id.to_owned()))
+            };
+        }
+        let active: Vec<&String> =
+            runs.iter().filter(|(_, e)| e.finished.borrow().is_none()).map(|(id, _)| id).collect();
+        match active.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ManagerError::Ambiguous("no run is in progress".into())),
+            many => Err(ManagerError::Ambiguous(format!(
+                "{} runs are in progress ({})",
+                many.len(),
+                many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// The shared log of a run.
+    pub fn log(&self, run_id: &str) -> Result<Arc<RunLog>, ManagerError> {
+        self.runs().get(run_id).map(|e| e.log.clone()).ok_or_else(|| ManagerError::NoRun(run_id.to_owned()))
+    }
+
+    async fn send(&self, run_id: &str, command: Command) -> Result<(), ManagerError> {
+        let sender = self
+            .runs()
+            .get(run_id)
+            .map(|e| e.commands.clone())
+            .ok_or_else(|| ManagerError::NoRun(run_id.to_owned()))?;
+        sender.send(command).await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
+    }
+
+    /// Acknowledges on behalf of `by`.
+    pub async fn ack(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
+        self.send(run_id, Command::Ack { by }).await
+    }
+
+    /// Submits a diagnosis; true if it matched the answer key.
+    pub async fn diagnose(&self, run_id: &str, by: String, text: String) -> Result<bool, ManagerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(run_id, Command::Diagnose { by, text, reply }).await?;
+        answer.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
+    }
+
+    /// Reveals the next hint, if any is left.
+    pub async fn hint(&self, run_id: &str, by: String) -> Result<Option<String>, ManagerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(run_id, Command::Hint { by, reply }).await?;
+        answer.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
+    }
+
+    /// Declares the run resolved and waits until it has ended.
+    pub async fn resolve(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
+        self.send(run_id, Command::Resolve { by }).await?;
+        self.wait_finished(run_id).await;
+        Ok(())
+    }
+
+    /// Aborts one run and waits until its faults are out.
+    pub async fn abort(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
+        self.send(run_id, Command::Abort { by }).await?;
+        self.wait_finished(run_id).await;
+        Ok(())
+    }
+
+    /// The kill switch: aborts every run in progress; returns their ids.
+    pub async fn abort_all(&self, by: &str) -> Vec<String> {
+        let active: Vec<String> =
+            self.runs().iter().filter(|(_, e)| e.finished.borrow().is_none()).map(|(id, _)| id.clone()).collect();
+        let mut aborted = Vec::new();
+        for id in active {
+            if self.abort(&id, by.to_owned()).await.is_ok() {
+                aborted.push(id);
+            }
+        }
+        aborted
+    }
+
+    /// Waits until a run has ended and its scorecard is written.
+    pub async fn wait_finished(&self, run_id: &str) {
+        let finished = self.runs().get(run_id).map(|e| e.finished.clone());
+        if let Some(mut finished) = finished {
+            let _ = finished.wait_for(Option::is_some).await;
+        }
+    }
+
+    /// One run, or all runs, as status sees them.
+    pub fn status(&self, run_id: Option<&str>) -> Result<Vec<RunView>, ManagerError> {
+        let runs = self.runs();
+        let view = |id: &String, entry: &Entry| {
+            let records = entry.log.records();
+            let card = Scorecard::from_journal(&records).ok();
+            let finished = entry.finished.borrow().clone();
+            let elapsed_ms = match (&card, records.last()) {
+                (Some(c), Some(last)) if c.outcome.is_some() => last.t_ms,
+                _ => u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            };
+            RunView { run_id: id.clone(), elapsed_ms, card, scorecard_path: finished.and_then(Result::ok) }
+        };
+        match run_id {
+            Some(id) => {
+                runs.get(id).map(|e| vec![view(&id.to_owned(), e)]).ok_or_else(|| ManagerError::NoRun(id.to_owned()))
+            }
+            None => Ok(runs.iter().map(|(id, e)| view(id, e)).collect()),
+        }
+    }
+
+    /// Stops every run (as interrupted) and waits for their cleanup.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Where drills are looked up.
+    pub fn drills_dir(&self) -> &Path {
+        &self.dirs.drills
+    }
+}

@@ -1,0 +1,198 @@
+//! End to end with real processes: a service behind a firedrill proxy, a drill run through the
+//! daemon, a scripted responder using the CLI verbs, and the scorecard checked field by field.
+//! Also the cleanup paths that need a real daemon: the kill switch, SIGTERM, SIGKILL + restart.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::harness::ServeProcess;
+
+const DRILL: &str = r#"
+[drill]
+name = "slow-partner"
+title = "The partner slows down"
+briefing = "Checkout is slow."
+timebox = "10m"
+
+[targets]
+production = { detect = 3, diagnose = 6, mitigate = 9, resolve = 12 }
+
+[[faults]]
+at = "0s"
+proxy = "partner"
+toxic = { type = "latency", attributes = { latency = 200 } }
+
+[answer]
+component = "partner"
+kind = "latency"
+accept = ["partner", "latency|slow"]
+
+[[hints]]
+text = "Time the calls to the partner."
+"#;
+
+/// A working directory with a drill, a proxy file in front of an echo service, and the daemon.
+fn setup(dir: &Path) -> Vec<String> {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in upstream.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut read = stream.try_clone().unwrap();
+                let mut write = stream;
+                let _ = std::io::copy(&mut read, &mut write);
+            });
+        }
+    });
+    std::fs::create_dir_all(dir.join("drills")).unwrap();
+    std::fs::write(dir.join("drills/slow-partner.toml"), DRILL).unwrap();
+    let proxies = format!(r#"[{{"name":"partner","listen":"127.0.0.1:0","upstream":"{address}"}}]"#);
+    std::fs::write(dir.join("env.json"), proxies).unwrap();
+    vec!["env.json".to_owned()]
+}
+
+fn toxics(serve: &ServeProcess) -> Vec<String> {
+    serve.proxies()["partner"]["toxics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn round_trip_ms(serve: &ServeProcess) -> u128 {
+    use std::io::{Read, Write};
+    let listen = serve.proxies()["partner"]["listen"].as_str().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(listen).unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(b"ping").unwrap();
+    let mut back = [0; 4];
+    stream.read_exact(&mut back).unwrap();
+    started.elapsed().as_millis()
+}
+
+fn start_run(serve: &ServeProcess) -> String {
+    let (code, out, err) = serve.verb(&["run", "slow-partner", "--team", "payments", "--responder", "ana"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    out.lines().next().unwrap().trim_start_matches("started run ").to_owned()
+}
+
+#[test]
+fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(round_trip_ms(&serve) < 150, "no fault before the run");
+
+    let run_id = start_run(&serve);
+    assert_eq!(toxics(&serve), ["firedrill_0_latency_downstream"]);
+    assert!(round_trip_ms(&serve) >= 195, "the fault is on the wire");
+
+    let (code, out, _) = serve.verb(&["ack", "--as", "bo"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("acknowledged by bo"), "{out}");
+    let (_, out, _) = serve.verb(&["diagnose", "--as", "bo", "the database is down"]);
+    assert!(out.starts_with("not the cause"), "{out}");
+    let (_, out, _) = serve.verb(&["hint", "--as", "ana"]);
+    assert_eq!(out.trim(), "hint: Time the calls to the partner.");
+    let (_, out, _) = serve.verb(&["hint", "--as", "ana"]);
+    assert_eq!(out.trim(), "no hints left");
+    let (_, out, _) = serve.verb(&["diagnose", "--as", "ana", "the partner is slow"]);
+    assert!(out.starts_with("correct"), "{out}");
+    let (code, json, _) = serve.verb(&["status", "--json"]);
+    assert_eq!(code, Some(0));
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(status[0]["run_id"], run_id.as_str());
+    assert_eq!(status[0]["outcome"], serde_json::Value::Null, "still in progress");
+    assert_eq!(status[0]["phases"][1]["verdict"], "met");
+
+    let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("resolved"), "{out}");
+    assert!(toxics(&serve).is_empty(), "resolving removes the fault");
+    assert!(round_trip_ms(&serve) < 150);
+
+    let path = dir.path().join(format!("scorecards/payments/{run_id}.json"));
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(card["schema_version"], 1);
+    assert_eq!(card["drill"], "slow-partner");
+    assert_eq!(card["team"], "payments");
+    assert_eq!(card["responder"], "ana");
+    assert_eq!(card["outcome"], "resolved");
+    assert_eq!(card["detection"]["human_by"], "bo");
+    assert_eq!(card["detection"]["machine_ms"], serde_json::Value::Null);
+    assert_eq!(card["diagnosed_by"], "ana");
+    assert_eq!(card["wrong_diagnoses"][0]["text"], "the database is down");
+    assert_eq!(card["hints"].as_array().unwrap().len(), 1);
+    assert_eq!(card["hints"][0]["by"], "ana");
+    assert_eq!((card["faults_applied"].as_u64(), card["faults_left"].as_u64()), (Some(1), Some(0)));
+    let phases = card["phases"].as_array().unwrap();
+    assert_eq!(
+        phases.iter().map(|p| p["phase"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["detect", "diagnose", "mitigate", "resolve"]
+    );
+    assert_eq!(phases[0]["target_ms"], 60_000, "a third of 3 minutes");
+    assert!(phases.iter().all(|p| p["verdict"] == "met"), "{phases:?}");
+    let times: Vec<u64> = phases.iter().map(|p| p["actual_ms"].as_u64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+
+    // The journal replays to the same scorecard.
+    let journal = dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"));
+    let (code, replayed, _) = serve.verb(&["replay", journal.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&replayed).unwrap(), card);
+
+    let (code, _, err) = serve.verb(&["ack", "--as", "bo"]);
+    assert_eq!(code, Some(2), "no run in progress: {err}");
+    assert!(err.contains("no run is in progress"), "{err}");
+}
+
+#[test]
+fn the_kill_switch_removes_every_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_id = start_run(&serve);
+    assert_eq!(toxics(&serve).len(), 1);
+    let (code, out, _) = serve.verb(&["abort", "--all", "--as", "facilitator"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.trim(), format!("aborted run {run_id}; its faults were removed"));
+    assert!(toxics(&serve).is_empty());
+    let card = std::fs::read_to_string(dir.path().join(format!("scorecards/payments/{run_id}.json"))).unwrap();
+    assert!(card.contains("\"outcome\": \"aborted\""));
+}
+
+#[test]
+fn sigterm_mid_run_interrupts_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let mut serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_id = start_run(&serve);
+    serve.signal("TERM");
+    let (code, _) = serve.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let card = std::fs::read_to_string(dir.path().join(format!("scorecards/payments/{run_id}.json"))).unwrap();
+    assert!(card.contains("\"outcome\": \"interrupted\""), "{card}");
+    assert!(card.contains("\"faults_left\": 0"), "{card}");
+}
+
+#[test]
+fn sigkill_mid_run_is_closed_by_the_next_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serve = ServeProcess::start_in(dir.path(), &args);
+    let run_id = start_run(&serve);
+    serve.signal("KILL");
+    serve.wait(Duration::from_secs(10));
+    let scorecard = dir.path().join(format!("scorecards/payments/{run_id}.json"));
+    assert!(!scorecard.exists(), "a killed daemon writes nothing more");
+
+    let restarted = ServeProcess::start_in(dir.path(), &args);
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&scorecard).unwrap()).unwrap();
+    assert_eq!(card["outcome"], "interrupted");
+    assert_eq!(card["faults_left"], 0);
+    assert!(toxics(&restarted).is_empty());
+    let journal = std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
+    assert!(journal.contains(r#""type":"fault_removed""#) && journal.contains(r#""reason":"interrupted""#));
+}
