@@ -4,3 +4,4 @@ pub mod event;
 pub mod journal;
 pub mod manager;
 pub mod runner;
+pub mod verify;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Event, Outcome, PhaseMillis};
 use super::journal::{self, Journal, JournalError, Record};
+use super::verify;
 use crate::drill::Drill;
 use crate::proxy::Registry;
 use crate::proxy::toxic::Toxic;
@@ -142,6 +143,9 @@ impl RunLog {
 pub fn toxic_name(fault: usize, toxic: &Toxic) -> String {
     format!("firedrill_{fault}_{}", toxic.name)
 }
+
+/// How long after a resolve the steady state may take to hold for a whole window.
+const RESOLVE_VERIFY_GRACE: Duration = Duration::from_secs(60);
 
 /// How a run ends: outcome, reason, and the reason journaled on each fault's removal.
 type End = (Outcome, Option<String>, &'static str);
@@ -288,28 +292,28 @@ pub async fn run<T: FaultTarget>(
         answer: drill.answer.clone(),
     })?;
 
-    let mut schedule: Vec<(Duration, Step)> = Vec::new();
-    for (index, fault) in drill.faults.iter().enumerate() {
-        schedule.push((fault.at, Step::Apply(index)));
-        if let Some(duration) = fault.duration {
-            schedule.push((fault.at + duration, Step::Remove(index)));
-        }
-    }
-    for (index, hint) in drill.hints.iter().enumerate() {
-        if let Some(after) = hint.after {
-            schedule.push((after, Step::Hint(index)));
-        }
-    }
-    schedule.push((drill.timebox, Step::Timebox));
-    schedule.sort_by_key(|(at, step)| (*at, matches!(step, Step::Timebox)));
-    let mut steps = schedule.into_iter().peekable();
+    let mut steps = schedule(drill).into_iter().peekable();
     let mut commands_open = true;
+
+    // The steady-state probe runs beside the timeline; results arrive as (run ms, ok).
+    let probe = drill.verify.as_ref().and_then(|v| v.http.clone().map(|http| (http, v.window, v.success_ratio)));
+    let probe_stop = shutdown.child_token();
+    let mut probes = spawn_probe(probe.as_ref().map(|(http, _, _)| http.clone()), probe_stop.clone());
+    let mut steady = probe.as_ref().map(|(_, window, ratio)| verify::SteadyState::new(*window, *ratio));
+    let mut faulted = false;
 
     let (outcome, reason, why) = loop {
         let next_at = steps.peek().map_or(drill.timebox, |(at, _)| *at);
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break (Outcome::Interrupted, Some("the daemon stopped".to_owned()), "interrupted"),
+            Some(ok) = probes.recv(), if steady.is_some() => {
+                let now = runner.now_ms();
+                if faulted && let Some(since) = steady.as_mut().and_then(|s| s.observe(now, ok)) {
+                    runner.log(Event::Mitigated { since_ms: since })?;
+                    steady = None; // mitigation is recorded once
+                }
+            }
             command = commands.recv(), if commands_open => match command {
                 Some(command) => if let Some(end) = runner.command(command)? { break end },
                 None => commands_open = false,
@@ -318,6 +322,7 @@ pub async fn run<T: FaultTarget>(
                 let Some((_, step)) = steps.next() else { continue };
                 match step {
                     Step::Apply(index) => {
+                        faulted = true;
                         if !runner.apply(index).await? {
                             break (Outcome::Failed, Some(format!("fault {index} could not be applied")), "failed");
                         }
@@ -333,8 +338,89 @@ pub async fn run<T: FaultTarget>(
             }
         }
     };
+    let (outcome, reason) = match (&probe, outcome) {
+        (Some((_, window, ratio)), Outcome::Resolved) => {
+            verify_resolved(&mut runner, &mut probes, &shutdown, *window, *ratio).await?
+        }
+        _ => (outcome, reason),
+    };
+    probe_stop.cancel();
     runner.end(outcome, reason, why).await?;
     Ok(Scorecard::from_journal(&runner.records)?)
+}
+
+/// The run's timeline: faults in and out, scheduled hints, and the timebox last.
+fn schedule(drill: &Drill) -> Vec<(Duration, Step)> {
+    let mut schedule: Vec<(Duration, Step)> = Vec::new();
+    for (index, fault) in drill.faults.iter().enumerate() {
+        schedule.push((fault.at, Step::Apply(index)));
+        if let Some(duration) = fault.duration {
+            schedule.push((fault.at + duration, Step::Remove(index)));
+        }
+    }
+    for (index, hint) in drill.hints.iter().enumerate() {
+        if let Some(after) = hint.after {
+            schedule.push((after, Step::Hint(index)));
+        }
+    }
+    schedule.push((drill.timebox, Step::Timebox));
+    schedule.sort_by_key(|(at, step)| (*at, matches!(step, Step::Timebox)));
+    schedule
+}
+
+/// Probes the steady state every [`verify::PROBE_INTERVAL`] until `stop`; without a probe, the
+/// channel stays silent.
+fn spawn_probe(http: Option<crate::drill::plan::HttpProbe>, stop: CancellationToken) -> mpsc::Receiver<bool> {
+    let (tx, rx) = mpsc::channel::<bool>(8);
+    if let Some(http) = http {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(verify::PROBE_INTERVAL) => {}
+                }
+                if tx.send(verify::probe(&http).await).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// After a resolve: takes every fault out, then waits for the steady state to hold a window.
+async fn verify_resolved<T: FaultTarget>(
+    runner: &mut Runner<'_, T>,
+    probes: &mut mpsc::Receiver<bool>,
+    shutdown: &CancellationToken,
+    window: Duration,
+    ratio: f64,
+) -> Result<(Outcome, Option<String>), RunError> {
+    let indexes: Vec<usize> = runner.active.keys().copied().collect();
+    for index in indexes {
+        runner.remove(index, "resolved").await?;
+    }
+    // Results probed before the faults came out say nothing about the state after.
+    while probes.try_recv().is_ok() {}
+    let mut state = verify::SteadyState::new(window, ratio);
+    let limit = (window + RESOLVE_VERIFY_GRACE).min(runner.spec.drill.timebox.saturating_sub(runner.started.elapsed()));
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok((Outcome::Interrupted, Some("the daemon stopped".to_owned()))),
+            () = &mut deadline => return Ok((
+                Outcome::Unresolved,
+                Some(format!("the steady state did not hold for {} after the resolve", crate::drill::duration::format(window))),
+            )),
+            Some(ok) = probes.recv() => {
+                if state.observe(runner.now_ms(), ok).is_some() {
+                    return Ok((Outcome::Resolved, None));
+                }
+            }
+        }
+    }
 }
 
 /// After a crash: closes a journal that has no end, removing every fault it applied and did not

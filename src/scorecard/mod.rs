@@ -152,7 +152,7 @@ impl Scorecard {
             faults_left: 0,
         };
         let mut applied = std::collections::BTreeSet::new();
-        let (mut diagnosed, mut mitigated, mut resolved) = (None, None, None);
+        let (mut diagnosed, mut mitigated, mut resolved, mut declared) = (None, None, None, None);
         for record in rest {
             match &record.event {
                 Event::FaultApplied { fault, .. } => {
@@ -192,11 +192,14 @@ impl Scorecard {
                     card.hints.push(HintUsed { at_ms: since(record.t_ms), index: *index, by: by.clone() });
                 }
                 Event::Mitigated { since_ms } if mitigated.is_none() => mitigated = Some(since(*since_ms)),
+                Event::ResolveDeclared { .. } => declared = Some(since(record.t_ms)),
                 Event::Ended { outcome, reason } => {
                     card.outcome = Some(*outcome);
                     card.outcome_reason.clone_from(reason);
                     if *outcome == Outcome::Resolved {
-                        resolved = Some(since(record.t_ms));
+                        // The declaration is the timestamp: verifying the steady state afterwards
+                        // is not charged to the team.
+                        resolved = declared.or(Some(since(record.t_ms)));
                     }
                 }
                 _ => {}

@@ -196,3 +196,81 @@ fn sigkill_mid_run_is_closed_by_the_next_daemon() {
     let journal = std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
     assert!(journal.contains(r#""type":"fault_removed""#) && journal.contains(r#""reason":"interrupted""#));
 }
+
+/// A minimal HTTP/1.1 service: answers every request with 200 `ok` and closes.
+fn http_service() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn mitigation_is_when_the_steady_state_returns_and_resolve_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = http_service();
+    // A fixed port for the proxy, so the drill's probe URL can name it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("env.json"),
+        format!(r#"[{{"name":"partner","listen":"127.0.0.1:{port}","upstream":"{service}"}}]"#),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    let drill = DRILL.replace("latency = 200", "latency = 400")
+        + &format!(
+            "\n[verify]\nhttp = {{ url = \"http://127.0.0.1:{port}/healthz\", within = \"200ms\" }}\nsuccess_ratio = 1.0\nwindow = \"2s\"\n"
+        );
+    std::fs::write(dir.path().join("drills/slow-partner.toml"), drill).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &["env.json"]);
+    let run_id = start_run(&serve);
+
+    // Probes fail while the fault is in; the responder's workaround takes the latency away.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mitigated_at = std::time::Instant::now();
+    let response = reqwest::blocking::Client::new()
+        .delete(format!("http://{}/proxies/partner/toxics/firedrill_0_latency_downstream", serve.api))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    // The steady state needs a whole window (2 s) of good probes before it counts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let journal = std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
+        if journal.contains(r#""type":"mitigated""#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "mitigation never recorded:\n{journal}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(mitigated_at.elapsed() >= Duration::from_secs(2), "a full window must pass first");
+    let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("resolved"), "{out}");
+
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(format!("scorecards/payments/{run_id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["outcome"], "resolved");
+    let mitigate = card["phases"][2]["actual_ms"].as_u64().unwrap();
+    let resolve = card["phases"][3]["actual_ms"].as_u64().unwrap();
+    // The stable window began after the workaround (≈2.5 s in), not when it was confirmed.
+    assert!((2000..5000).contains(&mitigate), "mitigate at {mitigate} ms");
+    assert!(resolve > mitigate, "resolve {resolve} after mitigate {mitigate}");
+}
