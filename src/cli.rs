@@ -48,8 +48,16 @@ pub enum Command {
     },
     /// Start a drill on the daemon (or, with --dry-run, show what it would touch).
     Run {
-        /// The drill: a name from the daemon's drill directory.
+        /// The drill: a name from the daemon's drill directory (omit with --blind).
+        #[arg(required_unless_present = "blind", default_value = "")]
         drill: String,
+        /// Blind practice: a random drill from the daemon's drill directory starts at a random
+        /// moment within --within; you are told neither which nor when.
+        #[arg(long, requires = "within", conflicts_with = "dry_run")]
+        blind: bool,
+        /// With --blind: the span the start is drawn from, such as 30m.
+        #[arg(long, value_parser = parse_duration)]
+        within: Option<std::time::Duration>,
         /// The team practising.
         #[arg(long)]
         team: String,
@@ -129,6 +137,10 @@ pub enum Command {
     },
 }
 
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::drill::duration::parse(text)
+}
+
 /// Where the daemon's control API is.
 #[derive(Debug, clap::Args)]
 pub struct RemoteArgs {
@@ -201,11 +213,20 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let options = ServeOptions { api, token, seed, files, control, dirs };
             runtime()?.block_on(serve::run(options, serve::shutdown_signal()))
         }
-        Command::Run { drill, team, responder, seed, dry_run, drills, remote } => {
+        Command::Run { drill, blind, within, team, responder, seed, dry_run, drills, remote } => {
             if dry_run {
                 return crate::validate::dry_run(&drills, &drill);
             }
-            runtime()?.block_on(client::start(&remote.remote(), drill, team, responder.unwrap_or_default(), seed))
+            let blind = if blind { within } else { None };
+            let drill = if blind.is_some() { String::new() } else { drill };
+            runtime()?.block_on(client::start(
+                &remote.remote(),
+                drill,
+                team,
+                responder.unwrap_or_default(),
+                seed,
+                blind,
+            ))
         }
         Command::Ack(act) => runtime()?.block_on(client::ack(&act.remote.remote(), act.run_id.clone(), act.by())),
         Command::Diagnose { text, act } => {

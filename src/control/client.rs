@@ -95,17 +95,27 @@ fn status_json(run: &RunStatus) -> serde_json::Value {
     })
 }
 
-/// `firedrill run`: starts a drill on the daemon.
+/// `firedrill run`: starts a drill on the daemon; with `blind`, a random drill at a random moment
+/// within that many milliseconds, and nothing about it is printed.
 pub async fn start(
     remote: &Remote,
     drill: String,
     team: String,
     responder: String,
     seed: Option<u64>,
+    blind: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
     let mut client = Client::connect(remote).await?;
-    let request = client.request(StartRequest { drill, team, responder, seed });
+    let blind_within_ms = blind.map_or(0, |w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX).max(1));
+    let request = client.request(StartRequest { drill, team, responder, seed, blind_within_ms });
     let run = client.inner.start(request).await.map_err(|s| failure(&s))?.into_inner();
+    if blind.is_some() {
+        println!(
+            "a drill will start some time in the next {}; acknowledge when you notice it",
+            crate::drill::duration::format(blind.unwrap_or_default())
+        );
+        return Ok(());
+    }
     println!("started run {}", run.run_id);
     print_status(&run);
     Ok(())

@@ -99,6 +99,11 @@ impl Control for ControlService {
             return Err(Status::invalid_argument("a run needs a team (--team TEAM)"));
         }
         let responder = (!r.responder.is_empty()).then_some(r.responder);
+        if r.drill.is_empty() && r.blind_within_ms > 0 {
+            let within = std::time::Duration::from_millis(r.blind_within_ms);
+            self.manager.start_blind(r.team.clone(), responder, r.seed, within).map_err(status)?;
+            return Ok(Response::new(RunStatus { team: r.team, ..RunStatus::default() }));
+        }
         let run_id = self.manager.start(&r.drill, &r.team, responder, r.seed).await.map_err(status)?;
         self.view(&run_id).map(Response::new)
     }

@@ -17,6 +17,20 @@ use crate::drill::{self, Environment};
 use crate::proxy::Registry;
 use crate::scorecard::{Scorecard, store};
 
+/// Blind mode's draw: which of `count` drills, and how long to wait (less than `within`).
+/// The same seed always gives the same draw.
+pub fn blind_pick(count: usize, seed: u64, within: std::time::Duration) -> Option<(usize, std::time::Duration)> {
+    use rand::{RngExt, SeedableRng};
+    if count == 0 {
+        return None;
+    }
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let index = rng.random_range(0..count);
+    let millis = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+    let delay = if millis == 0 { 0 } else { rng.random_range(0..millis) };
+    Some((index, std::time::Duration::from_millis(delay)))
+}
+
 /// How many commands may wait for a run at once.
 const COMMAND_QUEUE: usize = 32;
 
@@ -196,6 +210,40 @@ impl Manager {
         Ok(run_id)
     }
 
+    /// Blind mode: picks a random drill from the drill directory and starts it at a random moment
+    /// within `within`, so the responder knows neither what nor when. Returns at once.
+    pub fn start_blind(
+        self: &Arc<Self>,
+        team: String,
+        responder: Option<String>,
+        seed: Option<u64>,
+        within: std::time::Duration,
+    ) -> Result<(), ManagerError> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dirs.drills)
+            .map_err(|_| ManagerError::NoDrill("(any)".into()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        let seed = seed.unwrap_or_else(rand::random);
+        let (index, delay) =
+            blind_pick(names.len(), seed, within).ok_or_else(|| ManagerError::NoDrill("(any)".into()))?;
+        let drill = names.swap_remove(index);
+        let (manager, stop) = (self.clone(), self.shutdown.clone());
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            if let Err(err) = manager.start(&drill, &team, responder, Some(seed)).await {
+                tracing::error!(%err, "the blind drill could not start");
+            }
+        });
+        Ok(())
+    }
+
     /// Resolves an optional run id: empty means the one run in progress.
     pub fn resolve_id(&self, run_id: &str) -> Result<String, ManagerError> {
         let runs = self.runs();
@@ -318,5 +366,22 @@ impl Manager {
     /// Where drills are looked up.
     pub fn drills_dir(&self) -> &Path {
         &self.dirs.drills
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn blind_draws_are_seeded_and_within_bounds() {
+        let within = Duration::from_secs(30 * 60);
+        assert_eq!(blind_pick(8, 42, within), blind_pick(8, 42, within));
+        let draws: std::collections::BTreeSet<usize> =
+            (0..200).filter_map(|s| blind_pick(8, s, within)).map(|d| d.0).collect();
+        assert_eq!(draws.len(), 8, "every drill can be drawn");
+        assert!((0..200).filter_map(|s| blind_pick(8, s, within)).all(|(_, d)| d < within));
+        assert_eq!(blind_pick(0, 1, within), None);
     }
 }

@@ -274,3 +274,29 @@ fn mitigation_is_when_the_steady_state_returns_and_resolve_is_verified() {
     assert!((2000..5000).contains(&mitigate), "mitigate at {mitigate} ms");
     assert!(resolve > mitigate, "resolve {resolve} after mitigate {mitigate}");
 }
+
+#[test]
+fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out, err) = serve.verb(&["run", "--blind", "--within", "1s", "--team", "solo", "--seed", "5"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains("slow-partner") && out.contains("acknowledge when you notice"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let (_, json, _) = serve.verb(&["status", "--json"]);
+        let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
+        if let Some(run) = runs.as_array().and_then(|r| r.first()).cloned() {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "the blind drill never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((run["drill"].as_str(), run["team"].as_str()), (Some("slow-partner"), Some("solo")));
+    assert_eq!(toxics(&serve).len(), 1);
+    let (code, _, _) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(0), "the responder acknowledges without knowing the run id");
+    serve.verb(&["abort", "--all", "--as", "solo"]);
+    assert!(toxics(&serve).is_empty());
+}
