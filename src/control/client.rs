@@ -6,7 +6,9 @@ use tonic::Request;
 use tonic::transport::Channel;
 
 use super::proto::control_client::ControlClient;
-use super::proto::{AbortRequest, ActRequest, DiagnoseRequest, RunStatus, StartRequest, StatusRequest, WatchRequest};
+use super::proto::{
+    AbortRequest, ActRequest, DiagnoseRequest, RunEvent, RunStatus, StartRequest, StatusRequest, WatchRequest,
+};
 use crate::cli::Failure;
 
 /// Where the daemon is and how to prove who may talk to it.
@@ -195,13 +197,66 @@ pub async fn status(remote: &Remote, run_id: String, json: bool) -> Result<(), F
     Ok(())
 }
 
-/// `firedrill watch`: one line per event until the run ends.
+/// Events the live view keeps on screen.
+const LIVE_EVENTS: usize = 12;
+
+fn event_line(event: &RunEvent) -> String {
+    format!("[{}] {:<16} {}", clock(event.t_ms), event.r#type, event.json)
+}
+
+/// `firedrill watch`: on a terminal, the facilitator's live view (elapsed time, each phase with
+/// its target and status, the latest events), redrawn in place every second and on every event;
+/// otherwise one plain line per event. Ends when the run ends.
 pub async fn watch(remote: &Remote, run_id: String) -> Result<(), Failure> {
+    use std::io::IsTerminal;
     let mut client = Client::connect(remote).await?;
     let request = client.request(WatchRequest { run_id });
     let mut stream = client.inner.watch(request).await.map_err(|s| failure(&s))?.into_inner();
-    while let Some(event) = stream.message().await.map_err(|s| failure(&s))? {
-        println!("[{}] {:<16} {}", clock(event.t_ms), event.r#type, event.json);
+    if !std::io::stdout().is_terminal() {
+        while let Some(event) = stream.message().await.map_err(|s| failure(&s))? {
+            println!("{}", event_line(&event));
+        }
+        return Ok(());
     }
-    Ok(())
+    let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut run_id = String::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let message = tokio::select! {
+            message = stream.message() => Some(message),
+            _ = tick.tick() => None,
+        };
+        if let Some(message) = message {
+            let Some(event) = message.map_err(|s| failure(&s))? else {
+                draw(&mut client, &run_id, &recent).await;
+                return Ok(());
+            };
+            if run_id.is_empty() {
+                run_id = serde_json::from_str::<serde_json::Value>(&event.json)
+                    .ok()
+                    .and_then(|v| v["run_id"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+            }
+            recent.push_back(event_line(&event));
+            while recent.len() > LIVE_EVENTS {
+                recent.pop_front();
+            }
+        }
+        draw(&mut client, &run_id, &recent).await;
+    }
+}
+
+/// Redraws the live view: clear, status, recent events.
+async fn draw(client: &mut Client, run_id: &str, recent: &std::collections::VecDeque<String>) {
+    let request = client.request(StatusRequest { run_id: run_id.to_owned() });
+    print!("\x1b[2J\x1b[H");
+    if let Ok(reply) = client.inner.status(request).await
+        && let Some(run) = reply.into_inner().runs.first()
+    {
+        print_status(run);
+    }
+    println!();
+    for line in recent {
+        println!("{line}");
+    }
 }

@@ -300,3 +300,48 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
     serve.verb(&["abort", "--all", "--as", "solo"]);
     assert!(toxics(&serve).is_empty());
 }
+
+fn spawn_watch(serve: &ServeProcess, run_id: &str, terminal: bool) -> std::process::Child {
+    let binary = env!("CARGO_BIN_EXE_firedrill");
+    let mut command = if terminal {
+        // `script` gives the watcher a pseudo-terminal, as a facilitator's shell would.
+        let mut c = std::process::Command::new("script");
+        c.args(["-qfec", &format!("{binary} watch --run {run_id}"), "/dev/null"]);
+        c
+    } else {
+        let mut c = std::process::Command::new(binary);
+        c.args(["watch", "--run", run_id]);
+        c
+    };
+    command
+        .env("FIREDRILL_ADDR", serve.control.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn watch_follows_a_run_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_id = start_run(&serve);
+    let plain = spawn_watch(&serve, &run_id, false);
+    let live = spawn_watch(&serve, &run_id, true);
+    serve.verb(&["ack", "--as", "bo"]);
+    std::thread::sleep(Duration::from_millis(1500)); // let the live view redraw on its tick
+    serve.verb(&["resolve", "--as", "bo"]);
+
+    let output = plain.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let types: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!(types, ["run_started", "fault_applied", "ack", "resolve_declared", "fault_removed", "ended"], "{text}");
+    assert!(!text.contains('\u{1b}'), "plain lines when stdout is not a terminal");
+
+    let output = live.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("\u{1b}[2J"), "the live view redraws in place");
+    assert!(screen.contains("detect") && screen.contains("target") && screen.contains("resolved"), "{screen}");
+}
