@@ -120,6 +120,10 @@ pub async fn start(
     }
     println!("started run {}", run.run_id);
     print_status(&run);
+    // In a terminal, `run` goes on as the facilitator's live view.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return watch(remote, run.run_id).await;
+    }
     Ok(())
 }
 

@@ -79,8 +79,12 @@ pub fn run_status(view: RunView) -> RunStatus {
     }
 }
 
+/// A record as responders may see it: the answer key is never sent.
 fn event(record: &Record) -> RunEvent {
-    let json = serde_json::to_value(record).unwrap_or_default();
+    let mut json = serde_json::to_value(record).unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        object.remove("answer");
+    }
     RunEvent {
         seq: record.seq,
         t_ms: record.t_ms,

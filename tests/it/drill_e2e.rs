@@ -339,6 +339,7 @@ fn watch_follows_a_run_until_it_ends() {
     let types: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
     assert_eq!(types, ["run_started", "fault_applied", "ack", "resolve_declared", "fault_removed", "ended"], "{text}");
     assert!(!text.contains('\u{1b}'), "plain lines when stdout is not a terminal");
+    assert!(!text.contains("accept") && !text.contains("answer"), "the answer key never reaches responders: {text}");
 
     let output = live.wait_with_output().unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);

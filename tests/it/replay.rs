@@ -2,13 +2,21 @@
 
 use std::process::Command;
 
+fn replay(fixture: &str) -> serde_json::Value {
+    let journal = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).args(["replay", &journal]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn a_fixed_journal_replays_to_its_scorecard() {
-    let journal = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/partner-latency.jsonl");
-    let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).args(["replay", journal]).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let card: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    insta::assert_json_snapshot!(card);
+    insta::assert_json_snapshot!(replay("partner-latency.jsonl"));
+}
+
+#[test]
+fn a_timed_out_journal_scores_as_unresolved() {
+    insta::assert_json_snapshot!(replay("timebox.jsonl"));
 }
 
 #[test]
