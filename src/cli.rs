@@ -42,6 +42,10 @@ pub enum Command {
         /// Where scorecards are written (`<dir>/<team>/<run-id>.json`).
         #[arg(long, default_value = "scorecards")]
         scorecards: PathBuf,
+        /// Apply drills' faults through this Toxiproxy-compatible API (`host:port`) instead of
+        /// this daemon's own proxies.
+        #[arg(long, env = "FIREDRILL_TOXIPROXY")]
+        toxiproxy: Option<String>,
         /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
         #[arg(value_name = "PROXY_FILE")]
         files: Vec<PathBuf>,
@@ -208,9 +212,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     use crate::control::client;
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()));
     match cli.command {
-        Command::Serve { api, token, seed, control, drills, data_dir, scorecards, files } => {
+        Command::Serve { api, token, seed, control, drills, data_dir, scorecards, toxiproxy, files } => {
             let dirs = crate::run::manager::RunDirs { drills, data: data_dir, scorecards };
-            let options = ServeOptions { api, token, seed, files, control, dirs };
+            let options = ServeOptions { api, token, seed, files, control, dirs, toxiproxy };
             runtime()?.block_on(serve::run(options, serve::shutdown_signal()))
         }
         Command::Run { drill, blind, within, team, responder, seed, dry_run, drills, remote } => {

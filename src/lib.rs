@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`proxy`]: the fault proxy — listeners, links, toxics, the Toxiproxy admin API, metrics;
 //! - [`drill`]: drill files, loaded in two stages into a validated plan;
+//! - [`fault`]: where faults go (own proxies or an external Toxiproxy API);
 //! - [`run`]: a run's events, its journal and the runner;
 //! - [`scorecard`]: the scorecard, a pure function of the journal, and its files;
 //! - [`serve`]: the daemon (`firedrill serve`): loads proxy files, runs the API, shuts down cleanly;
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod control;
 pub mod drill;
+pub mod fault;
 pub mod proxy;
 pub mod run;
 pub mod scorecard;

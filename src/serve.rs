@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Failure;
+use crate::fault::Proxies;
 use crate::proxy::{Registry, api, config};
 use crate::run::manager::{Manager, RunDirs};
 
@@ -33,6 +34,8 @@ pub struct ServeOptions {
     pub control: SocketAddr,
     /// Where drills, journals and scorecards live.
     pub dirs: RunDirs,
+    /// An external Toxiproxy-compatible API for the drills' faults, instead of the own proxies.
+    pub toxiproxy: Option<String>,
 }
 
 /// A daemon whose API and proxies are bound and ready.
@@ -86,7 +89,17 @@ impl Daemon {
                 return Err(Failure::Failed(anyhow!("cannot start proxy `{name}`: {err}")));
             }
         }
-        let manager = Manager::new(registry.clone(), options.dirs);
+        let proxies = match &options.toxiproxy {
+            Some(address) => {
+                let api = Arc::new(crate::fault::toxiproxy::ToxiproxyApi::new(address));
+                api.proxy_names()
+                    .await
+                    .map_err(|e| Failure::Failed(anyhow!("cannot use the Toxiproxy API given by --toxiproxy: {e}")))?;
+                Proxies::External(api)
+            }
+            None => Proxies::Local(registry.clone()),
+        };
+        let manager = Manager::new(proxies, options.dirs);
         let recovered = manager.recover().await;
         Ok(Self { api, registry, control, manager, recovered, listener, control_listener, token: options.token })
     }

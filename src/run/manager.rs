@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::journal::Journal;
 use super::runner::{self, Command, RunLog, RunSpec};
 use crate::drill::{self, Environment};
-use crate::proxy::Registry;
+use crate::fault::Proxies;
 use crate::scorecard::{Scorecard, store};
 
 /// Blind mode's draw: which of `count` drills, and how long to wait (less than `within`).
@@ -66,6 +66,9 @@ pub enum ManagerError {
     /// The journal could not be written.
     #[error(transparent)]
     Run(#[from] runner::RunError),
+    /// The proxies could not be listed.
+    #[error("cannot list the proxies: {0}")]
+    Proxies(String),
 }
 
 /// What status reports about a run.
@@ -91,7 +94,8 @@ struct Entry {
 
 /// The runs of one daemon.
 pub struct Manager {
-    registry: Arc<Registry>,
+    /// Where faults go.
+    proxies: Proxies,
     dirs: RunDirs,
     runs: Mutex<BTreeMap<String, Entry>>,
     /// Ends every run as interrupted when the daemon stops.
@@ -102,10 +106,10 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// A manager acting on `registry`'s proxies.
-    pub fn new(registry: Arc<Registry>, dirs: RunDirs) -> Arc<Self> {
+    /// A manager whose drills act on `proxies`.
+    pub fn new(proxies: Proxies, dirs: RunDirs) -> Arc<Self> {
         Arc::new(Self {
-            registry,
+            proxies,
             dirs,
             runs: Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -134,7 +138,7 @@ impl Manager {
             .collect();
         paths.sort();
         for path in paths {
-            match runner::recover(&path, &self.registry).await {
+            match runner::recover(&path, &self.proxies).await {
                 Ok(Some(card)) => {
                     if let Err(err) = store::write(&self.dirs.scorecards, &card) {
                         tracing::error!(%err, run = card.run_id, "could not write the scorecard of a recovered run");
@@ -175,7 +179,7 @@ impl Manager {
         seed: Option<u64>,
     ) -> Result<String, ManagerError> {
         let path = self.find_drill(drill)?;
-        let environment = Environment { proxies: self.registry.list().await.into_keys().collect() };
+        let environment = Environment { proxies: self.proxies.names().await.map_err(ManagerError::Proxies)? };
         let drill = drill::load(&path, &environment).map_err(|errors| {
             ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
@@ -191,7 +195,7 @@ impl Manager {
         self.runs().insert(run_id.clone(), Entry { commands, log: log.clone(), started: Instant::now(), finished });
         let manager = self.clone();
         self.tracker.spawn(async move {
-            let result = runner::run(&spec, &manager.registry, journal, rx, manager.shutdown.child_token(), log).await;
+            let result = runner::run(&spec, &manager.proxies, journal, rx, manager.shutdown.child_token(), log).await;
             let outcome = match result {
                 Ok(card) => store::write(&manager.dirs.scorecards, &card)
                     .map_err(|e| format!("cannot write the scorecard: {e}")),

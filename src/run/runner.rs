@@ -29,7 +29,7 @@ pub trait FaultTarget: Send + Sync {
     fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-impl FaultTarget for Arc<Registry> {
+impl FaultTarget for Registry {
     async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
         self.insert_toxic(proxy, toxic.clone()).await.map(|_| ()).map_err(|e| format!("proxy `{proxy}`: {e}"))
     }
@@ -40,6 +40,16 @@ impl FaultTarget for Arc<Registry> {
             Err(e) if e.status.as_u16() == 404 => Ok(()),
             Err(e) => Err(format!("proxy `{proxy}`: {e}")),
         }
+    }
+}
+
+impl<T: FaultTarget> FaultTarget for Arc<T> {
+    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send {
+        self.as_ref().apply(proxy, toxic)
+    }
+
+    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send {
+        self.as_ref().remove(proxy, toxic)
     }
 }
 

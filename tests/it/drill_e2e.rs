@@ -346,3 +346,36 @@ fn watch_follows_a_run_until_it_ends() {
     assert!(screen.contains("\u{1b}[2J"), "the live view redraws in place");
     assert!(screen.contains("detect") && screen.contains("target") && screen.contains("resolved"), "{screen}");
 }
+
+#[test]
+fn faults_go_through_an_external_toxiproxy_api_and_come_out_after_a_crash() {
+    // Daemon A plays the external Toxiproxy; daemon B runs the drills against A's admin API.
+    let env_dir = tempfile::tempdir().unwrap();
+    let args = setup(env_dir.path());
+    let external = ServeProcess::start_in(env_dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let api = external.api.to_string();
+    let run_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(run_dir.path().join("drills")).unwrap();
+    std::fs::write(run_dir.path().join("drills/slow-partner.toml"), DRILL).unwrap();
+
+    let mut runner = ServeProcess::start_in(run_dir.path(), &["--toxiproxy", &api]);
+    let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(toxics(&external), ["firedrill_0_latency_downstream"], "the fault is on the external proxy");
+    assert!(runner.proxies().as_object().unwrap().is_empty(), "the runner has no proxies of its own");
+
+    runner.signal("KILL");
+    runner.wait(Duration::from_secs(10));
+    assert_eq!(toxics(&external).len(), 1, "a killed runner leaves its fault behind...");
+    let restarted = ServeProcess::start_in(run_dir.path(), &["--toxiproxy", &api]);
+    assert!(toxics(&external).is_empty(), "...until the restarted runner removes it");
+    drop(restarted);
+
+    // Bad input: a drill naming a proxy the external API does not have is refused.
+    let bad = DRILL.replace("proxy = \"partner\"", "proxy = \"ghost\"");
+    std::fs::write(run_dir.path().join("drills/ghost.toml"), bad.replace("slow-partner", "ghost")).unwrap();
+    let runner = ServeProcess::start_in(run_dir.path(), &["--toxiproxy", &api]);
+    let (code, _, err) = runner.verb(&["run", "ghost", "--team", "payments"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("proxy `ghost` is not in the environment (known: partner)"), "{err}");
+}
