@@ -74,6 +74,9 @@ pub fn print_status(run: &RunStatus) {
         state,
         clock(run.elapsed_ms)
     );
+    if !run.briefing.is_empty() {
+        println!("  briefing: {}", run.briefing);
+    }
     for phase in &run.phases {
         let actual = phase.actual_ms.map_or_else(|| "-".to_owned(), clock);
         println!("  {:<9} target {:>6}  actual {:>6}  {}", phase.phase, clock(phase.target_ms), actual, phase.verdict);
@@ -88,6 +91,7 @@ fn status_json(run: &RunStatus) -> serde_json::Value {
         "run_id": run.run_id,
         "drill": run.drill,
         "team": run.team,
+        "briefing": run.briefing,
         "elapsed_ms": run.elapsed_ms,
         "outcome": if run.outcome.is_empty() { None } else { Some(&run.outcome) },
         "scorecard_path": if run.scorecard_path.is_empty() { None } else { Some(&run.scorecard_path) },

@@ -77,6 +77,7 @@ pub fn run_status(view: RunView) -> RunStatus {
             .unwrap_or_default(),
         outcome: card.as_ref().and_then(|c| c.outcome).map(|o| lowercase(&o)).unwrap_or_default(),
         scorecard_path: view.scorecard_path.map(|p| p.display().to_string()).unwrap_or_default(),
+        briefing: view.briefing,
     }
 }
 

@@ -57,6 +57,9 @@ pub enum Event {
         drill: String,
         /// The drill's title.
         title: String,
+        /// What responders are told (absent in journals of firedrill before it was recorded).
+        #[serde(default)]
+        briefing: String,
         /// The team practising.
         team: String,
         /// Who started it, if said.

@@ -80,6 +80,8 @@ pub struct RunView {
     pub elapsed_ms: u64,
     /// The scorecard so far (outcome `None` while in progress).
     pub card: Option<Scorecard>,
+    /// What responders are told.
+    pub briefing: String,
     /// Where the final scorecard was written.
     pub scorecard_path: Option<PathBuf>,
 }
@@ -350,7 +352,11 @@ impl Manager {
                 (Some(c), Some(last)) if c.outcome.is_some() => last.t_ms,
                 _ => u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             };
-            RunView { run_id: id.clone(), elapsed_ms, card, scorecard_path: finished.and_then(Result::ok) }
+            let briefing = match records.first().map(|r| &r.event) {
+                Some(crate::run::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
+                _ => String::new(),
+            };
+            RunView { run_id: id.clone(), elapsed_ms, card, briefing, scorecard_path: finished.and_then(Result::ok) }
         };
         match run_id {
             Some(id) => {

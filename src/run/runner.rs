@@ -293,6 +293,7 @@ pub async fn run<T: FaultTarget>(
         run_id: spec.run_id.clone(),
         drill: drill.name.clone(),
         title: drill.title.clone(),
+        briefing: drill.briefing.clone(),
         team: spec.team.clone(),
         responder: spec.responder.clone(),
         seed: spec.seed,

@@ -84,7 +84,11 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(round_trip_ms(&serve) < 150, "no fault before the run");
 
-    let run_id = start_run(&serve);
+    let (code, out, err) = serve.verb(&["run", "slow-partner", "--team", "payments", "--responder", "ana"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("briefing: Checkout is slow."), "responders are told the briefing: {out}");
+    assert!(!out.contains("latency|slow"), "but never the answer key: {out}");
+    let run_id = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
     assert_eq!(toxics(&serve), ["firedrill_0_latency_downstream"]);
     assert!(round_trip_ms(&serve) >= 195, "the fault is on the wire");
 
