@@ -60,7 +60,12 @@ impl Daemon {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let api = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        let api = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|a| a.parse().ok());
+        let Some(api) = api else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no announcement from firedrill serve: {line:?}");
+        };
         Self { child, api, http: reqwest::blocking::Client::new() }
     }
 

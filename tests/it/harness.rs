@@ -190,20 +190,15 @@ impl ServeProcess {
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         reader.read_line(&mut first).unwrap();
-        let api = first
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no announcement, got {first:?}"))
-            .parse()
-            .unwrap();
-        let control = first
-            .split("control API on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no control address, got {first:?}"))
-            .parse()
-            .unwrap();
+        let address = |marker: &str| -> Option<SocketAddr> {
+            first.split(marker).nth(1)?.split_whitespace().next()?.parse().ok()
+        };
+        let (Some(api), Some(control)) = (address("http://"), address("control API on ")) else {
+            // Never leave a daemon behind when the test fails here.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no announcement from firedrill serve, got {first:?}");
+        };
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
         Self { child, api, control, home: None }
