@@ -81,8 +81,9 @@ fn sample_proxy_files_are_valid_and_served() {
     assert!(!list.as_object().unwrap().is_empty());
 }
 
-#[test]
-fn sigterm_stops_accepting_and_drains_open_connections() {
+/// A daemon with one proxy and one connection open through it: (daemon, proxy address,
+/// client side, server side).
+fn one_open_connection() -> (ServeProcess, String, TcpStream, TcpStream) {
     let dir = tempfile::tempdir().unwrap();
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let file = write_file(
@@ -90,13 +91,16 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
         "p.json",
         &format!(r#"[{{"name":"p","listen":"127.0.0.1:0","upstream":"{}"}}]"#, upstream.local_addr().unwrap()),
     );
-    let mut serve = ServeProcess::start(&[&file]);
-    let proxies: serde_json::Value =
-        reqwest::blocking::get(format!("http://{}/proxies", serve.api)).unwrap().json().unwrap();
-    let listen = proxies["p"]["listen"].as_str().unwrap().to_owned();
+    let serve = ServeProcess::start(&[&file]);
+    let listen = serve.proxies()["p"]["listen"].as_str().unwrap().to_owned();
+    let client = TcpStream::connect(&listen).unwrap();
+    let (server, _) = upstream.accept().unwrap();
+    (serve, listen, client, server)
+}
 
-    let mut client = TcpStream::connect(&listen).unwrap();
-    let (mut server, _) = upstream.accept().unwrap();
+#[test]
+fn sigterm_stops_accepting_and_drains_open_connections() {
+    let (mut serve, listen, mut client, mut server) = one_open_connection();
     serve.signal("TERM");
     // Draining: the open connection still carries bytes both ways...
     client.write_all(b"last words").unwrap();
@@ -120,18 +124,7 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
 
 #[test]
 fn a_connection_that_never_ends_is_closed_after_the_drain_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let file = write_file(
-        &dir,
-        "p.json",
-        &format!(r#"[{{"name":"p","listen":"127.0.0.1:0","upstream":"{}"}}]"#, upstream.local_addr().unwrap()),
-    );
-    let mut serve = ServeProcess::start(&[&file]);
-    let proxies: serde_json::Value =
-        reqwest::blocking::get(format!("http://{}/proxies", serve.api)).unwrap().json().unwrap();
-    let mut client = TcpStream::connect(proxies["p"]["listen"].as_str().unwrap()).unwrap();
-    let (_server, _) = upstream.accept().unwrap();
+    let (mut serve, _listen, mut client, _server) = one_open_connection();
     serve.signal("INT");
     let (code, took) = serve.wait(Duration::from_secs(15));
     assert_eq!(code, Some(0));

@@ -12,6 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+/// Milliseconds, shorter to read in timing assertions.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
 /// Upper bound on any single wait in these tests: nothing may hang.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

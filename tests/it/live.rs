@@ -4,11 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{Daemon, PATIENCE, connect, echo_server, pattern, read_to_end, round_trip};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::harness::{Daemon, PATIENCE, connect, echo_server, ms, pattern, read_to_end, round_trip};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_update_remove_on_an_open_connection() {

@@ -1,15 +1,11 @@
 //! Each toxic's effect, measured on the wire (tolerances fit a noisy 2-core machine).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Daemon, PATIENCE, connect, echo_server, pattern, read_to_end, round_trip, source_server};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::harness::{Daemon, PATIENCE, connect, echo_server, ms, pattern, read_to_end, round_trip, source_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_delays_each_round_trip() {
