@@ -54,7 +54,7 @@ struct Daemon {
 impl Daemon {
     fn start() -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .args(["serve", "--api", "127.0.0.1:0"])
+            .args(["serve", "--api", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -207,22 +207,47 @@ fn rtt(address: SocketAddr) -> (f64, f64) {
     (us(percentile(&samples, 0.5)), us(percentile(&samples, 0.99)))
 }
 
+/// The floor to compare against: the smallest tokio proxy there is (`copy_bidirectional` per
+/// connection, its own process-less runtime thread), in front of the same upstream.
+fn minimal_tokio_proxy(upstream: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((mut client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    client.set_nodelay(true).unwrap();
+                    server.set_nodelay(true).unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+    });
+    address
+}
+
 fn round_trips(daemon: &Daemon, echo: SocketAddr) {
     let proxied = daemon.proxy("rtt", echo);
-    let (mut d50, mut d99, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let minimal = minimal_tokio_proxy(echo);
+    let mut figures = [(); 6].map(|()| Vec::new());
     for _ in 0..ROUNDS {
-        let (a, b) = rtt(echo);
-        let (c, e) = rtt(proxied);
-        d50.push(a);
-        d99.push(b);
-        p50.push(c);
-        p99.push(e);
+        for (i, address) in [echo, proxied, minimal].into_iter().enumerate() {
+            let (p50, p99) = rtt(address);
+            figures[2 * i].push(p50);
+            figures[2 * i + 1].push(p99);
+        }
     }
-    let (d50, d99, p50, p99) = (median(&mut d50), median(&mut d99), median(&mut p50), median(&mut p99));
+    let [d50, d99, p50, p99, m50, m99] = figures.map(|mut f| median(&mut f));
     println!("\nround trips, 64 bytes, {ROUND_TRIPS} per round");
-    println!("  direct      p50 {d50:7.1} us   p99 {d99:7.1} us");
-    println!("  firedrill   p50 {p50:7.1} us   p99 {p99:7.1} us");
-    println!("  added       p50 {:7.1} us   p99 {:7.1} us   (target p50 <= 15 us)", p50 - d50, p99 - d99);
+    println!("  direct                 p50 {d50:7.1} us   p99 {d99:7.1} us");
+    println!("  firedrill              p50 {p50:7.1} us   p99 {p99:7.1} us");
+    println!("  minimal tokio proxy    p50 {m50:7.1} us   p99 {m99:7.1} us   (copy_bidirectional, for the floor)");
+    println!("  added by firedrill     p50 {:7.1} us   p99 {:7.1} us   (target p50 <= 15 us)", p50 - d50, p99 - d99);
+    println!("  added by the minimal   p50 {:7.1} us   p99 {:7.1} us", m50 - d50, m99 - d99);
 }
 
 fn latency_accuracy(daemon: &Daemon, echo: SocketAddr) {

@@ -23,6 +23,9 @@ const READ_CHUNK: usize = 32 * 1024;
 /// Chunks queued between the reader and the writer of one direction (bounds memory per link).
 const CHUNK_QUEUE: usize = 16;
 
+/// Half of tokio's timer resolution (1 ms), see [`Direction::write_pieces`].
+const HALF_TIMER_TICK: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// The toxics of a proxy, as its links see them: upstream ones first, then downstream.
 pub type ToxicList = Arc<Vec<Toxic>>;
 
@@ -283,7 +286,10 @@ impl<'a> Direction<'a> {
     async fn write_pieces(&mut self, pieces: Vec<Piece>) -> Result<(), Verdict> {
         let mut interrupted = false;
         for piece in pieces {
-            while !interrupted && Instant::now() < piece.ready_at {
+            // tokio's timer fires on the first millisecond tick at or after a deadline; aiming
+            // half a tick early centres the error on the configured value instead of +0..1 ms.
+            let due = piece.ready_at.checked_sub(HALF_TIMER_TICK).unwrap_or(piece.ready_at);
+            while !interrupted && Instant::now() < due {
                 tokio::select! {
                     biased;
                     () = self.cancel.cancelled() => return Err(Verdict::Close),
@@ -293,7 +299,7 @@ impl<'a> Direction<'a> {
                         }
                         interrupted = true;
                     }
-                    () = sleep_until(piece.ready_at) => {}
+                    () = sleep_until(due) => {}
                 }
             }
             write_all(self.dst, &piece.data, self.cancel).await.map_err(|_| Verdict::Close)?;
