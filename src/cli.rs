@@ -131,6 +131,46 @@ pub enum Command {
         #[arg(value_name = "JOURNAL")]
         journal: PathBuf,
     },
+    /// Report on scorecards over time: per team, drill and phase, against the targets.
+    Report {
+        /// Only this team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Only this drill.
+        #[arg(long)]
+        drill: Option<String>,
+        /// Only runs started within this span, such as 90d.
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where the scorecards are.
+        #[arg(long, default_value = "scorecards")]
+        scorecards: PathBuf,
+    },
+    /// READY or NOT READY: a readiness policy applied to a team's scorecards (exit 0 or 1).
+    Readiness {
+        /// The team.
+        #[arg(long)]
+        team: String,
+        /// A policy file (TOML); default: every drill in --drills run twice in 60 days, the last
+        /// two runs of each meeting every phase target.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Also write the verdict as JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Where the drills are (the required set when the policy names none).
+        #[arg(long, default_value = "drills")]
+        drills: PathBuf,
+        /// Where the scorecards are.
+        #[arg(long, default_value = "scorecards")]
+        scorecards: PathBuf,
+    },
     /// Check drill files (`.toml`) and proxy files (`.json`), or every such file in a directory.
     /// Drills are checked against the proxies of the proxy files given (or of `proxies/`).
     /// Exits 2 if anything is wrong.
@@ -143,6 +183,17 @@ pub enum Command {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::drill::duration::parse(text)
+}
+
+/// Formats of `firedrill report`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// For a terminal.
+    Text,
+    /// Markdown tables.
+    Markdown,
+    /// JSON, for scripts.
+    Json,
 }
 
 /// Where the daemon's control API is.
@@ -246,6 +297,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { json, run_id, remote } => runtime()?.block_on(client::status(&remote.remote(), run_id, json)),
         Command::Watch { run_id, remote } => runtime()?.block_on(client::watch(&remote.remote(), run_id)),
         Command::Validate { paths } => crate::validate::run(&paths),
+        Command::Report { team, drill, since, format, out, scorecards } => {
+            crate::scorecard::report::run(&scorecards, team, drill, &since, format, out.as_deref())
+        }
+        Command::Readiness { team, policy, junit, drills, scorecards } => {
+            crate::scorecard::readiness::run(&team, policy.as_deref(), junit.as_deref(), &drills, &scorecards)
+        }
         Command::Replay { journal } => {
             let records = crate::run::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;
             let card = crate::scorecard::Scorecard::from_journal(&records)

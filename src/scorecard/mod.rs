@@ -3,6 +3,8 @@
 //! Phases are timed from t0, the first fault applied (the run's start when a drill has no fault).
 //! Detection keeps its two sources apart: a responder's acknowledgement and an alert.
 
+pub mod readiness;
+pub mod report;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

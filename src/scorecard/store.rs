@@ -25,6 +25,40 @@ pub fn write(root: &Path, card: &Scorecard) -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// A scorecard file that could not be read; the report lists these and goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// Reads every `<root>/<team>/*.json`. Unknown fields (from newer versions) are ignored; a file
+/// that does not parse is skipped and reported, never fatal. Sorted by start time, then run id.
+pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
+    let (mut cards, mut skipped) = (Vec::new(), Vec::new());
+    let Ok(teams) = std::fs::read_dir(root) else { return (cards, skipped) };
+    for team in teams.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()) {
+        let Ok(files) = std::fs::read_dir(&team) else { continue };
+        for path in files.filter_map(Result::ok).map(|e| e.path()) {
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str::<Scorecard>(&text).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(card) => cards.push(card),
+                Err(reason) => skipped.push(Skipped { path, reason }),
+            }
+        }
+    }
+    cards.sort_by(|a, b| (a.started_wall_ms, &a.run_id).cmp(&(b.started_wall_ms, &b.run_id)));
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    (cards, skipped)
+}
+
 /// Keeps a name safe as a path component.
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()

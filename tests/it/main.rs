@@ -8,6 +8,7 @@ mod drill_e2e;
 mod harness;
 mod live;
 mod replay;
+mod report;
 mod runner;
 mod toxicity;
 mod toxics;

@@ -1,0 +1,202 @@
+//! The readiness verdict: a policy applied to a team's scorecards, READY or NOT READY with each
+//! reason, and the same as JUnit XML so any CI system can gate a release on it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Scorecard, Verdict};
+
+/// A readiness policy (`--policy FILE`, TOML). Every field has a sensible default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Drills that must be practised; empty = every drill in the drill directory.
+    pub required_drills: Vec<String>,
+    /// Runs of each required drill needed within the window.
+    pub min_runs: usize,
+    /// The window, e.g. `"60d"`.
+    pub window: String,
+    /// How many of the latest runs must meet every phase target.
+    pub last_runs_meet_targets: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { required_drills: Vec::new(), min_runs: 2, window: "60d".into(), last_runs_meet_targets: 2 }
+    }
+}
+
+/// Parses `"60d"`, `"12h"` or any drill duration.
+pub fn parse_window(text: &str) -> Result<Duration, String> {
+    match text.strip_suffix('d').and_then(|d| d.trim().parse::<u64>().ok()) {
+        Some(days) => Ok(Duration::from_secs(days * 86_400)),
+        None => crate::drill::duration::parse(text),
+    }
+}
+
+/// One requirement and whether it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The drill it is about.
+    pub drill: String,
+    /// What is required.
+    pub name: String,
+    /// Why it fails, if it does.
+    pub failure: Option<String>,
+}
+
+/// Applies `policy` to `team`'s scorecards at `now_ms`; `required` are the drills to check.
+pub fn evaluate(
+    policy: &Policy,
+    team: &str,
+    required: &[String],
+    cards: &[Scorecard],
+    now_ms: u64,
+) -> Result<Vec<Requirement>, String> {
+    let window = parse_window(&policy.window).map_err(|e| format!("policy window: {e}"))?;
+    let since = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+    let mut out = Vec::new();
+    for drill in required {
+        let mut runs: Vec<&Scorecard> =
+            cards.iter().filter(|c| c.team == team && &c.drill == drill && c.started_wall_ms >= since).collect();
+        runs.sort_by_key(|c| c.started_wall_ms);
+        out.push(Requirement {
+            drill: drill.clone(),
+            name: format!("run at least {} times in the last {}", policy.min_runs, policy.window),
+            failure: (runs.len() < policy.min_runs)
+                .then(|| format!("{} run(s) in the last {}", runs.len(), policy.window)),
+        });
+        let last: Vec<&&Scorecard> = runs.iter().rev().take(policy.last_runs_meet_targets).collect();
+        let misses: Vec<String> = last
+            .iter()
+            .flat_map(|c| {
+                c.phases.iter().filter(|p| p.verdict != Verdict::Met).map(move |p| {
+                    let phase = serde_json::to_value(p.phase)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    format!(
+                        "{} {phase} {}",
+                        c.run_id,
+                        if p.verdict == Verdict::Missed { "missed" } else { "not reached" }
+                    )
+                })
+            })
+            .collect();
+        let failure = if last.len() < policy.last_runs_meet_targets {
+            Some(format!("only {} run(s) to judge", last.len()))
+        } else if misses.is_empty() {
+            None
+        } else {
+            Some(misses.join("; "))
+        };
+        out.push(Requirement {
+            drill: drill.clone(),
+            name: format!("the last {} run(s) meet every phase target", policy.last_runs_meet_targets),
+            failure,
+        });
+    }
+    Ok(out)
+}
+
+/// READY or NOT READY, with each reason.
+pub fn text(team: &str, requirements: &[Requirement]) -> String {
+    let ready = requirements.iter().all(|r| r.failure.is_none());
+    let mut out = format!("{}: team {team}\n", if ready { "READY" } else { "NOT READY" });
+    for r in requirements {
+        match &r.failure {
+            None => {
+                let _ = writeln!(out, "  ok    {}: {}", r.drill, r.name);
+            }
+            Some(why) => {
+                let _ = writeln!(out, "  FAIL  {}: {} — {why}", r.drill, r.name);
+            }
+        }
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The verdict as JUnit XML: one test case per requirement.
+pub fn junit(team: &str, requirements: &[Requirement]) -> String {
+    let failures = requirements.iter().filter(|r| r.failure.is_some()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"firedrill readiness\" tests=\"{}\" failures=\"{failures}\">",
+        requirements.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"readiness of {}\" tests=\"{}\" failures=\"{failures}\">",
+        escape(team),
+        requirements.len()
+    );
+    for r in requirements {
+        let head =
+            format!("    <testcase classname=\"{}.{}\" name=\"{}\"", escape(team), escape(&r.drill), escape(&r.name));
+        match &r.failure {
+            None => {
+                let _ = writeln!(out, "{head}/>");
+            }
+            Some(why) => {
+                let _ = writeln!(out, "{head}>\n      <failure message=\"{}\"/>\n    </testcase>", escape(why));
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// `firedrill readiness`: prints the verdict, writes JUnit if asked; NOT READY fails (exit 1).
+pub fn run(
+    team: &str,
+    policy: Option<&std::path::Path>,
+    junit_path: Option<&std::path::Path>,
+    drills: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<(), crate::cli::Failure> {
+    use crate::cli::Failure;
+    use anyhow::anyhow;
+    let policy: Policy = match policy {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Failure::BadInput(anyhow!("{}: {e}", path.display())))?;
+            toml::from_str(&text).map_err(|e| Failure::BadInput(anyhow!("{}: {}", path.display(), e.message())))?
+        }
+        None => Policy::default(),
+    };
+    let required = if policy.required_drills.is_empty() {
+        let mut names: Vec<String> = std::fs::read_dir(drills)
+            .map_err(|e| Failure::BadInput(anyhow!("{}: {e}", drills.display())))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        names
+    } else {
+        policy.required_drills.clone()
+    };
+    let (cards, _) = super::store::read_all(root);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+    let requirements = evaluate(&policy, team, &required, &cards, now).map_err(|e| Failure::BadInput(anyhow!(e)))?;
+    print!("{}", text(team, &requirements));
+    if let Some(path) = junit_path {
+        std::fs::write(path, junit(team, &requirements))
+            .map_err(|e| Failure::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
+    }
+    if requirements.iter().all(|r| r.failure.is_none()) {
+        Ok(())
+    } else {
+        Err(Failure::Failed(anyhow!("team {team} is NOT READY")))
+    }
+}

@@ -1,0 +1,172 @@
+//! Reports and the readiness verdict over a fixed set of scorecards (snapshots of what people
+//! read), plus a corrupt file that is skipped and listed, never fatal.
+
+use std::path::Path;
+use std::process::Command;
+
+use firedrill::drill::Phase;
+use firedrill::run::event::Outcome;
+use firedrill::scorecard::readiness::{self, Policy};
+use firedrill::scorecard::report::{self, Filter};
+use firedrill::scorecard::{Detection, PhaseScore, SCHEMA_VERSION, Scorecard, Verdict, store};
+
+const DAY_MS: u64 = 86_400_000;
+const NOW_MS: u64 = 1_800_000_000_000;
+
+/// A scorecard of `team` on `drill`, `days_ago`, with the four phase times in seconds.
+fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4]) -> Scorecard {
+    let targets = [100_000, 400_000, 600_000, 1_200_000];
+    let phases = Phase::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, &phase)| {
+            let actual_ms = seconds[i].map(|s| s * 1000);
+            let verdict = match actual_ms {
+                None => Verdict::NotReached,
+                Some(t) if t <= targets[i] => Verdict::Met,
+                Some(_) => Verdict::Missed,
+            };
+            PhaseScore { phase, target_ms: targets[i], production_target_ms: targets[i] * 3, actual_ms, verdict }
+        })
+        .collect();
+    Scorecard {
+        schema_version: SCHEMA_VERSION,
+        run_id: format!("{drill}-{n}"),
+        drill: drill.into(),
+        title: drill.into(),
+        team: team.into(),
+        responder: Some("ana".into()),
+        started_wall_ms: NOW_MS - days_ago * DAY_MS,
+        t0_ms: 0,
+        outcome: Some(if seconds[3].is_some() { Outcome::Resolved } else { Outcome::Unresolved }),
+        outcome_reason: None,
+        phases,
+        detection: Detection {
+            human_ms: seconds[0].map(|s| s * 1000),
+            human_by: Some("bo".into()),
+            machine_ms: n.is_multiple_of(2).then_some(30_000),
+            machine_alert: n.is_multiple_of(2).then(|| "Latency".into()),
+        },
+        diagnosed_by: seconds[1].map(|_| "ana".into()),
+        wrong_diagnoses: Vec::new(),
+        hints: Vec::new(),
+        faults_applied: 1,
+        faults_left: 0,
+    }
+}
+
+fn fixture(root: &Path) {
+    let cards = [
+        card("payments", "partner-latency", 1, 50, [Some(200), Some(900), Some(1000), Some(1500)]),
+        card("payments", "partner-latency", 2, 20, [Some(90), Some(500), Some(700), Some(1100)]),
+        card("payments", "partner-latency", 3, 5, [Some(60), Some(300), Some(500), Some(900)]),
+        card("payments", "partner-reset", 1, 3, [Some(80), Some(350), None, None]),
+        card("search", "partner-latency", 1, 100, [Some(40), Some(200), Some(300), Some(600)]),
+    ];
+    for card in &cards {
+        store::write(root, card).unwrap();
+    }
+    std::fs::write(root.join("payments/broken.json"), "{\"schema_version\": 1, \"run_id\": ").unwrap();
+    // A newer firedrill's extra field is tolerated.
+    let mut newer =
+        serde_json::to_value(card("payments", "partner-reset", 2, 1, [Some(60), Some(200), Some(300), Some(600)]))
+            .unwrap();
+    newer["from_the_future"] = serde_json::json!({"x": 1});
+    std::fs::write(root.join("payments/newer.json"), newer.to_string()).unwrap();
+}
+
+fn relative(report: &mut report::Report, root: &Path) {
+    for skipped in &mut report.skipped {
+        skipped.path = skipped.path.replace(&root.display().to_string(), "<scorecards>");
+    }
+}
+
+#[test]
+fn reports_in_text_markdown_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let (cards, skipped) = store::read_all(dir.path());
+    assert_eq!(cards.len(), 6, "the newer file is read");
+    assert_eq!(skipped.len(), 1, "the broken file is skipped");
+    let mut all = report::build(&cards, &skipped, &Filter::default());
+    relative(&mut all, dir.path());
+    insta::assert_snapshot!("report_text", report::text(&all));
+    insta::assert_snapshot!("report_markdown", report::markdown(&all));
+
+    let since = Filter { team: Some("payments".into()), since_ms: Some(NOW_MS - 30 * DAY_MS), ..Filter::default() };
+    let recent = report::build(&cards, &[], &since);
+    let latency = &recent.drills[0];
+    assert_eq!((latency.drill.as_str(), latency.runs), ("partner-latency", 2), "the 50-day-old run is outside 30d");
+    assert_eq!(latency.phases[0].median_ms, Some(60_000));
+    assert_eq!(latency.phases[0].p90_ms, Some(90_000));
+    assert!((latency.phases[0].share_within_target - 1.0).abs() < f64::EPSILON);
+    assert_eq!((latency.detected_by_people, latency.detected_by_alerts), (1, 1));
+}
+
+#[test]
+fn readiness_verdict_and_junit() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let (cards, _) = store::read_all(dir.path());
+    let required = ["partner-latency".to_owned(), "partner-reset".to_owned()];
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    let verdict = readiness::text("payments", &requirements);
+    assert!(verdict.starts_with("NOT READY"));
+    insta::assert_snapshot!("readiness_text", verdict);
+    insta::assert_snapshot!("readiness_junit", readiness::junit("payments", &requirements));
+
+    // Run 2 missed two targets; only the latest one counts under this policy.
+    let lenient =
+        Policy { required_drills: vec!["partner-latency".into()], last_runs_meet_targets: 1, ..Policy::default() };
+    let ok = readiness::evaluate(&lenient, "payments", &lenient.required_drills, &cards, NOW_MS).unwrap();
+    assert!(ok.iter().all(|r| r.failure.is_none()), "{ok:?}");
+}
+
+#[test]
+fn the_cli_gates_on_readiness_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("scorecards");
+    std::fs::create_dir(&root).unwrap();
+    // Runs dated now, so the 60-day window of the real clock covers them.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    for (n, seconds) in [(1, 300), (2, 200)] {
+        let mut c = card("payments", "partner-latency", n, 0, [Some(30), Some(seconds), Some(seconds), Some(seconds)]);
+        c.started_wall_ms = now - u64::from(n) * 1000;
+        store::write(&root, &c).unwrap();
+    }
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "required_drills = [\"partner-latency\"]\n").unwrap();
+    let junit = dir.path().join("readiness.xml");
+    let run = |policy_text: Option<&str>| {
+        if let Some(text) = policy_text {
+            std::fs::write(&policy, text).unwrap();
+        }
+        Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["readiness", "--team", "payments", "--scorecards"])
+            .arg(&root)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--junit")
+            .arg(&junit)
+            .output()
+            .unwrap()
+    };
+    let ready = run(None);
+    assert_eq!(ready.status.code(), Some(0), "{}", String::from_utf8_lossy(&ready.stdout));
+    assert!(String::from_utf8_lossy(&ready.stdout).starts_with("READY"));
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("failures=\"0\""));
+    let not_ready = run(Some("required_drills = [\"partner-latency\", \"wallet-blackhole\"]\n"));
+    assert_eq!(not_ready.status.code(), Some(1));
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("<failure message=\"0 run(s) in the last 60d\"/>"));
+    let bad = run(Some("min_runz = 3\n"));
+    assert_eq!(bad.status.code(), Some(2), "a bad policy is bad input");
+
+    let report = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["report", "--format", "json", "--scorecards"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(report.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(json["drills"][0]["runs"], 2);
+}
