@@ -142,6 +142,12 @@ pub enum Command {
         /// Only runs started within this span, such as 90d.
         #[arg(long, default_value = "90d")]
         since: String,
+        /// Drills not practised within this span are reported as stale.
+        #[arg(long, default_value = "30d")]
+        stale: String,
+        /// The drill catalogue, for coverage (drills and fault kinds never practised).
+        #[arg(long, default_value = "drills")]
+        drills: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
@@ -297,8 +303,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { json, run_id, remote } => runtime()?.block_on(client::status(&remote.remote(), run_id, json)),
         Command::Watch { run_id, remote } => runtime()?.block_on(client::watch(&remote.remote(), run_id)),
         Command::Validate { paths } => crate::validate::run(&paths),
-        Command::Report { team, drill, since, format, out, scorecards } => {
-            crate::scorecard::report::run(&scorecards, team, drill, &since, format, out.as_deref())
+        Command::Report { team, drill, since, stale, drills, format, out, scorecards } => {
+            let args = crate::scorecard::report::ReportArgs { team, drill, since, stale, drills };
+            crate::scorecard::report::run(&scorecards, args, format, out.as_deref())
         }
         Command::Readiness { team, policy, junit, drills, scorecards } => {
             crate::scorecard::readiness::run(&team, policy.as_deref(), junit.as_deref(), &drills, &scorecards)

@@ -115,6 +115,27 @@ pub struct Scorecard {
     pub faults_applied: usize,
     /// Faults applied and never seen removed (must be 0 for a finished run).
     pub faults_left: usize,
+    /// The toxic types the run applied (`latency`, `reset_peer`, …), sorted, for coverage.
+    #[serde(default)]
+    pub fault_kinds: Vec<String>,
+}
+
+/// Each phase's time against its dev target (production × `ratio`).
+fn phase_scores(production: [u64; 4], ratio: f64, actual: [Option<u64>; 4]) -> Vec<PhaseScore> {
+    Phase::ALL
+        .iter()
+        .map(|&phase| {
+            let production_target_ms = production[phase as usize];
+            let target_ms = (production_target_ms as f64 * ratio).round() as u64;
+            let actual_ms = actual[phase as usize];
+            let verdict = match actual_ms {
+                None => Verdict::NotReached,
+                Some(t) if t <= target_ms => Verdict::Met,
+                Some(_) => Verdict::Missed,
+            };
+            PhaseScore { phase, target_ms, production_target_ms, actual_ms, verdict }
+        })
+        .collect()
 }
 
 /// Why a journal has no scorecard.
@@ -152,14 +173,19 @@ impl Scorecard {
             hints: Vec::new(),
             faults_applied: 0,
             faults_left: 0,
+            fault_kinds: Vec::new(),
         };
         let mut applied = std::collections::BTreeSet::new();
         let (mut diagnosed, mut mitigated, mut resolved, mut declared) = (None, None, None, None);
         for record in rest {
             match &record.event {
-                Event::FaultApplied { fault, .. } => {
+                Event::FaultApplied { fault, kind, .. } => {
                     card.faults_applied += 1;
                     applied.insert(*fault);
+                    if !card.fault_kinds.contains(kind) {
+                        card.fault_kinds.push(kind.clone());
+                        card.fault_kinds.sort();
+                    }
                 }
                 Event::FaultRemoved { fault, .. } => {
                     applied.remove(fault);
@@ -214,19 +240,7 @@ impl Scorecard {
         };
         // Without a steady-state check, mitigation is only known when the incident is resolved.
         let mitigated = mitigated.or(resolved);
-        let production = production_ms.as_array();
-        let actual = [detected, diagnosed, mitigated, resolved];
-        for phase in Phase::ALL {
-            let production_target_ms = production[phase as usize];
-            let target_ms = (production_target_ms as f64 * ratio).round() as u64;
-            let actual_ms = actual[phase as usize];
-            let verdict = match actual_ms {
-                None => Verdict::NotReached,
-                Some(t) if t <= target_ms => Verdict::Met,
-                Some(_) => Verdict::Missed,
-            };
-            card.phases.push(PhaseScore { phase, target_ms, production_target_ms, actual_ms, verdict });
-        }
+        card.phases = phase_scores(production_ms.as_array(), *ratio, [detected, diagnosed, mitigated, resolved]);
         Ok(card)
     }
 

@@ -79,11 +79,51 @@ pub struct DrillStats {
     pub last_run_wall_ms: u64,
 }
 
+/// What a team has and has not practised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The team.
+    pub team: String,
+    /// Drills of the catalogue the team never ran.
+    pub never_run: Vec<String>,
+    /// Drills last run before the staleness cut-off.
+    pub stale: Vec<String>,
+    /// Fault kinds of the catalogue the team never met.
+    pub kinds_never_practised: Vec<String>,
+}
+
+/// The drill catalogue coverage is measured against: drill name → fault kinds.
+pub type Catalogue = BTreeMap<String, Vec<String>>;
+
+/// Coverage per team of the scorecards `filter` keeps; `stale_before_ms` is the cut-off.
+pub fn coverage(cards: &[Scorecard], catalogue: &Catalogue, filter: &Filter, stale_before_ms: u64) -> Vec<Coverage> {
+    let mut teams: BTreeMap<&str, Vec<&Scorecard>> = BTreeMap::new();
+    for card in cards.iter().filter(|c| filter.team.as_ref().is_none_or(|t| *t == c.team)) {
+        teams.entry(&card.team).or_default().push(card);
+    }
+    let all_kinds: std::collections::BTreeSet<&String> = catalogue.values().flatten().collect();
+    teams
+        .into_iter()
+        .map(|(team, runs)| {
+            let last_run = |drill: &str| runs.iter().filter(|c| c.drill == drill).map(|c| c.started_wall_ms).max();
+            let met: std::collections::BTreeSet<&String> = runs.iter().flat_map(|c| &c.fault_kinds).collect();
+            Coverage {
+                team: team.to_owned(),
+                never_run: catalogue.keys().filter(|d| last_run(d).is_none()).cloned().collect(),
+                stale: catalogue.keys().filter(|d| last_run(d).is_some_and(|t| t < stale_before_ms)).cloned().collect(),
+                kinds_never_practised: all_kinds.iter().filter(|k| !met.contains(*k)).map(|k| (*k).clone()).collect(),
+            }
+        })
+        .collect()
+}
+
 /// A whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// Per team and drill, sorted.
     pub drills: Vec<DrillStats>,
+    /// Per team: drills and fault kinds never practised, and stale drills.
+    pub coverage: Vec<Coverage>,
     /// Files that could not be read.
     pub skipped: Vec<SkippedFile>,
 }
@@ -169,7 +209,7 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
         .collect();
     let skipped =
         skipped.iter().map(|s| SkippedFile { path: s.path.display().to_string(), reason: s.reason.clone() }).collect();
-    Report { drills, skipped }
+    Report { drills, coverage: Vec::new(), skipped }
 }
 
 /// `m:ss` for a duration in ms; `-` for none.
@@ -206,6 +246,17 @@ pub fn text(report: &Report) -> String {
             d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints
         );
     }
+    for c in &report.coverage {
+        let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+        let _ = writeln!(
+            out,
+            "{} coverage: never run: {}; stale: {}; fault kinds never practised: {}",
+            c.team,
+            list(&c.never_run),
+            list(&c.stale),
+            list(&c.kinds_never_practised)
+        );
+    }
     for s in &report.skipped {
         let _ = writeln!(out, "skipped {}: {}", s.path, s.reason);
     }
@@ -238,6 +289,21 @@ pub fn markdown(report: &Report) -> String {
             d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints
         );
     }
+    if !report.coverage.is_empty() {
+        out.push_str(
+            "\n## Coverage\n\n| team | never run | stale | fault kinds never practised |\n|---|---|---|---|\n",
+        );
+        for c in &report.coverage {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                c.team,
+                c.never_run.join(", "),
+                c.stale.join(", "),
+                c.kinds_never_practised.join(", ")
+            );
+        }
+    }
     if !report.skipped.is_empty() {
         out.push_str("\n## Skipped files\n\n");
         for s in &report.skipped {
@@ -253,20 +319,64 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
 }
 
+/// The catalogue of a drill directory: each drill's name and the toxic types of its faults.
+/// Files that do not parse are left out (`firedrill validate` is where they are reported).
+pub fn catalogue(dir: &std::path::Path) -> Catalogue {
+    let mut out = Catalogue::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for path in entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml"))
+    {
+        let Some(table) = std::fs::read_to_string(&path).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
+            continue;
+        };
+        let Some(name) = table.get("drill").and_then(|d| d.get("name")).and_then(toml::Value::as_str) else { continue };
+        let mut kinds: Vec<String> = table
+            .get("faults")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("toxic")?.get("type")?.as_str().map(str::to_owned))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        out.insert(name.to_owned(), kinds);
+    }
+    out
+}
+
+/// What `firedrill report` was asked for.
+#[derive(Debug, Clone)]
+pub struct ReportArgs {
+    /// Only this team.
+    pub team: Option<String>,
+    /// Only this drill.
+    pub drill: Option<String>,
+    /// Only runs within this span (`90d`).
+    pub since: String,
+    /// Drills not run within this span are stale (`30d`).
+    pub stale: String,
+    /// The drill catalogue for coverage.
+    pub drills: std::path::PathBuf,
+}
+
 /// `firedrill report`.
 pub fn run(
     root: &std::path::Path,
-    team: Option<String>,
-    drill: Option<String>,
-    since: &str,
+    args: ReportArgs,
     format: crate::cli::ReportFormat,
     out: Option<&std::path::Path>,
 ) -> Result<(), crate::cli::Failure> {
     use crate::cli::{Failure, ReportFormat};
-    let span = super::readiness::parse_window(since).map_err(|e| Failure::BadInput(anyhow::anyhow!("--since: {e}")))?;
-    let since_ms = now_ms().saturating_sub(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
+    let span = |text: &str, flag: &str| {
+        super::readiness::parse_window(text)
+            .map(|d| now_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+            .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
+    };
+    let (since_ms, stale_ms) = (span(&args.since, "--since")?, span(&args.stale, "--stale")?);
     let (cards, skipped) = super::store::read_all(root);
-    let report = build(&cards, &skipped, &Filter { team, drill, since_ms: Some(since_ms) });
+    let filter = Filter { team: args.team, drill: args.drill, since_ms: Some(since_ms) };
+    let mut report = build(&cards, &skipped, &filter);
+    report.coverage = coverage(&cards, &catalogue(&args.drills), &filter, stale_ms);
     let rendered = match format {
         ReportFormat::Text => text(&report),
         ReportFormat::Markdown => markdown(&report),

@@ -52,6 +52,7 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
         hints: Vec::new(),
         faults_applied: 1,
         faults_left: 0,
+        fault_kinds: vec![if drill.contains("reset") { "reset_peer".into() } else { "latency".into() }],
     }
 }
 
@@ -89,6 +90,15 @@ fn reports_in_text_markdown_and_json() {
     assert_eq!(cards.len(), 6, "the newer file is read");
     assert_eq!(skipped.len(), 1, "the broken file is skipped");
     let mut all = report::build(&cards, &skipped, &Filter::default());
+    let catalogue: report::Catalogue =
+        [("partner-latency", "latency"), ("partner-reset", "reset_peer"), ("wallet-blackhole", "timeout")]
+            .into_iter()
+            .map(|(d, k)| (d.to_owned(), vec![k.to_owned()]))
+            .collect();
+    all.coverage = report::coverage(&cards, &catalogue, &Filter::default(), NOW_MS - 30 * DAY_MS);
+    assert_eq!(all.coverage[0].never_run, ["wallet-blackhole"]);
+    assert_eq!(all.coverage[0].kinds_never_practised, ["timeout"]);
+    assert_eq!(all.coverage[1].stale, ["partner-latency"], "search last ran it 100 days ago");
     relative(&mut all, dir.path());
     insta::assert_snapshot!("report_text", report::text(&all));
     insta::assert_snapshot!("report_markdown", report::markdown(&all));
