@@ -37,26 +37,40 @@ pub struct Skipped {
 /// Reads every `<root>/<team>/*.json`. Unknown fields (from newer versions) are ignored; a file
 /// that does not parse is skipped and reported, never fatal. Sorted by start time, then run id.
 pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
+    let mut paths = Vec::new();
+    if let Ok(teams) = std::fs::read_dir(root) {
+        for team in teams.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()) {
+            let Ok(files) = std::fs::read_dir(&team) else { continue };
+            paths.extend(
+                files.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")),
+            );
+        }
+    }
+    // Reading and parsing is the whole cost of a report over many runs: spread it over the cores.
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = paths.len().div_ceil(workers).max(1);
+    let parsed: Vec<Vec<Result<Scorecard, Skipped>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            paths.chunks(chunk).map(|part| scope.spawn(move || part.iter().map(|p| read_one(p)).collect())).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
     let (mut cards, mut skipped) = (Vec::new(), Vec::new());
-    let Ok(teams) = std::fs::read_dir(root) else { return (cards, skipped) };
-    for team in teams.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()) {
-        let Ok(files) = std::fs::read_dir(&team) else { continue };
-        for path in files.filter_map(Result::ok).map(|e| e.path()) {
-            if path.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| serde_json::from_str::<Scorecard>(&text).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(card) => cards.push(card),
-                Err(reason) => skipped.push(Skipped { path, reason }),
-            }
+    for result in parsed.into_iter().flatten() {
+        match result {
+            Ok(card) => cards.push(card),
+            Err(skip) => skipped.push(skip),
         }
     }
     cards.sort_by(|a, b| (a.started_wall_ms, &a.run_id).cmp(&(b.started_wall_ms, &b.run_id)));
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     (cards, skipped)
+}
+
+fn read_one(path: &Path) -> Result<Scorecard, Skipped> {
+    std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice::<Scorecard>(&bytes).map_err(|e| e.to_string()))
+        .map_err(|reason| Skipped { path: path.to_owned(), reason })
 }
 
 /// Keeps a name safe as a path component.
