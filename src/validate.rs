@@ -32,6 +32,14 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     Ok(out)
 }
 
+/// The proxy files of `proxies/`, when there is such a directory.
+fn default_proxy_files() -> Result<Vec<PathBuf>, Failure> {
+    if !Path::new(DEFAULT_PROXY_DIR).is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(expand(&[PathBuf::from(DEFAULT_PROXY_DIR)])?.into_iter().filter(|p| is_proxy_file(p)).collect())
+}
+
 fn is_proxy_file(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "json")
 }
@@ -42,8 +50,8 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
     let files = expand(paths)?;
     let mut proxy_files: Vec<PathBuf> = files.iter().filter(|p| is_proxy_file(p)).cloned().collect();
     let checked_proxy_files = proxy_files.clone();
-    if proxy_files.is_empty() && Path::new(DEFAULT_PROXY_DIR).is_dir() {
-        proxy_files = expand(&[PathBuf::from(DEFAULT_PROXY_DIR)])?.into_iter().filter(|p| is_proxy_file(p)).collect();
+    if proxy_files.is_empty() {
+        proxy_files = default_proxy_files()?;
     }
     let mut problems: Vec<String> = Vec::new();
     let environment = match config::load_files(&proxy_files) {
@@ -96,11 +104,7 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
 /// and prints exactly what each fault would touch, and when. Touches nothing.
 pub fn dry_run(drills: &Path, name: &str) -> Result<(), Failure> {
     let path = drills.join(format!("{name}.toml"));
-    let proxy_files: Vec<PathBuf> = if Path::new(DEFAULT_PROXY_DIR).is_dir() {
-        expand(&[PathBuf::from(DEFAULT_PROXY_DIR)])?.into_iter().filter(|p| is_proxy_file(p)).collect()
-    } else {
-        Vec::new()
-    };
+    let proxy_files = default_proxy_files()?;
     let configs = config::load_files(&proxy_files).map_err(|errors| {
         Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
     })?;

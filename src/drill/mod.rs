@@ -7,4 +7,16 @@ pub mod load;
 pub mod plan;
 
 pub use load::{DrillError, Environment, load, parse};
+/// The drills of a directory, by file stem, sorted (the names `firedrill run` takes).
+pub fn names_in(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 pub use plan::{AnswerKey, Drill, Fault, Hint, Phase, Targets, Verify};

@@ -84,10 +84,7 @@ impl Journal {
 
     /// Appends one event and waits until it is on disk.
     pub fn append(&mut self, t_ms: u64, event: Event) -> Result<Record, JournalError> {
-        let wall_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let record = Record { seq: self.next_seq, t_ms, wall_ms, event };
+        let record = Record { seq: self.next_seq, t_ms, wall_ms: super::wall_ms(), event };
         let mut line = serde_json::to_vec(&record)
             .map_err(|e| JournalError::Io { path: self.path.clone(), source: io::Error::other(e) })?;
         line.push(b'\n');

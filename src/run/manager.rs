@@ -185,7 +185,7 @@ impl Manager {
         let drill = drill::load(&path, &environment).map_err(|errors| {
             ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
-        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let wall = super::wall_ms() / 1000;
         let run_id = format!("{}-{wall}-{}", drill.name, self.counter.fetch_add(1, Ordering::Relaxed) + 1);
         let seed = seed.unwrap_or_else(rand::random);
         let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed };
@@ -225,14 +225,7 @@ impl Manager {
         seed: Option<u64>,
         within: std::time::Duration,
     ) -> Result<(), ManagerError> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dirs.drills)
-            .map_err(|_| ManagerError::NoDrill("(any)".into()))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect();
-        names.sort();
+        let mut names = drill::names_in(&self.dirs.drills).map_err(|_| ManagerError::NoDrill("(any)".into()))?;
         let seed = seed.unwrap_or_else(rand::random);
         let (index, delay) =
             blind_pick(names.len(), seed, within).ok_or_else(|| ManagerError::NoDrill("(any)".into()))?;

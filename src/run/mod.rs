@@ -1,5 +1,13 @@
 //! Runs: the events of a run, its crash-safe journal, and the runner that applies faults.
 
+/// Wall-clock time in milliseconds since the Unix epoch: for people and for file names, never
+/// for timing a run (that is tokio time, so tests can pause it).
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 pub mod event;
 pub mod journal;
 pub mod manager;

@@ -172,22 +172,12 @@ pub fn run(
         None => Policy::default(),
     };
     let required = if policy.required_drills.is_empty() {
-        let mut names: Vec<String> = std::fs::read_dir(drills)
-            .map_err(|e| Failure::BadInput(anyhow!("{}: {e}", drills.display())))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect();
-        names.sort();
-        names
+        crate::drill::names_in(drills).map_err(|e| Failure::BadInput(anyhow!("{}: {e}", drills.display())))?
     } else {
         policy.required_drills.clone()
     };
     let (cards, _) = super::store::read_all(root);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+    let now = crate::run::wall_ms();
     let requirements = evaluate(&policy, team, &required, &cards, now).map_err(|e| Failure::BadInput(anyhow!(e)))?;
     print!("{}", text(team, &requirements));
     if let Some(path) = junit_path {

@@ -313,12 +313,6 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
-}
-
 /// The catalogue of a drill directory: each drill's name and the toxic types of its faults.
 /// Files that do not parse are left out (`firedrill validate` is where they are reported).
 pub fn catalogue(dir: &std::path::Path) -> Catalogue {
@@ -369,7 +363,7 @@ pub fn run(
     use crate::cli::{Failure, ReportFormat};
     let span = |text: &str, flag: &str| {
         super::readiness::parse_window(text)
-            .map(|d| now_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+            .map(|d| crate::run::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
             .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
     };
     let (since_ms, stale_ms) = (span(&args.since, "--since")?, span(&args.stale, "--stale")?);
