@@ -12,6 +12,10 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Daemon;
+
 const BULK_BYTES: usize = 1 << 30;
 const ROUNDS: usize = 5;
 const ROUND_TRIPS: usize = 20_000;
@@ -44,40 +48,9 @@ fn main() {
 
 // ----- the daemon under test -------------------------------------------------------------------
 
-struct Daemon {
-    /// The `firedrill serve` process; killed on drop.
-    child: Child,
-    api: SocketAddr,
-    http: reqwest::blocking::Client,
-}
-
 impl Daemon {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .args(["serve", "--api", "127.0.0.1:0", "--control", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let api = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|a| a.parse().ok());
-        let Some(api) = api else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no announcement from firedrill serve: {line:?}");
-        };
-        Self { child, api, http: reqwest::blocking::Client::new() }
-    }
-
-    fn post(&self, path: &str, body: &str) -> serde_json::Value {
-        let response = self.http.post(format!("http://{}{path}", self.api)).body(body.to_owned()).send().unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
-        response.json().unwrap()
-    }
-
     fn proxy(&self, name: &str, upstream: SocketAddr) -> SocketAddr {
-        let body = format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#);
-        self.post("/proxies", &body)["listen"].as_str().unwrap().parse().unwrap()
+        self.proxy_in(name, upstream, "tcp")
     }
 
     fn open_connections(&self) -> usize {
@@ -90,13 +63,6 @@ impl Daemon {
 
     fn rss_kib(&self) -> u64 {
         rss_kib(self.child.id())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -230,18 +196,62 @@ fn minimal_tokio_proxy(upstream: SocketAddr) -> SocketAddr {
     address
 }
 
+/// A second floor, outside tokio and in its own process like firedrill: `socat` (C, a `select`
+/// loop, plain read/write, a forked process per connection), if the machine has it.
+struct Socat(Child, SocketAddr);
+
+impl Socat {
+    fn start(upstream: SocketAddr) -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("socat")
+            .args([
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay"),
+                format!("TCP:{upstream},nodelay"),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let socat = Self(child, SocketAddr::from(([127, 0, 0, 1], port)));
+        let ready = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            TcpStream::connect(socat.1).is_ok()
+        });
+        ready.then_some(socat)
+    }
+}
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn round_trips(daemon: &Daemon, echo: SocketAddr) {
     let proxied = daemon.proxy("rtt", echo);
     let minimal = minimal_tokio_proxy(echo);
     let mut figures = [(); 6].map(|()| Vec::new());
+    let socat = Socat::start(echo);
+    let mut socat_figures = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         for (i, address) in [echo, proxied, minimal].into_iter().enumerate() {
             let (p50, p99) = rtt(address);
             figures[2 * i].push(p50);
             figures[2 * i + 1].push(p99);
         }
+        if let Some(socat) = &socat {
+            let (p50, p99) = rtt(socat.1);
+            socat_figures.0.push(p50);
+            socat_figures.1.push(p99);
+        }
     }
     let [d50, d99, p50, p99, m50, m99] = figures.map(|mut f| median(&mut f));
+    if socat_figures.0.is_empty() {
+        println!("\n(socat not found: no C floor; `apt-get install socat` adds one)");
+    } else {
+        let (s50, s99) = (median(&mut socat_figures.0), median(&mut socat_figures.1));
+        println!("\nsocat (C, own process)   p50 {s50:7.1} us   p99 {s99:7.1} us   added p50 {:7.1} us", s50 - d50);
+    }
     println!("\nround trips, 64 bytes, {ROUND_TRIPS} per round");
     println!("  direct                 p50 {d50:7.1} us   p99 {d99:7.1} us");
     println!("  firedrill              p50 {p50:7.1} us   p99 {p99:7.1} us");

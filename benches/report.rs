@@ -1,5 +1,6 @@
 //! `cargo bench --bench report`: 100,000 scorecards written to disk, then read and reported on
-//! (the store read, the aggregation, and the text rendering), timed separately; median of 3.
+//! (the store read, the aggregation, and the text and HTML renderings), timed separately; median
+//! of 3.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::time::Instant;
@@ -48,6 +49,8 @@ fn card(i: usize) -> Scorecard {
                 },
                 ratio: 1.0 / 3.0,
                 answer,
+                slo: None,
+                expected_alerts: Vec::new(),
             },
         ),
         record(2, 1000, Event::FaultApplied { fault: 0, proxy: "p".into(), toxic: "t".into(), kind: "latency".into() }),
@@ -74,7 +77,7 @@ fn main() {
         store::write(dir.path(), &card(i)).unwrap();
     }
     println!("wrote {CARDS} scorecards in {:.1} s (setup, not measured)", started.elapsed().as_secs_f64());
-    let (mut read, mut build, mut render) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut read, mut build, mut render, mut html) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let t = Instant::now();
         let (cards, skipped) = store::read_all(dir.path());
@@ -87,11 +90,17 @@ fn main() {
         let text = report::text(&report);
         render.push(t.elapsed().as_secs_f64());
         assert!(text.contains("payments / partner-latency"));
+        let t = Instant::now();
+        let page = firedrill::scorecard::html::html(&report);
+        html.push(t.elapsed().as_secs_f64());
+        assert!(page.matches("<svg").count() >= 20 * 4);
     }
-    let (r, b, t) = (median(read), median(build), median(render));
+    let (r, b, t, h) = (median(read), median(build), median(render), median(html));
     println!("report over {CARDS} scorecards, median of {ROUNDS}:");
     println!("  read the store   {r:6.3} s");
     println!("  aggregate        {b:6.3} s");
     println!("  render text      {t:6.3} s");
     println!("  total            {:6.3} s   (target <= 1 s)", r + b + t);
+    println!("  render HTML      {h:6.3} s   (charts of the latest 50 runs per drill)");
+    println!("  total with HTML  {:6.3} s   (target <= 1 s)", r + b + h);
 }

@@ -16,6 +16,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether this runs a service of the example shop (which logs JSON on stdout).
+    pub fn is_shop(&self) -> bool {
+        matches!(self.command, Command::Shop { .. })
+    }
+
+    /// Whether this serves connections (the daemon, the demo, a shop service) rather than
+    /// printing a result and exiting.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve { .. } | Command::Demo { .. } | Command::Shop { .. })
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -185,6 +198,118 @@ pub enum Command {
         #[arg(value_name = "PATH", required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Start and supervise the local services an environment file declares (replicas, health
+    /// checks, restart with backoff), so kill faults can choose among them.
+    Up {
+        /// The environment file (TOML with `[[services]]`).
+        env_file: PathBuf,
+        /// Wait this long for every replica to be healthy (0s: do not wait); exit 1 if not.
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        wait: std::time::Duration,
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List the supervised replicas: state, pid, restarts, last exit.
+    Ps {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Error-budget arithmetic: budgets, burn rates, and when the burn-rate rules fire.
+    Slo {
+        /// What to compute.
+        #[command(subcommand)]
+        command: SloCommand,
+    },
+    /// A practice drill on the example shop, end to end: the daemon, the shop, synthetic traffic
+    /// and a drill; interactive, or `--auto` with a scripted responder (under a minute).
+    Demo {
+        /// Play a scripted responder, print the scorecard and stop.
+        #[arg(long)]
+        auto: bool,
+        /// The drill (default: partner-503-burst with --auto, a random one otherwise).
+        #[arg(long)]
+        drill: Option<String>,
+        /// Seed of the run's draws (and of the random drill choice).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run one service of the example shop (what `firedrill up examples/shop/shop.toml` and
+    /// `firedrill demo` start).
+    #[command(hide = true)]
+    Shop {
+        /// The service.
+        #[command(subcommand)]
+        service: crate::shop::Service,
+    },
+    /// Stop every supervised service.
+    Down {
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// `firedrill slo ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SloCommand {
+    /// The budget in events, how long it lasts at each error ratio, and when each of the
+    /// Workbook's multi-window burn-rate rules fires (or why it never does).
+    Budget {
+        /// The objective in percent, e.g. 99.9.
+        #[arg(long)]
+        objective: f64,
+        /// The period, e.g. 30d.
+        #[arg(long, value_parser = parse_duration, default_value = "30d")]
+        period: std::time::Duration,
+        /// Requests per second (production traffic).
+        #[arg(long)]
+        rps: f64,
+        /// Error ratios to look at, in [0, 1] (repeatable; default 1.0 and 0.01).
+        #[arg(long = "error-ratio")]
+        error_ratios: Vec<f64>,
+        /// Bad events a rule's long window needs before it may fire (low traffic).
+        #[arg(long, default_value_t = 0)]
+        min_bad: u64,
+        /// JSON with stable field names (see the README).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn slo_budget(
+    objective: f64,
+    period: std::time::Duration,
+    rps: f64,
+    ratios: Vec<f64>,
+    min_bad: u64,
+    json: bool,
+) -> Result<(), Failure> {
+    let Some(objective) = crate::slo::Objective::new(objective, period) else {
+        return Err(Failure::BadInput(anyhow::anyhow!(
+            "--objective must be between 0 and 100 (exclusive) and --period longer than 0, got {objective} over {}",
+            crate::drill::duration::format(period)
+        )));
+    };
+    if !(rps.is_finite() && rps > 0.0) {
+        return Err(Failure::BadInput(anyhow::anyhow!("--rps must be a positive number, got {rps}")));
+    }
+    let ratios = if ratios.is_empty() { vec![1.0, 0.01] } else { ratios };
+    if let Some(bad) = ratios.iter().find(|r| !(0.0..=1.0).contains(*r)) {
+        return Err(Failure::BadInput(anyhow::anyhow!("--error-ratio must be between 0 and 1, got {bad}")));
+    }
+    let rules = crate::slo::default_rules(objective.period, min_bad);
+    let report = crate::slo::budget_report(&objective, rps, &ratios, &rules);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Failed(e.into()))?);
+    } else {
+        print!("{}", crate::slo::render(&report));
+    }
+    Ok(())
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -200,6 +325,8 @@ pub enum ReportFormat {
     Markdown,
     /// JSON, for scripts.
     Json,
+    /// One self-contained HTML file with SVG charts (works offline).
+    Html,
 }
 
 /// Where the daemon's control API is.
@@ -276,7 +403,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Run { drill, blind, within, team, responder, seed, dry_run, drills, remote } => {
             if dry_run {
-                return crate::validate::dry_run(&drills, &drill);
+                return runtime()?.block_on(crate::validate::dry_run(&drills, &drill, seed, &remote.remote()));
             }
             let blind = if blind { within } else { None };
             let drill = if blind.is_some() { String::new() } else { drill };
@@ -303,6 +430,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status { json, run_id, remote } => runtime()?.block_on(client::status(&remote.remote(), run_id, json)),
         Command::Watch { run_id, remote } => runtime()?.block_on(client::watch(&remote.remote(), run_id)),
         Command::Validate { paths } => crate::validate::run(&paths),
+        Command::Up { env_file, wait, remote } => runtime()?.block_on(client::up(&remote.remote(), &env_file, wait)),
+        Command::Slo { command: SloCommand::Budget { objective, period, rps, error_ratios, min_bad, json } } => {
+            slo_budget(objective, period, rps, error_ratios, min_bad, json)
+        }
+        Command::Demo { auto, drill, seed } => crate::demo::run(&crate::demo::DemoOptions { auto, drill, seed }),
+        Command::Shop { service } => {
+            runtime()?.block_on(crate::shop::run(service)).map_err(|e| Failure::Failed(anyhow::anyhow!("shop: {e}")))
+        }
+        Command::Ps { json, remote } => runtime()?.block_on(client::ps(&remote.remote(), json)),
+        Command::Down { remote } => runtime()?.block_on(client::down(&remote.remote())),
         Command::Report { team, drill, since, stale, drills, format, out, scorecards } => {
             let args = crate::scorecard::report::ReportArgs { team, drill, since, stale, drills };
             crate::scorecard::report::run(&scorecards, args, format, out.as_deref())

@@ -14,10 +14,19 @@
 
 pub mod cli;
 pub mod control;
+pub mod demo;
 pub mod drill;
 pub mod fault;
 pub mod proxy;
 pub mod run;
 pub mod scorecard;
 pub mod serve;
+pub mod shop;
+pub mod slo;
+pub mod supervise;
 pub mod validate;
+
+/// The name a unit enum value has on the wire (its serde name: `detect`, `met`, `page`, …).
+pub fn wire_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}

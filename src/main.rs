@@ -6,11 +6,27 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("FIREDRILL_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = match firedrill::cli::Cli::try_parse() {
+    let cli = firedrill::cli::Cli::try_parse();
+    // Short commands die quietly on a closed stdout; the daemon must not (splice into a closed
+    // socket raises SIGPIPE), so it keeps Rust's default of ignoring it.
+    if cli.as_ref().is_ok_and(|c| !c.serves()) {
+        firedrill::supervise::signal::default_sigpipe();
+    }
+    if let Ok(cli) = &cli
+        && cli.is_shop()
+    {
+        // The example shop's services log JSON lines on stdout, as real services would.
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(EnvFilter::try_from_env("SHOP_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_from_env("FIREDRILL_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let cli = match cli {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).

@@ -99,7 +99,9 @@ impl Daemon {
             }
             None => Proxies::Local(registry.clone()),
         };
-        let manager = Manager::new(proxies, options.dirs);
+        let supervisor = crate::supervise::Supervisor::with_logs(options.dirs.data.join("logs"));
+        let kills = crate::fault::kill::Killers::new(supervisor);
+        let manager = Manager::new(proxies, kills, options.dirs);
         let recovered = manager.recover().await;
         Ok(Self { api, registry, control, manager, recovered, listener, control_listener, token: options.token })
     }
@@ -107,12 +109,20 @@ impl Daemon {
     /// Serves until `shutdown` completes, then stops accepting and drains connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
         let stop = CancellationToken::new();
-        let server = tokio::spawn(api::serve(self.listener, self.registry.clone(), self.token.clone(), stop.clone()));
+        let webhooks = crate::run::alertmanager::router(self.manager.clone());
+        let server = tokio::spawn(api::serve_with(
+            self.listener,
+            self.registry.clone(),
+            self.token.clone(),
+            webhooks,
+            stop.clone(),
+        ));
         let control =
             tokio::spawn(crate::control::serve(self.control_listener, self.manager.clone(), self.token, stop.clone()));
         shutdown.await;
         // Runs first: every fault comes out before the proxies go away.
         self.manager.shutdown().await;
+        self.manager.supervisor().shutdown().await;
         stop.cancel();
         if let Ok(Err(e)) = control.await {
             tracing::error!(%e, "control API failed");

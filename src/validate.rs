@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use crate::cli::Failure;
-use crate::drill::{self, Environment};
+use crate::drill::{self, Environment, FaultAction, Selector};
 use crate::proxy::config;
+use crate::proxy::config::Mode;
 
 /// Where proxy files are looked for when no proxy file is named.
 pub const DEFAULT_PROXY_DIR: &str = "proxies";
@@ -55,7 +56,11 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
     }
     let mut problems: Vec<String> = Vec::new();
     let environment = match config::load_files(&proxy_files) {
-        Ok(configs) => Environment { proxies: configs.into_iter().map(|c| c.name).collect() },
+        Ok(configs) => Environment {
+            http: configs.iter().filter(|c| c.mode == Mode::Http).map(|c| c.name.clone()).collect(),
+            proxies: configs.into_iter().map(|c| c.name).collect(),
+            external: false,
+        },
         Err(errors) => {
             problems.extend(errors.iter().map(ToString::to_string));
             Environment::default()
@@ -87,6 +92,9 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
                     drill.hints.len(),
                     drill::duration::format(drill.timebox)
                 );
+                for warning in slo_warnings(&drill) {
+                    println!("warning  {}: {warning}", file.display());
+                }
             }
             Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
         }
@@ -101,8 +109,15 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
 }
 
 /// `firedrill run --dry-run`: loads the drill (from `drills`, against the proxies of `proxies/`)
-/// and prints exactly what each fault would touch, and when. Touches nothing.
-pub fn dry_run(drills: &Path, name: &str) -> Result<(), Failure> {
+/// and prints exactly what each fault would touch, and when: proxies, and the processes,
+/// containers or pods a kill would choose from (with `seed`, the very ones it would pick in its
+/// first round). Lists what exists; changes nothing.
+pub async fn dry_run(
+    drills: &Path,
+    name: &str,
+    seed: Option<u64>,
+    remote: &crate::control::client::Remote,
+) -> Result<(), Failure> {
     let path = drills.join(format!("{name}.toml"));
     let proxy_files = default_proxy_files()?;
     let configs = config::load_files(&proxy_files).map_err(|errors| {
@@ -110,7 +125,11 @@ pub fn dry_run(drills: &Path, name: &str) -> Result<(), Failure> {
     })?;
     let listen: BTreeMap<String, String> =
         configs.iter().map(|c| (c.name.clone(), format!("{} -> {}", c.listen, c.upstream))).collect();
-    let environment = Environment { proxies: listen.keys().cloned().collect() };
+    let environment = Environment {
+        proxies: listen.keys().cloned().collect(),
+        http: configs.iter().filter(|c| c.mode == Mode::Http).map(|c| c.name.clone()).collect(),
+        external: false,
+    };
     let drill = drill::load(&path, &environment).map_err(|errors| {
         Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
     })?;
@@ -120,14 +139,47 @@ pub fn dry_run(drills: &Path, name: &str) -> Result<(), Failure> {
         let until = fault
             .duration
             .map_or_else(|| "until the run ends".to_owned(), |d| format!("for {}", drill::duration::format(d)));
-        let toxic = serde_json::to_string(&fault.toxic).unwrap_or_default();
-        println!(
-            "  fault {index}: at {} {until}, proxy `{}` ({}): toxic {}",
-            drill::duration::format(fault.at),
-            fault.proxy,
-            listen.get(&fault.proxy).map_or("?", String::as_str),
-            toxic
-        );
+        let at = drill::duration::format(fault.at);
+        match &fault.action {
+            FaultAction::Toxic { proxy, toxic } => {
+                let toxic = serde_json::to_string(toxic).unwrap_or_default();
+                let address = listen.get(proxy).map_or("?", String::as_str);
+                println!("  fault {index}: at {at} {until}, proxy `{proxy}` ({address}): toxic {toxic}");
+            }
+            FaultAction::Kill(plan) => {
+                let every = plan.every.map_or_else(String::new, |e| format!(", every {}", drill::duration::format(e)));
+                println!(
+                    "  fault {index}: at {at} {until}{every}, {} {} (signal {}, grace {}, max {} per round)",
+                    plan.action.as_str(),
+                    plan.selector.describe(),
+                    plan.signal,
+                    drill::duration::format(plan.grace),
+                    plan.max_targets
+                );
+                let matching = kill_targets(&plan.selector, remote)
+                    .await
+                    .map_err(|e| Failure::Failed(anyhow!("fault {index}: cannot list its targets: {e}")))?;
+                let names: Vec<&str> = matching.iter().map(|t| t.name.as_str()).collect();
+                println!(
+                    "    matching now ({}): {}",
+                    matching.len(),
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                );
+                let draw = seed.map_or(0, |s| crate::fault::kill::round_seed(s, index, 0));
+                match crate::fault::kill::choose_from(&matching, plan, draw) {
+                    Ok(chosen) if seed.is_some() => {
+                        let picked: Vec<&str> = chosen.iter().map(|a| a.target.name.as_str()).collect();
+                        println!("    first round with --seed {}: {}", seed.unwrap_or_default(), picked.join(", "));
+                    }
+                    Ok(chosen) => {
+                        println!("    each round: {} of them at random (give --seed to see which)", chosen.len());
+                    }
+                    Err(error) => {
+                        return Err(Failure::BadInput(anyhow!("fault {index}: {error}")));
+                    }
+                }
+            }
+        }
     }
     for hint in &drill.hints {
         let when =
@@ -135,4 +187,71 @@ pub fn dry_run(drills: &Path, name: &str) -> Result<(), Failure> {
         println!("  hint {when}: {}", hint.text);
     }
     Ok(())
+}
+
+/// What a selector matches now, as the daemon would see it: local services through the daemon's
+/// `ps`, Docker and Kubernetes directly.
+async fn kill_targets(
+    selector: &Selector,
+    remote: &crate::control::client::Remote,
+) -> Result<Vec<crate::fault::kill::Target>, String> {
+    match selector {
+        Selector::Process { service } => {
+            let replicas = crate::control::client::replicas(remote).await.map_err(|e| e.to_string())?;
+            let ours: Vec<_> = replicas.into_iter().filter(|r| r.service == *service).collect();
+            if ours.is_empty() {
+                return Err(format!("no local service `{service}` is up; start it with `firedrill up ENV_FILE`"));
+            }
+            Ok(ours
+                .into_iter()
+                .filter_map(|r| {
+                    r.pid.map(|pid| crate::fault::kill::Target {
+                        id: r.id.clone(),
+                        name: r.id,
+                        ready: r.state == "healthy",
+                        marker: pid.to_string(),
+                    })
+                })
+                .collect())
+        }
+        Selector::Docker { labels, name } => {
+            crate::fault::docker::DockerTargets::default().list(labels, name.as_deref()).await
+        }
+        Selector::Kubernetes { namespace, selector, contexts } => {
+            crate::fault::kubernetes::KubernetesTargets::default().list(contexts, namespace, selector).await
+        }
+    }
+}
+
+/// What a drill's SLO makes impossible: burn-rate rules that can never fire, and expected
+/// built-in alerts that cannot fire in time even at 100 % errors.
+fn slo_warnings(drill: &drill::Drill) -> Vec<String> {
+    let Some(slo) = &drill.slo else { return Vec::new() };
+    let rules = crate::slo::default_rules(slo.objective.period, slo.min_bad);
+    let mut warnings: Vec<String> = rules
+        .iter()
+        .filter(|rule| !rule.can_fire(&slo.objective))
+        .map(|rule| {
+            format!(
+                "rule {} can never fire at {}%: its threshold is an error ratio of {:.0}%",
+                rule.name,
+                slo.objective.target * 100.0,
+                rule.threshold(&slo.objective) * 100.0
+            )
+        })
+        .collect();
+    for expected in &drill.alerts {
+        if let Some(rule) = rules.iter().find(|r| r.name == expected.name) {
+            match rule.time_to_fire(&slo.objective, 1.0) {
+                Some(fastest) if fastest > expected.within => warnings.push(format!(
+                    "alert {} is expected within {} but fires after {} at the earliest (100 % errors)",
+                    expected.name,
+                    drill::duration::format(expected.within),
+                    crate::slo::human(fastest.as_secs_f64())
+                )),
+                _ => {}
+            }
+        }
+    }
+    warnings
 }

@@ -7,7 +7,8 @@ use tonic::transport::Channel;
 
 use super::proto::control_client::ControlClient;
 use super::proto::{
-    AbortRequest, ActRequest, DiagnoseRequest, RunEvent, RunStatus, StartRequest, StatusRequest, WatchRequest,
+    AbortRequest, ActRequest, DiagnoseRequest, PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusRequest,
+    UpRequest, WatchRequest,
 };
 use crate::cli::Failure;
 
@@ -29,9 +30,10 @@ pub struct Client {
 fn failure(status: &tonic::Status) -> Failure {
     let error = anyhow!("{}", status.message());
     match status.code() {
-        tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
-            Failure::BadInput(error)
-        }
+        tonic::Code::NotFound
+        | tonic::Code::InvalidArgument
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::AlreadyExists => Failure::BadInput(error),
         _ => Failure::Failed(error),
     }
 }
@@ -267,4 +269,85 @@ async fn draw(client: &mut Client, run_id: &str, recent: &std::collections::VecD
     for line in recent {
         println!("{line}");
     }
+}
+
+fn print_replicas(replicas: &[Replica]) {
+    println!("{:<20} {:<10} {:>8} {:>8}  LAST EXIT", "REPLICA", "STATE", "PID", "RESTARTS");
+    for r in replicas {
+        let pid = r.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        println!("{:<20} {:<10} {pid:>8} {:>8}  {}", r.id, r.state, r.restarts, r.last_exit);
+    }
+}
+
+/// The supervised replicas.
+pub async fn replicas(remote: &Remote) -> Result<Vec<Replica>, Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(PsRequest {});
+    Ok(client.inner.ps(request).await.map_err(|s| failure(&s))?.into_inner().replicas)
+}
+
+/// `firedrill up ENV_FILE`: validates the file here, has the daemon start its services, and
+/// waits up to `wait` for every replica to be healthy.
+pub async fn up(remote: &Remote, path: &std::path::Path, wait: std::time::Duration) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::BadInput(anyhow!("{}: cannot read the file: {e}", path.display())))?;
+    let absolute = std::path::absolute(path).map_err(|e| Failure::BadInput(e.into()))?;
+    if let Err(errors) = crate::supervise::envfile::parse(&absolute, &text) {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(Failure::BadInput(anyhow!("{}", lines.join("\n"))));
+    }
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(UpRequest { path: absolute.to_string_lossy().into_owned(), text });
+    let mut replicas = client.inner.up(request).await.map_err(|s| failure(&s))?.into_inner().replicas;
+    let deadline = tokio::time::Instant::now() + wait;
+    let ours: Vec<String> = replicas.iter().map(|r| r.id.clone()).collect();
+    while !wait.is_zero() && !replicas.iter().filter(|r| ours.contains(&r.id)).all(|r| r.state == "healthy") {
+        if tokio::time::Instant::now() >= deadline {
+            print_replicas(&replicas);
+            return Err(Failure::Failed(anyhow!(
+                "not every replica was healthy within {}",
+                crate::drill::duration::format(wait)
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let request = client.request(PsRequest {});
+        replicas = client.inner.ps(request).await.map_err(|s| failure(&s))?.into_inner().replicas;
+    }
+    print_replicas(&replicas);
+    Ok(())
+}
+
+/// `firedrill ps`.
+pub async fn ps(remote: &Remote, json: bool) -> Result<(), Failure> {
+    let replicas = replicas(remote).await?;
+    if json {
+        let rows: Vec<serde_json::Value> = replicas
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id, "service": r.service, "pid": r.pid, "state": r.state,
+                    "restarts": r.restarts, "last_exit": (!r.last_exit.is_empty()).then_some(&r.last_exit),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else if replicas.is_empty() {
+        println!("no services are up; start some with `firedrill up ENV_FILE`");
+    } else {
+        print_replicas(&replicas);
+    }
+    Ok(())
+}
+
+/// `firedrill down`.
+pub async fn down(remote: &Remote) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(PsRequest {});
+    let services = client.inner.down(request).await.map_err(|s| failure(&s))?.into_inner().services;
+    if services.is_empty() {
+        println!("no services were up");
+    } else {
+        println!("stopped {}", services.join(", "));
+    }
+    Ok(())
 }

@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::proto::control_server::Control;
 use super::proto::{
-    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, HintReply, PhaseStatus, RunEvent, RunStatus,
-    StartRequest, StatusReply, StatusRequest, WatchRequest,
+    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, DownReply, HintReply, PhaseStatus, PsReply,
+    PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusReply, StatusRequest, UpRequest, WatchRequest,
 };
 use crate::run::journal::Record;
 use crate::run::manager::{Manager, ManagerError, RunView};
@@ -49,17 +49,13 @@ fn who(by: &str) -> Result<String, Status> {
     if by.trim().is_empty() { Err(Status::invalid_argument("say who you are (--as NAME)")) } else { Ok(by.to_owned()) }
 }
 
-fn lowercase<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 /// A run as the API reports it.
 pub fn run_status(view: RunView) -> RunStatus {
     let card = view.card;
     RunStatus {
         run_id: view.run_id,
-        drill: card.as_ref().map(|c| c.drill.clone()).unwrap_or_default(),
-        team: card.as_ref().map(|c| c.team.clone()).unwrap_or_default(),
+        drill: view.drill,
+        team: view.team,
         elapsed_ms: view.elapsed_ms,
         phases: card
             .as_ref()
@@ -67,15 +63,15 @@ pub fn run_status(view: RunView) -> RunStatus {
                 c.phases
                     .iter()
                     .map(|p| PhaseStatus {
-                        phase: lowercase(&p.phase),
+                        phase: crate::wire_name(p.phase),
                         target_ms: p.target_ms,
                         actual_ms: p.actual_ms,
-                        verdict: lowercase(&p.verdict),
+                        verdict: crate::wire_name(p.verdict),
                     })
                     .collect()
             })
             .unwrap_or_default(),
-        outcome: card.as_ref().and_then(|c| c.outcome).map(|o| lowercase(&o)).unwrap_or_default(),
+        outcome: card.as_ref().and_then(|c| c.outcome).map(crate::wire_name).unwrap_or_default(),
         scorecard_path: view.scorecard_path.map(|p| p.display().to_string()).unwrap_or_default(),
         briefing: view.briefing,
     }
@@ -202,4 +198,39 @@ impl Control for ControlService {
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
+
+    async fn up(&self, request: Request<UpRequest>) -> Result<Response<PsReply>, Status> {
+        let r = request.into_inner();
+        let path = std::path::PathBuf::from(&r.path);
+        let services = crate::supervise::envfile::parse(&path, &r.text).map_err(|errors| {
+            Status::invalid_argument(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
+        let supervisor = self.manager.supervisor();
+        supervisor.up(services).map_err(|e| Status::already_exists(e.to_string()))?;
+        Ok(Response::new(ps(supervisor)))
+    }
+
+    async fn ps(&self, _request: Request<PsRequest>) -> Result<Response<PsReply>, Status> {
+        Ok(Response::new(ps(self.manager.supervisor())))
+    }
+
+    async fn down(&self, _request: Request<PsRequest>) -> Result<Response<DownReply>, Status> {
+        Ok(Response::new(DownReply { services: self.manager.supervisor().down().await }))
+    }
+}
+
+fn ps(supervisor: &crate::supervise::Supervisor) -> PsReply {
+    let replicas = supervisor
+        .ps()
+        .into_iter()
+        .map(|r| Replica {
+            id: r.id,
+            service: r.service,
+            pid: r.pid,
+            state: crate::wire_name(r.state),
+            restarts: r.restarts,
+            last_exit: r.last_exit.unwrap_or_default(),
+        })
+        .collect();
+    PsReply { replicas }
 }

@@ -1,8 +1,8 @@
-//! Human durations in drill files: `"500ms"`, `"30s"`, `"45m"`, `"1h30m"`.
+//! Human durations in drill files: `"500ms"`, `"30s"`, `"45m"`, `"1h30m"`, `"30d"`.
 
 use std::time::Duration;
 
-/// Parses a duration made of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`.
+/// Parses a duration made of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`, `d`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let expected = "expected a duration such as \"500ms\", \"30s\", \"45m\" or \"1h30m\"";
     let trimmed = text.trim();
@@ -24,6 +24,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(value),
             "m" => Duration::from_secs(value.saturating_mul(60)),
             "h" => Duration::from_secs(value.saturating_mul(3600)),
+            "d" => Duration::from_secs(value.saturating_mul(86_400)),
             "" => return Err(format!("`{text}` has no unit; {expected}")),
             unit => return Err(format!("`{text}` has an unknown unit `{unit}`; {expected}")),
         };

@@ -18,6 +18,55 @@ pub struct DrillFile {
     #[serde(default)]
     pub hints: Vec<Spanned<HintSection>>,
     pub verify: Option<Spanned<VerifySection>>,
+    pub blast_radius: Option<Spanned<BlastRadiusSection>>,
+    pub slo: Option<Spanned<SloSection>>,
+    pub traffic: Option<Spanned<TrafficSection>>,
+    #[serde(default)]
+    pub alerts: Vec<Spanned<AlertSection>>,
+    pub guardrails: Option<Spanned<GuardrailsSection>>,
+}
+
+/// `[slo]`: the objective the drill's SLI is held to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSection {
+    pub objective: Spanned<f64>,
+    pub period: Option<Spanned<String>>,
+    pub production_rps: Spanned<f64>,
+    /// `traffic` (the drill's synthetic traffic) when no `proxy` is given.
+    pub proxy: Option<Spanned<String>>,
+    pub latency: Option<Spanned<String>>,
+    pub min_bad: Option<u64>,
+}
+
+/// `[traffic]`: synthetic requests during the run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficSection {
+    pub url: Option<Spanned<String>>,
+    pub grpc: Option<Spanned<String>>,
+    pub rps: Spanned<f64>,
+    pub warmup: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+/// `[[alerts]]`: an alert the team expects, and by when.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSection {
+    pub name: String,
+    pub within: Spanned<String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// `[guardrails]`: when the run stops itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsSection {
+    pub sli_floor: Option<Spanned<f64>>,
+    pub floor_for: Option<Spanned<String>>,
+    pub max_budget_spent: Option<Spanned<f64>>,
 }
 
 /// `[drill]`.
@@ -56,8 +105,70 @@ pub struct ProductionTargets {
 pub struct FaultSection {
     pub at: Spanned<String>,
     pub duration: Option<Spanned<String>>,
-    pub proxy: Spanned<String>,
-    pub toxic: Spanned<toml::Table>,
+    pub proxy: Option<Spanned<String>>,
+    pub toxic: Option<Spanned<toml::Table>>,
+    pub kill: Option<Spanned<KillSection>>,
+    pub burst: Option<Spanned<BurstSection>>,
+}
+
+/// `faults.burst`: the toxic goes in for `on`, out for `off`, `times` times.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstSection {
+    pub on: Spanned<String>,
+    pub off: Spanned<String>,
+    pub times: u32,
+}
+
+/// `faults.kill`: exactly one of `process`, `docker`, `kubernetes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSection {
+    pub process: Option<Spanned<String>>,
+    pub docker: Option<Spanned<DockerSelector>>,
+    pub kubernetes: Option<Spanned<KubernetesSelector>>,
+    pub count: Option<Spanned<u32>>,
+    pub percent: Option<Spanned<f64>>,
+    pub all: Option<Spanned<bool>>,
+    pub every: Option<Spanned<String>>,
+    pub signal: Option<Spanned<String>>,
+    pub grace: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+}
+
+/// `faults.kill.docker`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSelector {
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub name: Option<String>,
+}
+
+/// `faults.kill.kubernetes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSelector {
+    pub namespace: String,
+    pub selector: Spanned<String>,
+}
+
+/// `[blast_radius]`: how far kill faults may reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlastRadiusSection {
+    pub max_targets: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub docker_scope: std::collections::BTreeMap<String, String>,
+    pub kubernetes: Option<Spanned<KubernetesAllow>>,
+}
+
+/// `blast_radius.kubernetes`: where pods may be deleted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesAllow {
+    pub contexts: Vec<String>,
+    pub namespaces: Vec<String>,
 }
 
 /// `[answer]`.

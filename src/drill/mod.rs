@@ -6,7 +6,7 @@ pub mod file;
 pub mod load;
 pub mod plan;
 
-pub use load::{DrillError, Environment, load, parse};
+pub use load::{DrillError, Environment, Errors, load, parse};
 /// The drills of a directory, by file stem, sorted (the names `firedrill run` takes).
 pub fn names_in(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?
@@ -19,4 +19,7 @@ pub fn names_in(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-pub use plan::{AnswerKey, Drill, Fault, Hint, Phase, Targets, Verify};
+pub use plan::{
+    AnswerKey, Drill, ExpectedAlert, Fault, FaultAction, Guardrails, Hint, KillAction, KillPlan, Phase, Pick, Selector,
+    SliSource, SloPlan, Targets, TrafficPlan, TrafficTarget, Verify,
+};

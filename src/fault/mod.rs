@@ -1,5 +1,8 @@
 //! Where faults go: the daemon's own proxies, or an external Toxiproxy-compatible admin API.
 
+pub mod docker;
+pub mod kill;
+pub mod kubernetes;
 pub mod toxiproxy;
 
 use std::collections::BTreeSet;
@@ -28,7 +31,37 @@ impl Proxies {
     }
 }
 
+impl Proxies {
+    /// The names of the proxies in `http` mode (an external API has none that firedrill knows of).
+    pub async fn http_names(&self) -> BTreeSet<String> {
+        match self {
+            Self::Local(registry) => registry
+                .list()
+                .await
+                .into_iter()
+                .filter(|(_, view)| view.mode == crate::proxy::config::Mode::Http)
+                .map(|(name, _)| name)
+                .collect(),
+            Self::External(_) => BTreeSet::new(),
+        }
+    }
+}
+
 impl FaultTarget for Proxies {
+    async fn counts(&self, proxy: &str) -> Option<(u64, u64)> {
+        match self {
+            Self::Local(registry) => registry.sli_counts(proxy).await,
+            Self::External(_) => None,
+        }
+    }
+
+    fn toxic_name(&self, fault: usize, toxic: &Toxic) -> String {
+        match self {
+            Self::Local(registry) => registry.toxic_name(fault, toxic),
+            Self::External(api) => api.toxic_name(fault, toxic),
+        }
+    }
+
     async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
         match self {
             Self::Local(registry) => registry.apply(proxy, toxic).await,

@@ -1,22 +1,30 @@
-//! A client of a Toxiproxy-compatible admin API, for faults on proxies firedrill does not run.
+//! Faults on proxies firedrill does not run: an external Toxiproxy-compatible admin API, driven
+//! through the `toxiproxy_rust` client crate.
 //!
-//! It speaks the wire contract directly (HTTP/1.1 over hyper): the `toxiproxy_rust` crate cannot
-//! add a `reset_peer` or `noop` toxic, names every toxic `<type>_<stream>`, can only delete all of
-//! a proxy's toxics at once and panics on transport errors — none of which a drill can live with.
+//! The crate shapes what a drill can do there, and firedrill checks those limits before a run
+//! rather than discovering them halfway through one:
+//! - it can create only [`EXTERNAL_TOXIC_TYPES`] (no `reset_peer`, no `noop`), with integer
+//!   attributes of at most `u32::MAX`;
+//! - it names every toxic `<type>_<stream>`, so a proxy carries at most one toxic per type and
+//!   stream ([`ToxiproxyApi`] refuses to add one over a toxic of that name it did not create);
+//! - it can only delete all of a proxy's toxics at once, so removing one toxic deletes them all
+//!   and re-creates the others (a moment without them, reported if one cannot be re-created);
+//! - it reports an HTTP error status as success, so every change is read back and checked;
+//! - it blocks and may panic on a transport error, so every call runs on a blocking thread with
+//!   the panic turned into an error.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use toxiproxy_rust::client::Client;
+use toxiproxy_rust::proxy::Proxy;
+use toxiproxy_rust::toxic::ToxicPack;
 
-use crate::proxy::toxic::Toxic;
+use crate::proxy::toxic::{Toxic, ToxicKind};
 use crate::run::runner::FaultTarget;
 
-/// How long one admin call may take.
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The toxic types `toxiproxy_rust` can create.
+pub const EXTERNAL_TOXIC_TYPES: [&str; 6] = ["latency", "bandwidth", "slow_close", "timeout", "slicer", "limit_data"];
 
 /// An external admin API at `host:port`.
 #[derive(Debug, Clone)]
@@ -24,17 +32,65 @@ pub struct ToxiproxyApi {
     address: String,
 }
 
-/// Percent-encodes a path segment (names are usually plain, but need not be).
-fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
+/// The attributes `toxiproxy_rust` sends for `kind`, or why it cannot.
+fn attributes(kind: &ToxicKind) -> Result<Vec<(&'static str, u32)>, String> {
+    let pairs: Vec<(&'static str, u64)> = match *kind {
+        ToxicKind::Latency { latency, jitter } => vec![("latency", latency), ("jitter", jitter)],
+        ToxicKind::Bandwidth { rate } => vec![("rate", rate)],
+        ToxicKind::SlowClose { delay } => vec![("delay", delay)],
+        ToxicKind::Timeout { timeout } => vec![("timeout", timeout)],
+        ToxicKind::Slicer { average_size, size_variation, delay } => {
+            vec![("average_size", average_size), ("size_variation", size_variation), ("delay", delay)]
+        }
+        ToxicKind::LimitData { bytes } => vec![("bytes", bytes)],
+        ToxicKind::Noop | ToxicKind::ResetPeer { .. } | ToxicKind::Request(_) => {
+            return Err(format!(
+                "the external Toxiproxy client (toxiproxy_rust) cannot create a `{}` toxic; it can create {}",
+                kind.type_name(),
+                EXTERNAL_TOXIC_TYPES.join(", ")
+            ));
+        }
+    };
+    pairs
+        .into_iter()
+        .map(|(name, value)| {
+            u32::try_from(value).map(|v| (name, v)).map_err(|_| {
+                format!("{name} = {value} is too large for the external Toxiproxy client (at most {})", u32::MAX)
+            })
         })
         .collect()
+}
+
+/// Checks that the external client can put `toxic` on a proxy: its type and attribute range.
+pub fn check_external(toxic: &Toxic) -> Result<(), String> {
+    attributes(&toxic.kind).map(|_| ())
+}
+
+/// The name `toxiproxy_rust` gives a toxic: `<type>_<stream>`.
+pub fn external_name(toxic: &Toxic) -> String {
+    format!("{}_{}", toxic.kind.type_name(), toxic.stream.as_str())
+}
+
+/// Creates a toxic through the crate's typed calls (the only way it offers).
+fn create(proxy: &Proxy, pack: &ToxicPack) -> Result<(), String> {
+    let attribute = |name: &str| pack.attributes.get(name).copied().unwrap_or(0);
+    let stream = pack.stream.clone();
+    match pack.r#type.as_str() {
+        "latency" => proxy.with_latency(stream, attribute("latency"), attribute("jitter"), pack.toxicity),
+        "bandwidth" => proxy.with_bandwidth(stream, attribute("rate"), pack.toxicity),
+        "slow_close" => proxy.with_slow_close(stream, attribute("delay"), pack.toxicity),
+        "timeout" => proxy.with_timeout(stream, attribute("timeout"), pack.toxicity),
+        "slicer" => proxy.with_slicer(
+            stream,
+            attribute("average_size"),
+            attribute("size_variation"),
+            attribute("delay"),
+            pack.toxicity,
+        ),
+        "limit_data" => proxy.with_limit_data(stream, attribute("bytes"), pack.toxicity),
+        other => return Err(format!("toxiproxy_rust cannot create a `{other}` toxic")),
+    };
+    Ok(())
 }
 
 impl ToxiproxyApi {
@@ -43,67 +99,132 @@ impl ToxiproxyApi {
         Self { address: address.trim_start_matches("http://").trim_end_matches('/').to_owned() }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<String>) -> Result<(StatusCode, Bytes), String> {
-        let work = async {
-            let stream = TcpStream::connect(&self.address).await.map_err(|e| e.to_string())?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-            let driver = tokio::spawn(connection);
-            let request = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::HOST, &self.address)
-                .header(hyper::header::CONTENT_TYPE, "application/json")
-                .header(hyper::header::USER_AGENT, concat!("firedrill/", env!("CARGO_PKG_VERSION")))
-                .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| e.to_string())?;
-            let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            driver.abort();
-            Ok((status, bytes))
+    /// Runs `call` with a fresh client on a blocking thread (the crate's HTTP client is blocking
+    /// and must not be created or dropped on the async runtime); a panic becomes an error.
+    async fn call<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Client) -> Result<R, String> + Send + 'static,
+    ) -> Result<R, String> {
+        let address = self.address.clone();
+        let work = move || {
+            let socket: SocketAddr = address
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {address}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{address} resolves to no address"))?;
+            let client = Client::new(socket);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&client)))
+                .unwrap_or_else(|_| Err("the client failed (toxiproxy_rust panicked; see the log above)".to_owned()))
         };
-        tokio::time::timeout(CALL_TIMEOUT, work)
+        tokio::task::spawn_blocking(work)
             .await
-            .map_err(|_| format!("the Toxiproxy API at {} did not answer in time", self.address))?
-            .map_err(|e: String| format!("the Toxiproxy API at {}: {e}", self.address))
-    }
-
-    fn error(status: StatusCode, body: &[u8]) -> String {
-        let message = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-        format!("{status}: {message}")
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("the Toxiproxy API at {}: {e}", self.address))
     }
 
     /// The names of the API's proxies.
     pub async fn proxy_names(&self) -> Result<BTreeSet<String>, String> {
-        let (status, body) = self.call(Method::GET, "/proxies", None).await?;
-        if !status.is_success() {
-            return Err(Self::error(status, &body));
-        }
-        let proxies: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&body).map_err(|e| format!("unexpected /proxies answer: {e}"))?;
-        Ok(proxies.into_iter().map(|(name, _)| name).collect())
+        self.call(|client| Ok(client.all()?.into_keys().collect())).await
     }
 }
 
+/// The toxics on `proxy`, by name.
+fn toxics(proxy: &Proxy) -> Result<HashMap<String, ToxicPack>, String> {
+    Ok(proxy.toxics()?.into_iter().map(|t| (t.name.clone(), t)).collect())
+}
+
 impl FaultTarget for ToxiproxyApi {
+    fn toxic_name(&self, _fault: usize, toxic: &Toxic) -> String {
+        external_name(toxic)
+    }
+
     async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
-        let body = serde_json::to_string(toxic).map_err(|e| e.to_string())?;
-        let (status, answer) =
-            self.call(Method::POST, &format!("/proxies/{}/toxics", segment(proxy)), Some(body)).await?;
-        if status.is_success() { Ok(()) } else { Err(format!("proxy `{proxy}`: {}", Self::error(status, &answer))) }
+        let name = external_name(toxic);
+        #[allow(clippy::cast_possible_truncation, reason = "toxicity is in [0, 1]")]
+        let pack = ToxicPack {
+            name: name.clone(),
+            r#type: toxic.kind.type_name().to_owned(),
+            stream: toxic.stream.as_str().to_owned(),
+            toxicity: toxic.toxicity as f32,
+            attributes: attributes(&toxic.kind)?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        };
+        let proxy_name = proxy.to_owned();
+        self.call(move |client| {
+            let proxy = client.find_proxy(&proxy_name)?;
+            if toxics(&proxy)?.contains_key(&name) {
+                return Err(format!("proxy `{proxy_name}` already has a toxic named `{name}`; remove it first"));
+            }
+            create(&proxy, &pack)?;
+            if toxics(&proxy)?.contains_key(&name) {
+                Ok(())
+            } else {
+                Err(format!("proxy `{proxy_name}` refused the toxic `{name}`"))
+            }
+        })
+        .await
     }
 
     async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), String> {
-        let path = format!("/proxies/{}/toxics/{}", segment(proxy), segment(toxic));
-        let (status, answer) = self.call(Method::DELETE, &path, None).await?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(format!("proxy `{proxy}`: {}", Self::error(status, &answer)))
-        }
+        let (proxy_name, name) = (proxy.to_owned(), toxic.to_owned());
+        self.call(move |client| {
+            let proxy = match client.find_proxy(&proxy_name) {
+                Ok(proxy) => proxy,
+                // A proxy that is gone carries no toxic.
+                Err(_) if !client.all()?.contains_key(&proxy_name) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let mut before = toxics(&proxy)?;
+            if before.remove(&name).is_none() {
+                return Ok(());
+            }
+            proxy.delete_all_toxics()?;
+            for other in before.values() {
+                // One that cannot be re-created is reported below as missing.
+                let _ = create(&proxy, other);
+            }
+            let after = toxics(&proxy)?;
+            if after.contains_key(&name) {
+                return Err(format!("proxy `{proxy_name}` still has the toxic `{name}`"));
+            }
+            let missing: Vec<String> = before.into_keys().filter(|n| !after.contains_key(n)).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "removed `{name}` from proxy `{proxy_name}`, but could not put back {} (toxiproxy_rust deletes all toxics at once)",
+                    missing.join(", ")
+                ))
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::toxic::Stream;
+
+    fn toxic(kind: ToxicKind) -> Toxic {
+        Toxic { name: "t".into(), stream: Stream::Upstream, toxicity: 1.0, kind }
+    }
+
+    #[test]
+    fn the_external_client_names_toxics_by_type_and_stream() {
+        assert_eq!(external_name(&toxic(ToxicKind::Bandwidth { rate: 5 })), "bandwidth_upstream");
+    }
+
+    #[test]
+    fn what_the_external_client_cannot_send_is_refused() {
+        assert!(check_external(&toxic(ToxicKind::Latency { latency: 3000, jitter: 300 })).is_ok());
+        let reset = check_external(&toxic(ToxicKind::ResetPeer { timeout: 0 })).unwrap_err();
+        assert!(reset.contains("cannot create a `reset_peer` toxic"), "{reset}");
+        assert!(check_external(&toxic(ToxicKind::Noop)).is_err());
+        let big = check_external(&toxic(ToxicKind::LimitData { bytes: 1 << 33 })).unwrap_err();
+        assert_eq!(big, "bytes = 8589934592 is too large for the external Toxiproxy client (at most 4294967295)");
+        assert_eq!(
+            attributes(&ToxicKind::Slicer { average_size: 64, size_variation: 8, delay: 10 }).unwrap(),
+            [("average_size", 64), ("size_variation", 8), ("delay", 10)]
+        );
     }
 }

@@ -61,6 +61,11 @@ fn parse(body: &Bytes) -> Result<Value, ApiError> {
 
 /// The router, ready to serve; exposed so tests can drive it in-process.
 pub fn router(registry: Arc<Registry>, token: Option<String>) -> Router {
+    router_with(registry, token, Router::new())
+}
+
+/// The router with `extra` routes of the daemon (webhooks) behind the same guard.
+pub fn router_with(registry: Arc<Registry>, token: Option<String>, extra: Router) -> Router {
     let api = Api { registry, token: token.map(Into::into), requests: Arc::default() };
     Router::new()
         .route("/version", get(version))
@@ -74,8 +79,9 @@ pub fn router(registry: Arc<Registry>, token: Option<String>) -> Router {
             "/proxies/{proxy}/toxics/{toxic}",
             get(show_toxic).post(update_toxic).patch(update_toxic).delete(remove_toxic),
         )
-        .layer(middleware::from_fn_with_state(api.clone(), guard))
-        .with_state(api)
+        .with_state(api.clone())
+        .merge(extra)
+        .layer(middleware::from_fn_with_state(api, guard))
 }
 
 /// Serves the API on `listener` until `shutdown` fires.
@@ -85,7 +91,18 @@ pub async fn serve(
     token: Option<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry, token)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    serve_with(listener, registry, token, Router::new(), shutdown).await
+}
+
+/// [`serve`] with extra routes.
+pub async fn serve_with(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    token: Option<String>,
+    extra: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(registry, token, extra)).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 /// Numbers every response, refuses browsers (cross-site requests) and checks the token.

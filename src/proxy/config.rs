@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -26,6 +26,35 @@ pub struct ProxyConfig {
     pub upstream: String,
     /// Whether it listens.
     pub enabled: bool,
+    /// `tcp` (Toxiproxy's only mode) or `http` (a firedrill extension: request-level faults).
+    pub mode: Mode,
+}
+
+/// How a proxy forwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Bytes, as Toxiproxy.
+    #[default]
+    Tcp,
+    /// HTTP/1.1 and HTTP/2 requests (gRPC included), with request-level toxics.
+    Http,
+}
+
+impl Mode {
+    /// Parses `tcp` or `http` (any case).
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        match text.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Self::Tcp),
+            "http" => Ok(Self::Http),
+            _ => Err(ApiError::bad_request(format!("bad request body: mode must be `tcp` or `http`, got `{text}`"))),
+        }
+    }
+
+    /// Whether this is the default (`tcp`), which the API leaves out of its answers.
+    pub fn is_tcp(&self) -> bool {
+        *self == Self::Tcp
+    }
 }
 
 /// A proxy body as sent: every field optional (updates are partial).
@@ -39,6 +68,8 @@ pub struct ProxyFields {
     pub upstream: Option<String>,
     /// Whether it listens (default true on create).
     pub enabled: Option<bool>,
+    /// `tcp` (default) or `http`.
+    pub mode: Option<String>,
 }
 
 impl ProxyFields {
@@ -60,7 +91,11 @@ impl ProxyFields {
             .map_err(|e| ApiError::bad_request(format!("bad request body: {e}{suffix}")))?;
         check_address("upstream", &upstream)
             .map_err(|e| ApiError::bad_request(format!("bad request body: {e}{suffix}")))?;
-        Ok(ProxyConfig { name, listen, upstream, enabled: self.enabled.unwrap_or(true) })
+        let mode = match self.mode.as_deref() {
+            None | Some("") => Mode::Tcp,
+            Some(text) => Mode::parse(text).map_err(|e| ApiError::bad_request(format!("{}{suffix}", e.message)))?,
+        };
+        Ok(ProxyConfig { name, listen, upstream, enabled: self.enabled.unwrap_or(true), mode })
     }
 }
 

@@ -119,10 +119,12 @@ async fn connection(client: TcpStream, upstream: Arc<Upstream>, cancel: Cancella
             Ok(Ok(server)) => server,
             Ok(Err(err)) => {
                 tracing::info!(upstream = %upstream.address, %err, "upstream refused; closing the client");
+                metrics.dial_failed();
                 return;
             }
             Err(_) => {
                 tracing::info!(upstream = %upstream.address, "upstream dial timed out; closing the client");
+                metrics.dial_failed();
                 return;
             }
         },

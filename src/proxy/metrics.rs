@@ -14,6 +14,8 @@ pub struct ProxyMetrics {
     bytes_downstream: AtomicU64,
     connections_open: AtomicI64,
     connections_total: AtomicU64,
+    /// Client connections closed because the upstream could not be dialled.
+    dial_failures: AtomicU64,
     /// Activations per (toxic name, toxic type); behind a lock, touched once per connection.
     activations: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
@@ -37,6 +39,17 @@ impl ProxyMetrics {
     /// A connection closed.
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The upstream could not be dialled for a client connection.
+    pub fn dial_failed(&self) {
+        self.dial_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (connections attempted, connections that failed to reach the upstream), for a TCP SLI.
+    pub fn connection_counts(&self) -> (u64, u64) {
+        let failed = self.dial_failures.load(Ordering::Relaxed);
+        (self.connections_total.load(Ordering::Relaxed) + failed, failed)
     }
 
     /// Connections open now.

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod link;
 pub mod listener;
 pub mod metrics;

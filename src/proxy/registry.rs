@@ -14,8 +14,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::config::{ProxyConfig, ProxyFields, check_address};
+use super::config::{Mode, ProxyConfig, ProxyFields, check_address};
 use super::error::ApiError;
+use super::http::HttpEngine;
+use super::http::metrics::HttpMetrics;
 use super::link::{LinkShared, ToxicList};
 use super::listener::{Running, Upstream};
 use super::metrics::{self, ProxyMetrics};
@@ -32,6 +34,9 @@ pub struct ProxyView {
     pub upstream: String,
     /// Whether it accepts connections.
     pub enabled: bool,
+    /// `http` for request-level proxies; left out for `tcp`, so Toxiproxy clients see nothing new.
+    #[serde(skip_serializing_if = "Mode::is_tcp")]
+    pub mode: Mode,
     /// Upstream toxics in chain order, then downstream ones.
     pub toxics: Vec<Toxic>,
 }
@@ -47,6 +52,10 @@ struct Proxy {
     seeds: Arc<Mutex<SmallRng>>,
     /// Present while the proxy listens.
     running: Option<Running>,
+    /// Requests and responses of an `http` proxy.
+    http_metrics: Arc<HttpMetrics>,
+    /// The HTTP engine of an `http` proxy, while it listens.
+    engine: Option<HttpEngine>,
 }
 
 impl Proxy {
@@ -62,6 +71,7 @@ impl Proxy {
             listen: self.config.listen.clone(),
             upstream: self.config.upstream.clone(),
             enabled: self.config.enabled,
+            mode: self.config.mode,
             toxics: self.chain_order(),
         }
     }
@@ -72,15 +82,33 @@ impl Proxy {
 
     /// Binds and starts accepting; on success `listen` becomes the address actually bound.
     async fn start(&mut self, tracker: &TaskTracker) -> Result<(), ApiError> {
+        let address = if self.config.mode == Mode::Http {
+            let seed = self.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
+            let engine = HttpEngine::start(
+                self.config.upstream.clone(),
+                self.toxics_tx.subscribe(),
+                self.http_metrics.clone(),
+                seed,
+                tracker,
+            )
+            .await
+            .map_err(|e| ApiError::bind("127.0.0.1:0", &e))?;
+            let address = engine.address.to_string();
+            self.engine = Some(engine);
+            address
+        } else {
+            self.config.upstream.clone()
+        };
         let upstream = Upstream {
             proxy: self.config.name.clone(),
-            address: self.config.upstream.clone(),
+            address,
             link: LinkShared { toxics: self.toxics_tx.subscribe(), metrics: self.metrics.clone() },
             seeds: self.seeds.clone(),
         };
-        let (local, running) = Running::start(&self.config.listen, upstream, tracker)
-            .await
-            .map_err(|e| ApiError::bind(&self.config.listen, &e))?;
+        let (local, running) = Running::start(&self.config.listen, upstream, tracker).await.map_err(|e| {
+            self.engine = None;
+            ApiError::bind(&self.config.listen, &e)
+        })?;
         self.config.listen = local.to_string();
         self.running = Some(running);
         tracing::info!(proxy = %self.config.name, listen = %local, upstream = %self.config.upstream, "proxy listening");
@@ -90,6 +118,9 @@ impl Proxy {
     async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
+        }
+        if let Some(engine) = self.engine.take() {
+            engine.stop();
         }
     }
 }
@@ -122,6 +153,8 @@ impl Registry {
             metrics: Arc::default(),
             seeds: Arc::new(Mutex::new(SmallRng::seed_from_u64(seed))),
             running: None,
+            http_metrics: Arc::default(),
+            engine: None,
         }
     }
 
@@ -172,7 +205,15 @@ impl Registry {
             new.upstream = upstream;
         }
         new.enabled = fields.enabled.unwrap_or(old.enabled);
-        let moved = new.listen != old.listen || new.upstream != old.upstream;
+        if let Some(mode) = fields.mode.filter(|m| !m.is_empty()) {
+            new.mode = Mode::parse(&mode)?;
+            if new.mode == Mode::Tcp && proxy.toxics.iter().any(|t| t.kind.is_request()) {
+                return Err(ApiError::bad_request(
+                    "bad request body: the proxy has request-level toxics; remove them before switching to tcp mode",
+                ));
+            }
+        }
+        let moved = new.listen != old.listen || new.upstream != old.upstream || new.mode != old.mode;
         if moved || !new.enabled {
             proxy.stop().await;
         }
@@ -204,7 +245,8 @@ impl Registry {
         let mut done = Vec::new();
         for config in configs {
             if let Some(existing) = proxies.get(&config.name) {
-                if same_address(&existing.config.listen, &config.listen).await
+                if existing.config.mode == config.mode
+                    && same_address(&existing.config.listen, &config.listen).await
                     && same_address(&existing.config.upstream, &config.upstream).await
                 {
                     done.push(existing.view());
@@ -268,6 +310,12 @@ impl Registry {
             if p.toxics.iter().any(|t| t.name == toxic.name) {
                 return Err(ApiError::toxic_exists());
             }
+            if toxic.kind.is_request() && p.config.mode != Mode::Http {
+                return Err(ApiError::bad_request(format!(
+                    "bad request body: toxic type {} needs a proxy in http mode (create it with \"mode\": \"http\")",
+                    toxic.kind.type_name()
+                )));
+            }
             p.toxics.push(toxic.clone());
             p.publish();
             Ok(toxic)
@@ -306,10 +354,29 @@ impl Registry {
         .await
     }
 
+    /// The request outcomes of an `http` proxy, per route (the SLIs of a drill).
+    pub async fn http_metrics(&self, proxy: &str) -> Result<Arc<HttpMetrics>, ApiError> {
+        self.with_proxy(proxy, |p| Ok(p.http_metrics.clone())).await
+    }
+
+    /// Cumulative (valid, bad) events of a proxy as an SLI: requests and bad answers of an
+    /// `http` proxy, connections and failed dials of a `tcp` one.
+    pub async fn sli_counts(&self, proxy: &str) -> Option<(u64, u64)> {
+        let proxies = self.proxies.lock().await;
+        let p = proxies.get(proxy)?;
+        Some(match p.config.mode {
+            Mode::Http => p.http_metrics.snapshot().values().fold((0, 0), |(v, b), r| (v + r.requests, b + r.bad())),
+            Mode::Tcp => p.metrics.connection_counts(),
+        })
+    }
+
     /// Every proxy's counters in Prometheus text format.
     pub async fn metrics(&self) -> String {
         let proxies = self.proxies.lock().await;
-        metrics::render(&proxies.iter().map(|(name, p)| (name.as_str(), p.metrics.as_ref())))
+        let mut text = metrics::render(&proxies.iter().map(|(name, p)| (name.as_str(), p.metrics.as_ref())));
+        let http = proxies.iter().filter(|(_, p)| p.config.mode == Mode::Http);
+        text.push_str(&super::http::metrics::render(http.map(|(name, p)| (name.as_str(), p.http_metrics.as_ref()))));
+        text
     }
 
     /// Stops accepting on every proxy, lets open connections finish for up to `drain`, then
@@ -321,6 +388,9 @@ impl Registry {
             if let Some(running) = proxy.running.take() {
                 closers.push(running.stop_accepting().await);
             }
+            if let Some(engine) = &proxy.engine {
+                engine.stop_accepting();
+            }
         }
         let open = || proxies.values().map(|p| p.metrics.open_connections()).sum::<i64>();
         self.tracker.close();
@@ -328,6 +398,11 @@ impl Registry {
         let left = if drained { 0 } else { usize::try_from(open()).unwrap_or(0) };
         for closer in closers {
             closer.cancel();
+        }
+        for proxy in proxies.values_mut() {
+            if let Some(engine) = proxy.engine.take() {
+                engine.stop();
+            }
         }
         self.tracker.wait().await;
         left

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::http::request::RequestToxic;
 
 /// The longest duration any toxic attribute may ask for, in milliseconds (one day).
 ///
@@ -51,8 +52,10 @@ impl fmt::Display for Stream {
 }
 
 /// A toxic's type with its attributes, all validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ToxicKind {
+    /// A request-level toxic of an `http` proxy (a firedrill extension).
+    Request(RequestToxic),
     /// Passes data unchanged (useful to measure the toxic pipeline's cost).
     Noop,
     /// Delays each chunk by `latency` ± `jitter` milliseconds from when it arrived.
@@ -113,9 +116,15 @@ fn attribute_names(type_name: &str) -> Option<&'static [&'static str]> {
 }
 
 impl ToxicKind {
+    /// Whether this acts on HTTP requests (an `http` proxy's engine) rather than on bytes.
+    pub fn is_request(&self) -> bool {
+        matches!(self, Self::Request(_))
+    }
+
     /// The type name used on the wire (`"latency"`, …).
     pub fn type_name(&self) -> &'static str {
         match self {
+            Self::Request(request) => request.type_name(),
             Self::Noop => "noop",
             Self::Latency { .. } => "latency",
             Self::Bandwidth { .. } => "bandwidth",
@@ -130,6 +139,9 @@ impl ToxicKind {
     /// Builds a kind from its type name and a (lower-cased) attribute map; missing attributes
     /// are 0, unknown ones are ignored, as in Toxiproxy.
     pub fn from_attributes(type_name: &str, attributes: &Map<String, Value>) -> Result<Self, ApiError> {
+        if let Some(request) = RequestToxic::from_attributes(type_name, attributes) {
+            return request.map(Self::Request);
+        }
         let names = attribute_names(type_name).ok_or_else(|| ApiError::bad_request("invalid toxic type"))?;
         let mut values = [0_u64; 3];
         for (slot, name) in values.iter_mut().zip(names) {
@@ -179,6 +191,7 @@ impl ToxicKind {
     /// The attributes as Toxiproxy returns them: every field of the type, as integers.
     pub fn attributes(&self) -> Map<String, Value> {
         let values: Vec<u64> = match *self {
+            Self::Request(ref request) => return request.attributes(),
             Self::Noop => vec![],
             Self::Latency { latency, jitter } => vec![latency, jitter],
             Self::Bandwidth { rate } => vec![rate],

@@ -43,11 +43,34 @@ pub enum Outcome {
     Interrupted,
     /// A fault could not be applied, so there was nothing to practise on.
     Failed,
+    /// A guardrail stopped it (the SLI fell too far or the budget burn passed its cap).
+    Guardrail,
+}
+
+/// The objective a run's SLI was held to, as journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SloInfo {
+    /// Objective in percent.
+    pub objective_percent: f64,
+    /// Period in seconds.
+    pub period_s: f64,
+    /// Production requests per second.
+    pub production_rps: f64,
+}
+
+/// An alert the drill expected, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertExpectation {
+    /// Rule or alert name.
+    pub name: String,
+    /// By when, from t0.
+    pub within_ms: u64,
 }
 
 /// One thing that happened in a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant, reason = "one RunStarted per run; boxing it would only complicate the journal")]
 pub enum Event {
     /// The run began; carries everything the scorecard needs from the drill.
     RunStarted {
@@ -74,14 +97,23 @@ pub enum Event {
         ratio: f64,
         /// The answer key (hidden from responders; kept for replays).
         answer: AnswerKey,
+        /// The SLO, if the drill has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slo: Option<SloInfo>,
+        /// Alerts the drill expects.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        expected_alerts: Vec<AlertExpectation>,
     },
-    /// A fault went in (journaled before the call, so a crash can always undo it).
+    /// A fault went in (journaled before the call, so a crash can always undo it). A kill fault
+    /// has no proxy or toxic: its targets are in the `TargetKilled` events that follow.
     FaultApplied {
         /// Index of the fault in the drill.
         fault: usize,
-        /// The proxy.
+        /// The proxy (empty for a kill fault).
+        #[serde(default)]
         proxy: String,
-        /// The toxic's name on that proxy.
+        /// The toxic's name on that proxy (empty for a kill fault).
+        #[serde(default)]
         toxic: String,
         /// The toxic's type.
         kind: String,
@@ -93,16 +125,61 @@ pub enum Event {
         /// Why.
         error: String,
     },
-    /// A fault came out.
+    /// A fault came out (a kill fault: no more rounds, and what it paused or stopped is back).
     FaultRemoved {
         /// Index of the fault in the drill.
         fault: usize,
-        /// The proxy.
+        /// The proxy (empty for a kill fault).
+        #[serde(default)]
         proxy: String,
-        /// The toxic's name.
+        /// The toxic's name (empty for a kill fault).
+        #[serde(default)]
         toxic: String,
         /// Why: `duration`, `resolved`, `timebox`, `aborted`, `interrupted`, …
         reason: String,
+    },
+    /// A kill fault acted on a target (journaled before the call).
+    TargetKilled {
+        /// Index of the fault in the drill.
+        fault: usize,
+        /// `process`, `docker` or `kubernetes`.
+        backend: String,
+        /// Replica id, container id or pod name.
+        target: String,
+        /// Its name for people.
+        name: String,
+        /// `kill`, `stop`, `restart`, `pause` or `delete`.
+        action: String,
+        /// Which round of the fault (0 = first; `every` repeats).
+        round: u32,
+    },
+    /// A kill round could not act: nothing matched, the blast radius, or the call failed.
+    KillFailed {
+        /// Index of the fault in the drill.
+        fault: usize,
+        /// The target, when one was chosen.
+        target: Option<String>,
+        /// Why.
+        error: String,
+    },
+    /// A target acted on is healthy again.
+    TargetRecovered {
+        /// Index of the fault in the drill.
+        fault: usize,
+        /// The target.
+        target: String,
+        /// What was seen (`pid 4242 healthy after 1 restart(s)`).
+        detail: String,
+    },
+    /// What a kill fault left behind on a target was undone (a stopped container started, a
+    /// paused one unpaused).
+    TargetRestored {
+        /// Index of the fault in the drill.
+        fault: usize,
+        /// The target.
+        target: String,
+        /// The action undone.
+        action: String,
     },
     /// A responder acknowledged: human detection.
     Ack {
@@ -115,6 +192,29 @@ pub enum Event {
         source: String,
         /// The alert's name.
         name: String,
+        /// What fired it (a burn-rate rule's ratios), if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// Alertmanager's `startsAt` (the alert's own start; the record's time is the receipt).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts_at: Option<String>,
+        /// Alertmanager's fingerprint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
+    },
+    /// A burn-rate rule stopped firing.
+    AlertCleared {
+        /// Where it came from.
+        source: String,
+        /// The alert's name.
+        name: String,
+    },
+    /// Cumulative valid and bad events of the run's SLI so far.
+    Sli {
+        /// Valid events.
+        valid: u64,
+        /// Bad events.
+        bad: u64,
     },
     /// A responder submitted a diagnosis.
     Diagnosis {

@@ -11,10 +11,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::journal::Journal;
+use super::journal::{Journal, JournalError};
 use super::runner::{self, Command, RunLog, RunSpec};
 use crate::drill::{self, Environment};
 use crate::fault::Proxies;
+use crate::fault::kill::Killers;
 use crate::scorecard::{Scorecard, store};
 
 /// Blind mode's draw: which of `count` drills, and how long to wait (less than `within`).
@@ -76,6 +77,10 @@ pub enum ManagerError {
 pub struct RunView {
     /// The run.
     pub run_id: String,
+    /// The drill it runs.
+    pub drill: String,
+    /// The team it scores.
+    pub team: String,
     /// Milliseconds since it started (or its length, once ended).
     pub elapsed_ms: u64,
     /// The scorecard so far (outcome `None` while in progress).
@@ -87,6 +92,9 @@ pub struct RunView {
 }
 
 struct Entry {
+    /// The drill and the team, known before the run has journaled anything.
+    drill: String,
+    team: String,
     commands: mpsc::Sender<Command>,
     log: Arc<RunLog>,
     started: Instant,
@@ -98,6 +106,8 @@ struct Entry {
 pub struct Manager {
     /// Where faults go.
     proxies: Proxies,
+    /// Where kill faults go.
+    kills: Killers,
     dirs: RunDirs,
     runs: Mutex<BTreeMap<String, Entry>>,
     /// Ends every run as interrupted when the daemon stops.
@@ -108,16 +118,22 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// A manager whose drills act on `proxies`.
-    pub fn new(proxies: Proxies, dirs: RunDirs) -> Arc<Self> {
+    /// A manager whose drills act on `proxies` and, for kills, through `kills`.
+    pub fn new(proxies: Proxies, kills: Killers, dirs: RunDirs) -> Arc<Self> {
         Arc::new(Self {
             proxies,
+            kills,
             dirs,
             runs: Mutex::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             counter: AtomicU64::new(0),
         })
+    }
+
+    /// The local services' supervisor (`firedrill up`).
+    pub fn supervisor(&self) -> &Arc<crate::supervise::Supervisor> {
+        self.kills.supervisor()
     }
 
     fn runs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -140,7 +156,7 @@ impl Manager {
             .collect();
         paths.sort();
         for path in paths {
-            match runner::recover(&path, &self.proxies).await {
+            match runner::recover(&path, &self.proxies, &self.kills).await {
                 Ok(Some(card)) => {
                     if let Err(err) = store::write(&self.dirs.scorecards, &card) {
                         tracing::error!(%err, run = card.run_id, "could not write the scorecard of a recovered run");
@@ -181,23 +197,51 @@ impl Manager {
         seed: Option<u64>,
     ) -> Result<String, ManagerError> {
         let path = self.find_drill(drill)?;
-        let environment = Environment { proxies: self.proxies.names().await.map_err(ManagerError::Proxies)? };
+        let environment = Environment {
+            proxies: self.proxies.names().await.map_err(ManagerError::Proxies)?,
+            http: self.proxies.http_names().await,
+            external: matches!(self.proxies, crate::fault::Proxies::External(_)),
+        };
         let drill = drill::load(&path, &environment).map_err(|errors| {
             ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
+        // Kill faults are checked against what exists now, before anything is touched.
+        for (index, fault) in drill.faults.iter().enumerate() {
+            if let crate::drill::FaultAction::Kill(plan) = &fault.action {
+                self.kills
+                    .choose(plan, 0)
+                    .await
+                    .map_err(|e| ManagerError::BadDrill(format!("{}: fault {index}: {e}", path.display())))?;
+            }
+        }
         let wall = super::wall_ms() / 1000;
-        let run_id = format!("{}-{wall}-{}", drill.name, self.counter.fetch_add(1, Ordering::Relaxed) + 1);
+        // A daemon restarted within the same second counts from 1 again: skip ids already taken.
+        let (run_id, journal) = loop {
+            let run_id = format!("{}-{wall}-{}", drill.name, self.counter.fetch_add(1, Ordering::Relaxed) + 1);
+            match Journal::create(&self.journal_dir().join(format!("{run_id}.jsonl"))) {
+                Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => break (run_id, other.map_err(runner::RunError::from)?),
+            }
+        };
         let seed = seed.unwrap_or_else(rand::random);
         let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed };
-        let journal =
-            Journal::create(&self.journal_dir().join(format!("{run_id}.jsonl"))).map_err(runner::RunError::from)?;
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let log = Arc::new(RunLog::default());
         let (finished_tx, finished) = watch::channel(None);
-        self.runs().insert(run_id.clone(), Entry { commands, log: log.clone(), started: Instant::now(), finished });
+        let entry = Entry {
+            drill: spec.drill.name.clone(),
+            team: spec.team.clone(),
+            commands,
+            log: log.clone(),
+            started: Instant::now(),
+            finished,
+        };
+        self.runs().insert(run_id.clone(), entry);
         let manager = self.clone();
         self.tracker.spawn(async move {
-            let result = runner::run(&spec, &manager.proxies, journal, rx, manager.shutdown.child_token(), log).await;
+            let result =
+                runner::run(&spec, &manager.proxies, &manager.kills, journal, rx, manager.shutdown.child_token(), log)
+                    .await;
             let outcome = match result {
                 Ok(card) => store::write(&manager.dirs.scorecards, &card)
                     .map_err(|e| format!("cannot write the scorecard: {e}")),
@@ -280,6 +324,26 @@ impl Manager {
         sender.send(command).await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
     }
 
+    /// Hands an Alertmanager alert to every run in progress (each decides whether it expected it).
+    /// Returns how many runs received it; never waits on a busy run.
+    pub fn alert(&self, name: &str, labels: &BTreeMap<String, String>, starts_at: &str, fingerprint: &str) -> usize {
+        let senders: Vec<mpsc::Sender<Command>> =
+            self.runs().values().filter(|e| e.finished.borrow().is_none()).map(|e| e.commands.clone()).collect();
+        senders
+            .iter()
+            .filter(|sender| {
+                sender
+                    .try_send(Command::Alert {
+                        name: name.to_owned(),
+                        labels: labels.clone(),
+                        starts_at: starts_at.to_owned(),
+                        fingerprint: fingerprint.to_owned(),
+                    })
+                    .is_ok()
+            })
+            .count()
+    }
+
     /// Acknowledges on behalf of `by`.
     pub async fn ack(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
         self.send(run_id, Command::Ack { by }).await
@@ -349,7 +413,15 @@ impl Manager {
                 Some(crate::run::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
                 _ => String::new(),
             };
-            RunView { run_id: id.clone(), elapsed_ms, card, briefing, scorecard_path: finished.and_then(Result::ok) }
+            RunView {
+                run_id: id.clone(),
+                drill: entry.drill.clone(),
+                team: entry.team.clone(),
+                elapsed_ms,
+                card,
+                briefing,
+                scorecard_path: finished.and_then(Result::ok),
+            }
         };
         match run_id {
             Some(id) => {

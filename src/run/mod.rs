@@ -8,8 +8,10 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+pub mod alertmanager;
 pub mod event;
 pub mod journal;
 pub mod manager;
 pub mod runner;
+pub mod sli;
 pub mod verify;

@@ -13,23 +13,37 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::event::{Event, Outcome, PhaseMillis};
+use super::event::{AlertExpectation, Event, Outcome, PhaseMillis, SloInfo};
 use super::journal::{self, Journal, JournalError, Record};
+use super::sli;
 use super::verify;
-use crate::drill::Drill;
+use crate::drill::{Drill, FaultAction, KillPlan, Selector};
+use crate::fault::kill::{Acted, Killers};
 use crate::proxy::Registry;
 use crate::proxy::toxic::Toxic;
 use crate::scorecard::Scorecard;
 
 /// Where faults go: the daemon's own proxies, or an external Toxiproxy-compatible API.
 pub trait FaultTarget: Send + Sync {
+    /// The name fault number `fault` gets on its proxy: recognisable, and unique per fault index.
+    fn toxic_name(&self, fault: usize, toxic: &Toxic) -> String {
+        format!("firedrill_{fault}_{}", toxic.name)
+    }
     /// Puts `toxic` on `proxy`.
     fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send;
     /// Takes the toxic named `toxic` off `proxy`; a toxic that is already gone is not an error.
     fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send;
+    /// Cumulative (valid, bad) events of `proxy` as an SLI, when it can tell.
+    fn counts(&self, _proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
+        std::future::ready(None)
+    }
 }
 
 impl FaultTarget for Registry {
+    async fn counts(&self, proxy: &str) -> Option<(u64, u64)> {
+        self.sli_counts(proxy).await
+    }
+
     async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
         self.insert_toxic(proxy, toxic.clone()).await.map(|_| ()).map_err(|e| format!("proxy `{proxy}`: {e}"))
     }
@@ -44,12 +58,20 @@ impl FaultTarget for Registry {
 }
 
 impl<T: FaultTarget> FaultTarget for Arc<T> {
+    fn toxic_name(&self, fault: usize, toxic: &Toxic) -> String {
+        self.as_ref().toxic_name(fault, toxic)
+    }
+
     fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send {
         self.as_ref().apply(proxy, toxic)
     }
 
     fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send {
         self.as_ref().remove(proxy, toxic)
+    }
+
+    fn counts(&self, proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
+        self.as_ref().counts(proxy)
     }
 }
 
@@ -86,6 +108,17 @@ pub enum Command {
     Abort {
         /// Who.
         by: String,
+    },
+    /// An alert from Alertmanager; it counts if it matches one the drill expects.
+    Alert {
+        /// `alertname`.
+        name: String,
+        /// Every label of the alert.
+        labels: BTreeMap<String, String>,
+        /// Alertmanager's `startsAt`.
+        starts_at: String,
+        /// Alertmanager's fingerprint.
+        fingerprint: String,
     },
 }
 
@@ -149,27 +182,50 @@ impl RunLog {
     }
 }
 
-/// The name a drill's fault has on its proxy: recognisable, and unique per fault index.
-pub fn toxic_name(fault: usize, toxic: &Toxic) -> String {
-    format!("firedrill_{fault}_{}", toxic.name)
-}
-
 /// How long after a resolve the steady state may take to hold for a whole window.
 const RESOLVE_VERIFY_GRACE: Duration = Duration::from_secs(60);
 
 /// How a run ends: outcome, reason, and the reason journaled on each fault's removal.
 type End = (Outcome, Option<String>, &'static str);
 
+#[derive(Debug, Clone, Copy)]
 enum Step {
     Apply(usize),
+    /// The next round of a repeating kill fault.
+    Kill(usize, u32),
     Remove(usize),
     Hint(usize),
     Timebox,
 }
 
+/// How often targets acted on are checked for recovery.
+const RECOVERY_POLL: Duration = Duration::from_millis(250);
+
+/// The backend name journaled for a selector.
+fn backend(selector: &Selector) -> &'static str {
+    match selector {
+        Selector::Process { .. } => "process",
+        Selector::Docker { .. } => "docker",
+        Selector::Kubernetes { .. } => "kubernetes",
+    }
+}
+
+/// A target acted on and not yet seen back.
+struct Pending {
+    fault: usize,
+    acted: Acted,
+}
+
 struct Runner<'a, T> {
     spec: &'a RunSpec,
     target: &'a T,
+    kills: &'a Killers,
+    /// Kill faults in force, with the targets whose action must be undone at their end.
+    kills_active: BTreeMap<usize, Vec<String>>,
+    /// Targets acted on, not yet back.
+    pending: Vec<Pending>,
+    /// Alertmanager alerts already journaled: (fingerprint, startsAt).
+    alerts_seen: std::collections::BTreeSet<(String, String)>,
     journal: Journal,
     records: Vec<Record>,
     /// Shared view of the records, for status and watchers.
@@ -195,9 +251,21 @@ impl<T: FaultTarget> Runner<'_, T> {
     /// Applies fault `index`; false if it failed (journaled).
     async fn apply(&mut self, index: usize) -> Result<bool, RunError> {
         let fault = &self.spec.drill.faults[index];
-        let mut toxic = fault.toxic.clone();
-        toxic.name = toxic_name(index, &fault.toxic);
-        let proxy = fault.proxy.clone();
+        let (proxy, original) = match &fault.action {
+            FaultAction::Toxic { proxy, toxic } => (proxy.clone(), toxic),
+            FaultAction::Kill(plan) => {
+                self.log(Event::FaultApplied {
+                    fault: index,
+                    proxy: String::new(),
+                    toxic: String::new(),
+                    kind: fault.kind().to_owned(),
+                })?;
+                self.kills_active.insert(index, Vec::new());
+                return self.kill_round(index, plan, 0).await;
+            }
+        };
+        let mut toxic = original.clone();
+        toxic.name = self.target.toxic_name(index, original);
         self.log(Event::FaultApplied {
             fault: index,
             proxy: proxy.clone(),
@@ -215,7 +283,95 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(true)
     }
 
+    /// One round of kill fault `index`: choose, journal, act, and watch for recovery. The first
+    /// round failing fails the fault (false); a later one is journaled and the fault goes on.
+    async fn kill_round(&mut self, index: usize, plan: &KillPlan, round: u32) -> Result<bool, RunError> {
+        let seed = crate::fault::kill::round_seed(self.spec.seed, index, round);
+        let chosen = match self.kills.choose(plan, seed).await {
+            Ok((chosen, _)) => chosen,
+            Err(error) => {
+                tracing::warn!(%error, "kill round could not run");
+                if round == 0 {
+                    self.kills_active.remove(&index);
+                    self.log(Event::FaultFailed { fault: index, error })?;
+                    return Ok(false);
+                }
+                self.log(Event::KillFailed { fault: index, target: None, error })?;
+                return Ok(true);
+            }
+        };
+        for acted in chosen {
+            self.log(Event::TargetKilled {
+                fault: index,
+                backend: backend(&plan.selector).to_owned(),
+                target: acted.target.id.clone(),
+                name: acted.target.name.clone(),
+                action: plan.action.as_str().to_owned(),
+                round,
+            })?;
+            if plan.action.needs_undo()
+                && let Some(undo) = self.kills_active.get_mut(&index)
+            {
+                undo.push(acted.target.id.clone());
+            }
+            match self.kills.act(plan, &acted.target).await {
+                Ok(detail) => {
+                    tracing::info!(target = acted.target.id, detail, "killed");
+                    self.pending.push(Pending { fault: index, acted });
+                }
+                Err(error) => {
+                    self.log(Event::KillFailed { fault: index, target: Some(acted.target.id.clone()), error })?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Checks every target acted on and journals those that are back.
+    async fn poll_recovery(&mut self) -> Result<(), RunError> {
+        let mut still = Vec::new();
+        for pending in std::mem::take(&mut self.pending) {
+            let FaultAction::Kill(plan) = &self.spec.drill.faults[pending.fault].action else { continue };
+            match self.kills.recovered(plan, &pending.acted).await {
+                Ok(Some(detail)) => self.log(Event::TargetRecovered {
+                    fault: pending.fault,
+                    target: pending.acted.target.id.clone(),
+                    detail,
+                })?,
+                Ok(None) => still.push(pending),
+                Err(error) => {
+                    tracing::debug!(%error, "recovery check failed; trying again");
+                    still.push(pending);
+                }
+            }
+        }
+        still.append(&mut self.pending);
+        self.pending = still;
+        Ok(())
+    }
+
     async fn remove(&mut self, index: usize, reason: &str) -> Result<(), RunError> {
+        if let Some(undo) = self.kills_active.remove(&index) {
+            if let FaultAction::Kill(plan) = &self.spec.drill.faults[index].action {
+                for target in undo {
+                    match self.kills.undo(&plan.selector, plan.action, &target).await {
+                        Ok(()) => self.log(Event::TargetRestored {
+                            fault: index,
+                            target,
+                            action: plan.action.as_str().to_owned(),
+                        })?,
+                        Err(error) => tracing::error!(%error, target, "could not undo a kill; undo it by hand"),
+                    }
+                }
+            }
+            self.log(Event::FaultRemoved {
+                fault: index,
+                proxy: String::new(),
+                toxic: String::new(),
+                reason: reason.to_owned(),
+            })?;
+            return Ok(());
+        }
         if let Some((proxy, toxic)) = self.active.remove(&index) {
             if let Err(error) = self.target.remove(&proxy, &toxic).await {
                 tracing::error!(%error, proxy, toxic, "could not remove a fault; remove it by hand");
@@ -225,8 +381,50 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(())
     }
 
+    /// One second of the SLI: journals samples and rule transitions; a guardrail trip ends the run.
+    fn sli_second(&mut self, live: &mut Live, counts: (u64, u64), faulted: bool) -> Result<Option<End>, RunError> {
+        let Some(watch) = live.watch.as_mut() else { return Ok(None) };
+        if faulted {
+            watch.t0(counts);
+        }
+        let (transitions, trip) = watch.second(counts);
+        live.since_sample += 1;
+        if live.since_sample >= SLI_SAMPLE_EVERY || transitions.iter().any(|t| t.firing) {
+            live.since_sample = 0;
+            self.log(Event::Sli { valid: counts.0, bad: counts.1 })?;
+        }
+        for t in transitions {
+            let source = "burn-rate".to_owned();
+            if t.firing {
+                let detail = format!(
+                    "error ratio {:.3}% (long window), {:.3}% (short window), threshold {:.3}%",
+                    t.long_ratio * 100.0,
+                    t.short_ratio * 100.0,
+                    t.threshold * 100.0
+                );
+                self.log(Event::Alert {
+                    source,
+                    name: t.rule,
+                    detail: Some(detail),
+                    starts_at: None,
+                    fingerprint: None,
+                })?;
+            } else {
+                self.log(Event::AlertCleared { source, name: t.rule })?;
+            }
+        }
+        Ok(trip.map(|reason| (Outcome::Guardrail, Some(reason), "guardrail")))
+    }
+
+    /// Every fault in force, toxic or kill.
+    fn in_force(&self) -> Vec<usize> {
+        let mut indexes: Vec<usize> = self.active.keys().chain(self.kills_active.keys()).copied().collect();
+        indexes.sort_unstable();
+        indexes
+    }
+
     async fn end(&mut self, outcome: Outcome, reason: Option<String>, why: &str) -> Result<(), RunError> {
-        let indexes: Vec<usize> = self.active.keys().copied().collect();
+        let indexes = self.in_force();
         for index in indexes {
             self.remove(index, why).await?;
         }
@@ -262,6 +460,23 @@ impl<T: FaultTarget> Runner<'_, T> {
                 return Ok(Some((Outcome::Resolved, None, "resolved")));
             }
             Command::Abort { by } => return Ok(Some((Outcome::Aborted, Some(format!("aborted by {by}")), "aborted"))),
+            Command::Alert { name, labels, starts_at, fingerprint } => {
+                let expected = self
+                    .spec
+                    .drill
+                    .alerts
+                    .iter()
+                    .any(|a| a.name == name && a.labels.iter().all(|(k, v)| labels.get(k) == Some(v)));
+                if expected && self.alerts_seen.insert((fingerprint.clone(), starts_at.clone())) {
+                    self.log(Event::Alert {
+                        source: "alertmanager".to_owned(),
+                        name,
+                        detail: None,
+                        starts_at: Some(starts_at),
+                        fingerprint: Some(fingerprint),
+                    })?;
+                }
+            }
         }
         Ok(None)
     }
@@ -272,6 +487,7 @@ impl<T: FaultTarget> Runner<'_, T> {
 pub async fn run<T: FaultTarget>(
     spec: &RunSpec,
     target: &T,
+    kills: &Killers,
     journal: Journal,
     mut commands: mpsc::Receiver<Command>,
     shutdown: CancellationToken,
@@ -281,6 +497,10 @@ pub async fn run<T: FaultTarget>(
     let mut runner = Runner {
         spec,
         target,
+        kills,
+        kills_active: BTreeMap::new(),
+        pending: Vec::new(),
+        alerts_seen: std::collections::BTreeSet::new(),
         journal,
         records: Vec::new(),
         log,
@@ -288,23 +508,15 @@ pub async fn run<T: FaultTarget>(
         active: BTreeMap::new(),
         hints_shown: vec![false; drill.hints.len()],
     };
-    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    runner.log(Event::RunStarted {
-        run_id: spec.run_id.clone(),
-        drill: drill.name.clone(),
-        title: drill.title.clone(),
-        briefing: drill.briefing.clone(),
-        team: spec.team.clone(),
-        responder: spec.responder.clone(),
-        seed: spec.seed,
-        timebox_ms: millis(drill.timebox),
-        production_ms: PhaseMillis::from_array(drill.targets.production.map(millis)),
-        ratio: drill.targets.ratio,
-        answer: drill.answer.clone(),
-    })?;
+    runner.log(started_event(spec))?;
 
-    let mut steps = schedule(drill).into_iter().peekable();
+    // Synthetic traffic starts now; the timeline waits out its warm-up, so t0 has a steady state.
+    let mut live = Live::start(drill, &shutdown);
+    let shift = live.shift;
+
+    let mut steps = schedule(drill, shift);
     let mut commands_open = true;
+    let mut recovery = tokio::time::interval(RECOVERY_POLL);
 
     // The steady-state probe runs beside the timeline; results arrive as (run ms, ok).
     let probe = drill.verify.as_ref().and_then(|v| v.http.clone().map(|http| (http, v.window, v.success_ratio)));
@@ -314,7 +526,7 @@ pub async fn run<T: FaultTarget>(
     let mut faulted = false;
 
     let (outcome, reason, why) = loop {
-        let next_at = steps.peek().map_or(drill.timebox, |(at, _)| *at);
+        let next_at = steps.next_at().unwrap_or(drill.timebox + shift);
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break (Outcome::Interrupted, Some("the daemon stopped".to_owned()), "interrupted"),
@@ -329,13 +541,32 @@ pub async fn run<T: FaultTarget>(
                 Some(command) => if let Some(end) = runner.command(command)? { break end },
                 None => commands_open = false,
             },
+            _ = recovery.tick(), if !runner.pending.is_empty() => runner.poll_recovery().await?,
+            _ = live.seconds.tick(), if live.watch.is_some() => {
+                let counts = live.counts(drill, target).await;
+                if let Some(end) = runner.sli_second(&mut live, counts, faulted)? {
+                    break end;
+                }
+            }
             () = sleep_until(runner.started + next_at) => {
-                let Some((_, step)) = steps.next() else { continue };
+                let Some(step) = steps.pop() else { continue };
                 match step {
                     Step::Apply(index) => {
+                        if !faulted && let Some(counts) = live.t0(drill, target).await {
+                            runner.log(Event::Sli { valid: counts.0, bad: counts.1 })?;
+                        }
                         faulted = true;
                         if !runner.apply(index).await? {
                             break (Outcome::Failed, Some(format!("fault {index} could not be applied")), "failed");
+                        }
+                        schedule_next_round(&mut steps, drill, index, 1, next_at);
+                    }
+                    Step::Kill(index, round) => {
+                        if runner.kills_active.contains_key(&index)
+                            && let FaultAction::Kill(plan) = &drill.faults[index].action
+                        {
+                            runner.kill_round(index, plan, round).await?;
+                            schedule_next_round(&mut steps, drill, index, round + 1, next_at);
                         }
                     }
                     Step::Remove(index) => runner.remove(index, "duration").await?,
@@ -356,27 +587,145 @@ pub async fn run<T: FaultTarget>(
         _ => (outcome, reason),
     };
     probe_stop.cancel();
+    if live.watch.is_some() {
+        let counts = live.counts(drill, target).await;
+        runner.log(Event::Sli { valid: counts.0, bad: counts.1 })?;
+    }
+    live.stop.cancel();
     runner.end(outcome, reason, why).await?;
     Ok(Scorecard::from_journal(&runner.records)?)
 }
 
-/// The run's timeline: faults in and out, scheduled hints, and the timebox last.
-fn schedule(drill: &Drill) -> Vec<(Duration, Step)> {
-    let mut schedule: Vec<(Duration, Step)> = Vec::new();
+/// The first event of a run: everything the scorecard needs from the drill.
+fn started_event(spec: &RunSpec) -> Event {
+    let drill = &spec.drill;
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Event::RunStarted {
+        run_id: spec.run_id.clone(),
+        drill: drill.name.clone(),
+        title: drill.title.clone(),
+        briefing: drill.briefing.clone(),
+        team: spec.team.clone(),
+        responder: spec.responder.clone(),
+        seed: spec.seed,
+        timebox_ms: millis(drill.timebox),
+        production_ms: PhaseMillis::from_array(drill.targets.production.map(millis)),
+        ratio: drill.targets.ratio,
+        answer: drill.answer.clone(),
+        slo: drill.slo.as_ref().map(|slo| SloInfo {
+            objective_percent: slo.objective.target * 100.0,
+            period_s: slo.objective.period.as_secs_f64(),
+            production_rps: slo.production_rps,
+        }),
+        expected_alerts: drill
+            .alerts
+            .iter()
+            .map(|a| AlertExpectation { name: a.name.clone(), within_ms: millis(a.within) })
+            .collect(),
+    }
+}
+
+/// The run's timeline, in order: by offset, the timebox last among equal offsets, then in the
+/// order steps were added.
+#[derive(Default)]
+struct Schedule {
+    steps: BTreeMap<(Duration, bool, u64), Step>,
+    added: u64,
+}
+
+impl Schedule {
+    fn add(&mut self, at: Duration, step: Step) {
+        self.added += 1;
+        self.steps.insert((at, matches!(step, Step::Timebox), self.added), step);
+    }
+
+    fn next_at(&self) -> Option<Duration> {
+        self.steps.first_key_value().map(|((at, _, _), _)| *at)
+    }
+
+    fn pop(&mut self) -> Option<Step> {
+        self.steps.pop_first().map(|(_, step)| step)
+    }
+}
+
+/// Faults in and out, scheduled hints, and the timebox last; repeating kills add their rounds
+/// as they go ([`schedule_next_round`]).
+fn schedule(drill: &Drill, shift: Duration) -> Schedule {
+    let mut schedule = Schedule::default();
     for (index, fault) in drill.faults.iter().enumerate() {
-        schedule.push((fault.at, Step::Apply(index)));
+        schedule.add(shift + fault.at, Step::Apply(index));
         if let Some(duration) = fault.duration {
-            schedule.push((fault.at + duration, Step::Remove(index)));
+            schedule.add(shift + fault.at + duration, Step::Remove(index));
         }
     }
     for (index, hint) in drill.hints.iter().enumerate() {
         if let Some(after) = hint.after {
-            schedule.push((after, Step::Hint(index)));
+            schedule.add(shift + after, Step::Hint(index));
         }
     }
-    schedule.push((drill.timebox, Step::Timebox));
-    schedule.sort_by_key(|(at, step)| (*at, matches!(step, Step::Timebox)));
+    schedule.add(shift + drill.timebox, Step::Timebox);
     schedule
+}
+
+/// How often the SLI is counted and the rules evaluated.
+const SLI_TICK: Duration = Duration::from_secs(1);
+/// Journal the cumulative SLI every this many ticks (and at t0, when a rule fires, and at the end).
+const SLI_SAMPLE_EVERY: u32 = 5;
+
+/// A run's live SLI: its synthetic traffic, the rules and guardrails, and their clock.
+struct Live {
+    traffic: Option<Arc<sli::Counts>>,
+    /// The warm-up the timeline waits out.
+    shift: Duration,
+    watch: Option<sli::Watch>,
+    seconds: tokio::time::Interval,
+    since_sample: u32,
+    /// Stops the traffic.
+    stop: CancellationToken,
+}
+
+impl Live {
+    fn start(drill: &Drill, shutdown: &CancellationToken) -> Self {
+        let stop = shutdown.child_token();
+        let latency = drill.slo.as_ref().and_then(|s| s.latency);
+        let traffic = drill.traffic.as_ref().map(|plan| sli::start_traffic(plan, latency, &stop));
+        Self {
+            traffic,
+            shift: drill.traffic.as_ref().map_or(Duration::ZERO, |plan| plan.warmup),
+            watch: drill.slo.as_ref().map(|slo| sli::Watch::new(slo, &drill.guardrails)),
+            // The first tick one second in: each tick covers a whole second of counts.
+            seconds: tokio::time::interval_at(tokio::time::Instant::now() + SLI_TICK, SLI_TICK),
+            since_sample: 0,
+            stop,
+        }
+    }
+
+    /// Marks t0 for the guardrails; the counts then, if the drill has an SLI.
+    async fn t0<T: FaultTarget>(&mut self, drill: &Drill, target: &T) -> Option<(u64, u64)> {
+        self.watch.as_ref()?;
+        let counts = self.counts(drill, target).await;
+        self.watch.as_mut()?.t0(counts);
+        Some(counts)
+    }
+
+    /// The SLI counts now: from the drill's proxy, or from its synthetic traffic.
+    async fn counts<T: FaultTarget>(&self, drill: &Drill, target: &T) -> (u64, u64) {
+        match drill.slo.as_ref().map(|s| &s.source) {
+            Some(crate::drill::SliSource::Proxy(proxy)) => target.counts(proxy).await.unwrap_or_default(),
+            _ => self.traffic.as_deref().map(sli::Counts::get).unwrap_or_default(),
+        }
+    }
+}
+
+/// Schedules round `round` of a kill fault with `every`, if it falls before the fault ends.
+fn schedule_next_round(schedule: &mut Schedule, drill: &Drill, index: usize, round: u32, now: Duration) {
+    let fault = &drill.faults[index];
+    let FaultAction::Kill(KillPlan { every: Some(every), .. }) = &fault.action else { return };
+    let at = now + *every;
+    let ends = fault.duration.map_or(drill.timebox, |d| fault.at + d);
+    if at < ends {
+        schedule.add(at, Step::Kill(index, round));
+    }
 }
 
 /// Probes the steady state every [`verify::PROBE_INTERVAL`] until `stop`; without a probe, the
@@ -407,8 +756,7 @@ async fn verify_resolved<T: FaultTarget>(
     window: Duration,
     ratio: f64,
 ) -> Result<(Outcome, Option<String>), RunError> {
-    let indexes: Vec<usize> = runner.active.keys().copied().collect();
-    for index in indexes {
+    for index in runner.in_force() {
         runner.remove(index, "resolved").await?;
     }
     // Results probed before the faults came out say nothing about the state after.
@@ -435,13 +783,16 @@ async fn verify_resolved<T: FaultTarget>(
 }
 
 /// After a crash: closes a journal that has no end, removing every fault it applied and did not
-/// remove. Returns the scorecard, or `None` if the run had already ended.
-pub async fn recover<T: FaultTarget>(path: &Path, target: &T) -> Result<Option<Scorecard>, RunError> {
+/// remove — toxics come off, paused or stopped containers come back. Returns the scorecard, or
+/// `None` if the run had already ended.
+pub async fn recover<T: FaultTarget>(path: &Path, target: &T, kills: &Killers) -> Result<Option<Scorecard>, RunError> {
     let mut records = journal::read(path)?;
     if records.iter().any(|r| matches!(r.event, Event::Ended { .. })) {
         return Ok(None);
     }
     let mut active: BTreeMap<usize, (String, String)> = BTreeMap::new();
+    // (fault, target) -> (backend, action) of kills whose effect lasts until undone.
+    let mut lasting: BTreeMap<(usize, String), (String, String)> = BTreeMap::new();
     for record in &records {
         match &record.event {
             Event::FaultApplied { fault, proxy, toxic, .. } => {
@@ -450,13 +801,32 @@ pub async fn recover<T: FaultTarget>(path: &Path, target: &T) -> Result<Option<S
             Event::FaultRemoved { fault, .. } | Event::FaultFailed { fault, .. } => {
                 active.remove(fault);
             }
+            Event::TargetKilled { fault, backend, target, action, .. } if action == "stop" || action == "pause" => {
+                lasting.insert((*fault, target.clone()), (backend.clone(), action.clone()));
+            }
+            Event::TargetRestored { fault, target, .. } => {
+                lasting.remove(&(*fault, target.clone()));
+            }
             _ => {}
         }
     }
     let mut journal = Journal::reopen(path, &records)?;
     let t_ms = records.last().map_or(0, |r| r.t_ms);
+    for ((fault, target), (backend, action)) in lasting {
+        if !active.contains_key(&fault) {
+            continue;
+        }
+        match kills.undo_journaled(&backend, &action, &target).await {
+            Ok(()) => records.push(journal.append(t_ms, Event::TargetRestored { fault, target, action })?),
+            Err(error) => {
+                tracing::error!(%error, target, "could not undo a kill left by a crashed run; undo it by hand");
+            }
+        }
+    }
     for (fault, (proxy, toxic)) in active {
-        if let Err(error) = target.remove(&proxy, &toxic).await {
+        if !proxy.is_empty()
+            && let Err(error) = target.remove(&proxy, &toxic).await
+        {
             tracing::error!(%error, proxy, toxic, "could not remove a fault left by a crashed run");
         }
         let event = Event::FaultRemoved { fault, proxy, toxic, reason: "interrupted".to_owned() };

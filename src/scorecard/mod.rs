@@ -3,11 +3,15 @@
 //! Phases are timed from t0, the first fault applied (the run's start when a drill has no fault).
 //! Detection keeps its two sources apart: a responder's acknowledgement and an alert.
 
+pub mod budget;
+pub mod html;
 pub mod readiness;
 pub mod report;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::budget::{AlertScore, BudgetImpact};
 
 use crate::drill::Phase;
 use crate::run::event::{Event, Outcome, PhaseMillis};
@@ -118,6 +122,71 @@ pub struct Scorecard {
     /// The toxic types the run applied (`latency`, `reset_peer`, …), sorted, for coverage.
     #[serde(default)]
     pub fault_kinds: Vec<String>,
+    /// Every target a kill fault acted on, and when it was seen healthy again.
+    #[serde(default)]
+    pub kills: Vec<KillScore>,
+    /// What the run burned of its SLO's budget, and the production equivalent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetImpact>,
+    /// The alerts the drill expected, and whether each fired in time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertScore>,
+}
+
+/// One target a kill fault acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillScore {
+    /// Index of the fault in the drill.
+    pub fault: usize,
+    /// `process`, `docker` or `kubernetes`.
+    pub backend: String,
+    /// Replica id, container id or pod name.
+    pub target: String,
+    /// What was done (`kill`, `stop`, `restart`, `pause`, `delete`).
+    pub action: String,
+    /// When, from t0.
+    pub at_ms: u64,
+    /// How long until it was seen healthy again (`None`: not within the run).
+    pub recovered_after_ms: Option<u64>,
+}
+
+impl Scorecard {
+    /// Fills in the budget impact and the expected alerts, from the run's start event.
+    fn score_budget(&mut self, records: &[Record], t0: u64, mitigated: Option<u64>) {
+        let Some(Event::RunStarted { slo, expected_alerts, .. }) = records.first().map(|r| &r.event) else { return };
+        if let Some(slo) = slo {
+            let end = mitigated.map_or_else(|| records.last().map_or(t0, |r| r.t_ms), |m| t0 + m);
+            let mitigate = &self.phases[Phase::Mitigate as usize];
+            let targets = (mitigate.target_ms, mitigate.production_target_ms);
+            self.budget = budget::impact(records, slo, t0, end, targets);
+        }
+        self.alerts = budget::alerts(records, expected_alerts, t0);
+    }
+
+    /// Adds a kill, or the recovery of the last unrecovered kill of that target, at `at` from t0.
+    fn record_kill(&mut self, event: &Event, at: u64) {
+        match event {
+            Event::TargetKilled { fault, backend, target, action, .. } => self.kills.push(KillScore {
+                fault: *fault,
+                backend: backend.clone(),
+                target: target.clone(),
+                action: action.clone(),
+                at_ms: at,
+                recovered_after_ms: None,
+            }),
+            Event::TargetRecovered { fault, target, .. } => {
+                if let Some(kill) = self
+                    .kills
+                    .iter_mut()
+                    .rev()
+                    .find(|k| k.fault == *fault && k.target == *target && k.recovered_after_ms.is_none())
+                {
+                    kill.recovered_after_ms = Some(at.saturating_sub(kill.at_ms));
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Each phase's time against its dev target (production × `ratio`).
@@ -174,6 +243,9 @@ impl Scorecard {
             faults_applied: 0,
             faults_left: 0,
             fault_kinds: Vec::new(),
+            kills: Vec::new(),
+            budget: None,
+            alerts: Vec::new(),
         };
         let mut applied = std::collections::BTreeSet::new();
         let (mut diagnosed, mut mitigated, mut resolved, mut declared) = (None, None, None, None);
@@ -190,6 +262,9 @@ impl Scorecard {
                 Event::FaultRemoved { fault, .. } => {
                     applied.remove(fault);
                 }
+                Event::TargetKilled { .. } | Event::TargetRecovered { .. } => {
+                    card.record_kill(&record.event, since(record.t_ms));
+                }
                 Event::FaultFailed { fault, .. } => {
                     card.faults_applied = card.faults_applied.saturating_sub(1);
                     applied.remove(fault);
@@ -198,7 +273,8 @@ impl Scorecard {
                     card.detection.human_ms = Some(since(record.t_ms));
                     card.detection.human_by = Some(by.clone());
                 }
-                Event::Alert { name, .. } if card.detection.machine_ms.is_none() => {
+                // An alert before the first fault is noise, not detection.
+                Event::Alert { name, .. } if card.detection.machine_ms.is_none() && record.t_ms >= t0 => {
                     card.detection.machine_ms = Some(since(record.t_ms));
                     card.detection.machine_alert = Some(name.clone());
                 }
@@ -241,6 +317,7 @@ impl Scorecard {
         // Without a steady-state check, mitigation is only known when the incident is resolved.
         let mitigated = mitigated.or(resolved);
         card.phases = phase_scores(production_ms.as_array(), *ratio, [detected, diagnosed, mitigated, resolved]);
+        card.score_budget(records, t0, mitigated);
         Ok(card)
     }
 

@@ -73,10 +73,7 @@ pub fn evaluate(
             .iter()
             .flat_map(|c| {
                 c.phases.iter().filter(|p| p.verdict != Verdict::Met).map(move |p| {
-                    let phase = serde_json::to_value(p.phase)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default();
+                    let phase = crate::wire_name(p.phase);
                     format!(
                         "{} {phase} {}",
                         c.run_id,
@@ -97,6 +94,26 @@ pub fn evaluate(
             name: format!("the last {} run(s) meet every phase target", policy.last_runs_meet_targets),
             failure,
         });
+        // Only drills that expect alerts are judged on them.
+        if last.iter().any(|c| !c.alerts.is_empty()) {
+            let missing: Vec<String> = last
+                .iter()
+                .flat_map(|c| {
+                    c.alerts.iter().filter(|a| !a.met).map(move |a| match a.fired_after_ms {
+                        Some(ms) => format!(
+                            "{} {} fired late ({} ms, expected within {} ms)",
+                            c.run_id, a.name, ms, a.within_ms
+                        ),
+                        None => format!("{} {} never fired", c.run_id, a.name),
+                    })
+                })
+                .collect();
+            out.push(Requirement {
+                drill: drill.clone(),
+                name: format!("no expected alert missing in the last {} run(s)", policy.last_runs_meet_targets),
+                failure: (!missing.is_empty()).then(|| missing.join("; ")),
+            });
+        }
     }
     Ok(out)
 }

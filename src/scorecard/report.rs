@@ -54,6 +54,22 @@ pub struct PhaseStats {
     pub max_ms: Option<u64>,
 }
 
+impl PhaseStats {
+    /// The row every report format prints: phase, target, share within target, median, p90,
+    /// min, max.
+    pub fn cells(&self) -> [String; 7] {
+        [
+            crate::wire_name(self.phase),
+            clock(Some(self.target_ms)),
+            format!("{:.0}%", self.share_within_target * 100.0),
+            clock(self.median_ms),
+            clock(self.p90_ms),
+            clock(self.min_ms),
+            clock(self.max_ms),
+        ]
+    }
+}
+
 /// One drill practised by one team.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DrillStats {
@@ -77,6 +93,30 @@ pub struct DrillStats {
     pub hints: usize,
     /// Start of the latest run, ms since the epoch.
     pub last_run_wall_ms: u64,
+    /// Median production-equivalent budget spend over the runs that measured one (share of
+    /// the production budget).
+    pub budget_share_median: Option<f64>,
+    /// The largest such spend.
+    pub budget_share_max: Option<f64>,
+    /// Each run in time order: the trend the charts draw.
+    pub history: Vec<RunPoint>,
+}
+
+/// One run of a drill, for trends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunPoint {
+    /// The run.
+    pub run_id: String,
+    /// Its start, ms since the epoch.
+    pub started_wall_ms: u64,
+    /// How it ended.
+    pub outcome: String,
+    /// Each phase's time from t0, ms (`None`: not reached).
+    pub actual_ms: [Option<u64>; 4],
+    /// Each phase's dev target, ms.
+    pub target_ms: [u64; 4],
+    /// Production-equivalent budget spend, if measured.
+    pub budget_share: Option<f64>,
 }
 
 /// What a team has and has not practised.
@@ -117,6 +157,26 @@ pub fn coverage(cards: &[Scorecard], catalogue: &Catalogue, filter: &Filter, sta
         .collect()
 }
 
+impl DrillStats {
+    /// Who detected first, wrong diagnoses and hints, as a sentence.
+    pub fn detection_sentence(&self) -> String {
+        format!(
+            "Detected first by people: {}; by alerts: {}. Wrong diagnoses: {}. Hints: {}.",
+            self.detected_by_people, self.detected_by_alerts, self.wrong_diagnoses, self.hints
+        )
+    }
+
+    /// The production-equivalent budget spend, as a sentence, if any run measured one.
+    pub fn budget_sentence(&self) -> Option<String> {
+        let (median, max) = (self.budget_share_median?, self.budget_share_max?);
+        Some(format!(
+            "Production-equivalent budget spend: median {:.1}%, max {:.1}% of the budget.",
+            median * 100.0,
+            max * 100.0
+        ))
+    }
+}
+
 /// A whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -147,10 +207,7 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 }
 
 fn outcome_name(outcome: Option<Outcome>) -> String {
-    outcome
-        .and_then(|o| serde_json::to_value(o).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or("open".into())
+    outcome.map_or_else(|| "open".into(), crate::wire_name)
 }
 
 /// Aggregates the scorecards `filter` keeps.
@@ -193,7 +250,25 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
                 (None, Some(_)) => Some(false),
                 (None, None) => None,
             };
+            let mut ordered = runs.clone();
+            ordered.sort_by_key(|c| c.started_wall_ms);
+            let history: Vec<RunPoint> = ordered
+                .iter()
+                .map(|c| RunPoint {
+                    run_id: c.run_id.clone(),
+                    started_wall_ms: c.started_wall_ms,
+                    outcome: outcome_name(c.outcome),
+                    actual_ms: [0, 1, 2, 3].map(|i| c.phases.get(i).and_then(|p| p.actual_ms)),
+                    target_ms: [0, 1, 2, 3].map(|i| c.phases.get(i).map_or(0, |p| p.target_ms)),
+                    budget_share: c.budget.as_ref().map(|b| b.production_share),
+                })
+                .collect();
+            let mut shares: Vec<f64> = history.iter().filter_map(|r| r.budget_share).collect();
+            shares.sort_by(f64::total_cmp);
             DrillStats {
+                budget_share_median: (!shares.is_empty()).then(|| shares[(shares.len() - 1) / 2]),
+                budget_share_max: shares.last().copied(),
+                history,
                 detected_by_people: runs.iter().filter(|c| first(c) == Some(true)).count(),
                 detected_by_alerts: runs.iter().filter(|c| first(c) == Some(false)).count(),
                 wrong_diagnoses: runs.iter().map(|c| c.wrong_diagnoses.len()).sum(),
@@ -228,23 +303,22 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(out, "{} / {}: {} run(s) ({})", d.team, d.drill, d.runs, outcomes.join(", "));
         let _ = writeln!(out, "  phase      target  within  median     p90     min     max");
         for p in &d.phases {
-            let _ = writeln!(
-                out,
-                "  {:<9} {:>7} {:>6.0}% {:>7} {:>7} {:>7} {:>7}",
-                serde_json::to_value(p.phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                clock(Some(p.target_ms)),
-                p.share_within_target * 100.0,
-                clock(p.median_ms),
-                clock(p.p90_ms),
-                clock(p.min_ms),
-                clock(p.max_ms),
-            );
+            let [phase, target, within, median, p90, min, max] = p.cells();
+            let _ = writeln!(out, "  {phase:<9} {target:>7} {within:>7} {median:>7} {p90:>7} {min:>7} {max:>7}");
         }
         let _ = writeln!(
             out,
             "  detected first by people {} / by alerts {}; wrong diagnoses {}; hints {}",
             d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints
         );
+        if let (Some(median), Some(max)) = (d.budget_share_median, d.budget_share_max) {
+            let _ = writeln!(
+                out,
+                "  production-equivalent budget spend: median {:.1}%, max {:.1}% of the budget",
+                median * 100.0,
+                max * 100.0
+            );
+        }
     }
     for c in &report.coverage {
         let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
@@ -270,24 +344,12 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "\n## {} / {}\n\n{} run(s).\n", d.team, d.drill, d.runs);
         out.push_str("| phase | target | within target | median | p90 | min | max |\n|---|---|---|---|---|---|---|\n");
         for p in &d.phases {
-            let name =
-                serde_json::to_value(p.phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "| {name} | {} | {:.0}% | {} | {} | {} | {} |",
-                clock(Some(p.target_ms)),
-                p.share_within_target * 100.0,
-                clock(p.median_ms),
-                clock(p.p90_ms),
-                clock(p.min_ms),
-                clock(p.max_ms)
-            );
+            let _ = writeln!(out, "| {} |", p.cells().join(" | "));
         }
-        let _ = writeln!(
-            out,
-            "\nDetected first by people: {}; by alerts: {}. Wrong diagnoses: {}. Hints: {}.",
-            d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints
-        );
+        let _ = writeln!(out, "\n{}", d.detection_sentence());
+        if let Some(budget) = d.budget_sentence() {
+            let _ = writeln!(out, "{budget}");
+        }
     }
     if !report.coverage.is_empty() {
         out.push_str(
@@ -329,7 +391,12 @@ pub fn catalogue(dir: &std::path::Path) -> Catalogue {
             .and_then(toml::Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|f| f.get("toxic")?.get("type")?.as_str().map(str::to_owned))
+            .filter_map(|f| {
+                if f.get("kill").is_some() {
+                    return Some("kill".to_owned());
+                }
+                f.get("toxic")?.get("type")?.as_str().map(str::to_owned)
+            })
             .collect();
         kinds.sort();
         kinds.dedup();
@@ -375,6 +442,7 @@ pub fn run(
         ReportFormat::Text => text(&report),
         ReportFormat::Markdown => markdown(&report),
         ReportFormat::Json => serde_json::to_string_pretty(&report).map_err(|e| Failure::Failed(e.into()))? + "\n",
+        ReportFormat::Html => super::html::html(&report),
     };
     if let Some(path) = out {
         return std::fs::write(path, rendered)

@@ -132,3 +132,48 @@ fn a_connection_that_never_ends_is_closed_after_the_drain_time() {
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(client.read(&mut [0; 1]), Ok(0) | Err(_)), "the connection was closed");
 }
+
+#[test]
+fn slo_budget_prints_the_worked_example_and_refuses_bad_input() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill")).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["slo", "budget", "--objective", "99.9", "--period", "30d", "--rps", "100", "--json"]);
+    assert_eq!(code, Some(0));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((report["budget_events"].as_f64().unwrap() - 259_200.0).abs() < 1e-3);
+    assert_eq!(report["error_ratios"].as_array().unwrap().len(), 2, "1.0 and 0.01 by default");
+    let page = &report["error_ratios"][0]["rules"][0];
+    assert!((page["fires_after_seconds"].as_f64().unwrap() - 51.84).abs() < 1e-6, "{page}");
+    let (code, out, _) = run(&["slo", "budget", "--objective", "99.9", "--rps", "100", "--error-ratio", "0.1"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("page-1h    page   60.0m/5.0m burn  14.4 (2% of budget): fires after 8.6m"), "{out}");
+    let (code, _, err) = run(&["slo", "budget", "--objective", "99.9", "--rps", "100", "--error-ratio", "2"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--error-ratio must be between 0 and 1, got 2"), "{err}");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    // Enough output (about 300 KB) to overflow the pipe once its reader has gone.
+    let ratios: Vec<String> = (1..=300).map(|i| format!("--error-ratio={}", f64::from(i) / 300.0)).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["slo", "budget", "--objective", "99.9", "--rps", "100", "--json"])
+        .args(&ratios)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is gone (like `| head -1`): the rest of the output hits a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first.trim(), "{");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -60,6 +60,19 @@ fn toxics(serve: &ServeProcess) -> Vec<String> {
         .collect()
 }
 
+/// The proxy's toxic names once they are `expected` (a run applies its faults just after `run`
+/// returns), or what they were after five seconds.
+fn toxics_become(serve: &ServeProcess, expected: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let names = toxics(serve);
+        if names == expected || std::time::Instant::now() > deadline {
+            return names;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn round_trip_ms(serve: &ServeProcess) -> u128 {
     use std::io::{Read, Write};
     let listen = serve.proxies()["partner"]["listen"].as_str().unwrap().to_owned();
@@ -89,7 +102,7 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     assert!(out.contains("briefing: Checkout is slow."), "responders are told the briefing: {out}");
     assert!(!out.contains("latency|slow"), "but never the answer key: {out}");
     let run_id = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
-    assert_eq!(toxics(&serve), ["firedrill_0_latency_downstream"]);
+    assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
     assert!(round_trip_ms(&serve) >= 195, "the fault is on the wire");
 
     let (code, out, _) = serve.verb(&["ack", "--as", "bo"]);
@@ -298,7 +311,7 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!((run["drill"].as_str(), run["team"].as_str()), (Some("slow-partner"), Some("solo")));
-    assert_eq!(toxics(&serve).len(), 1);
+    assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
     let (code, _, _) = serve.verb(&["ack", "--as", "solo"]);
     assert_eq!(code, Some(0), "the responder acknowledges without knowing the run id");
     serve.verb(&["abort", "--all", "--as", "solo"]);
@@ -365,7 +378,11 @@ fn faults_go_through_an_external_toxiproxy_api_and_come_out_after_a_crash() {
     let mut runner = ServeProcess::start_in(run_dir.path(), &["--toxiproxy", &api]);
     let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert_eq!(toxics(&external), ["firedrill_0_latency_downstream"], "the fault is on the external proxy");
+    assert_eq!(
+        toxics_become(&external, &["latency_downstream"]),
+        ["latency_downstream"],
+        "the fault is on the external proxy, named by toxiproxy_rust"
+    );
     assert!(runner.proxies().as_object().unwrap().is_empty(), "the runner has no proxies of its own");
 
     runner.signal("KILL");
@@ -382,4 +399,54 @@ fn faults_go_through_an_external_toxiproxy_api_and_come_out_after_a_crash() {
     let (code, _, err) = runner.verb(&["run", "ghost", "--team", "payments"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("proxy `ghost` is not in the environment (known: partner)"), "{err}");
+
+    // Faults the external client cannot create are refused before the run, with their location.
+    let reset = DRILL.replace("slow-partner", "reset").replace(
+        r#"toxic = { type = "latency", attributes = { latency = 200 } }"#,
+        r#"toxic = { type = "reset_peer", attributes = { timeout = 0 } }"#,
+    );
+    std::fs::write(run_dir.path().join("drills/reset.toml"), reset).unwrap();
+    let (code, _, err) = runner.verb(&["run", "reset", "--team", "payments"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("reset.toml:14:9:"), "{err}");
+    assert!(err.contains("cannot create a `reset_peer` toxic"), "{err}");
+    let twice = DRILL.replace("slow-partner", "twice").replace(
+        "[answer]",
+        "[[faults]]\nat = \"1m\"\nproxy = \"partner\"\ntoxic = { type = \"latency\", attributes = { latency = 9 } }\n\n[answer]",
+    );
+    std::fs::write(run_dir.path().join("drills/twice.toml"), twice).unwrap();
+    let (code, _, err) = runner.verb(&["run", "twice", "--team", "payments"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("another fault puts `latency_downstream` on proxy `partner` at the same time"), "{err}");
+
+    // Removing our toxic keeps a stranger's one (the client deletes all and re-creates the rest).
+    let http = reqwest::blocking::Client::new();
+    let toxics_url = format!("http://{api}/proxies/partner/toxics");
+    let stranger = r#"{"name":"bandwidth_upstream","type":"bandwidth","stream":"upstream","attributes":{"rate":77}}"#;
+    assert!(http.post(&toxics_url).body(stranger).send().unwrap().status().is_success());
+    let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let both = ["bandwidth_upstream", "latency_downstream"];
+    assert_eq!(toxics_become(&external, &both), both);
+    let (code, out, err) = runner.verb(&["abort", "--all"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let left = external.proxies()["partner"]["toxics"].clone();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["name"], "bandwidth_upstream");
+    assert_eq!(left[0]["attributes"]["rate"], 77, "the stranger's toxic comes back as it was");
+
+    // A toxic of the same name that is not ours is neither replaced nor removed: the fault fails.
+    let squatter = r#"{"name":"latency_downstream","type":"latency","attributes":{"latency":5}}"#;
+    assert!(http.post(&toxics_url).body(squatter).send().unwrap().status().is_success());
+    let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    runner.verb(&["abort", "--all"]);
+    let journals: String = std::fs::read_dir(run_dir.path().join(".firedrill/runs"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(journals.contains("already has a toxic named `latency_downstream`; remove it first"), "{journals}");
+    let left = external.proxies()["partner"]["toxics"].clone();
+    let latency = left.as_array().unwrap().iter().find(|t| t["name"] == "latency_downstream").unwrap();
+    assert_eq!(latency["attributes"]["latency"], 5, "{left}");
 }

@@ -183,8 +183,14 @@ impl ServeProcess {
 
     /// Starts `firedrill serve` in `dir` (journals and scorecards go there).
     pub fn start_in(dir: &std::path::Path, args: &[&str]) -> Self {
+        Self::start_env(dir, args, &[])
+    }
+
+    /// The same, with extra environment variables for the daemon.
+    pub fn start_env(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
             .current_dir(dir)
+            .envs(envs.iter().copied())
             .arg("serve")
             .args(["--api", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .args(args)

@@ -53,6 +53,9 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
         faults_applied: 1,
         faults_left: 0,
         fault_kinds: vec![if drill.contains("reset") { "reset_peer".into() } else { "latency".into() }],
+        kills: Vec::new(),
+        budget: None,
+        alerts: Vec::new(),
     }
 }
 
@@ -179,4 +182,85 @@ fn the_cli_gates_on_readiness_with_exit_codes() {
     assert_eq!(report.status.code(), Some(0));
     let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(json["drills"][0]["runs"], 2);
+}
+
+/// Chromium from Debian's package; under CI it must be there.
+fn chromium() -> Option<&'static str> {
+    let path = "/usr/bin/chromium";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI is set and {path} is missing (.ci/install installs it)");
+    eprintln!("skipping the browser check: {path} is missing (apt-get install chromium)");
+    None
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_its_charts_render_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let html_path = dir.path().join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["report", "--format", "html", "--since", "3650d", "--out"])
+        .arg(&html_path)
+        .arg("--scorecards")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let charts = html.matches("<svg").count();
+    assert!(charts >= 4 * 3, "four phase charts per drill: {charts}");
+    assert!(!html.contains("src=") && !html.contains("<link") && !html.contains("url("), "nothing is fetched");
+    assert!(html.contains("payments / partner-latency"));
+
+    let Some(browser) = chromium() else { return };
+    // The check runs in the browser: every chart must lay out with a size and hold drawn lines.
+    let probe = html.replace(
+        "</body>",
+        "<script>const charts = [...document.querySelectorAll('figure.chart svg')];\
+         const drawn = charts.filter(s => { const b = s.getBoundingClientRect(); \
+         return b.width > 100 && b.height > 100 && s.querySelectorAll('polyline, path, circle').length > 2; });\
+         document.body.setAttribute('data-charts', charts.length); \
+         document.body.setAttribute('data-drawn', drawn.length);</script></body>",
+    );
+    let probe_path = dir.path().join("probe.html");
+    std::fs::write(&probe_path, probe).unwrap();
+    let dom = Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--dump-dom"])
+        .arg(format!("file://{}", probe_path.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let attribute = |name: &str| -> usize {
+        let start = dom.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("no {name} in the DOM: {dom:.400}"))
+            + name.len()
+            + 2;
+        dom[start..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(attribute("data-charts"), charts, "every chart is in the rendered page");
+    assert_eq!(attribute("data-drawn"), charts, "every chart rendered with a size and its lines");
+}
+
+#[test]
+fn readiness_requires_the_expected_alerts_when_a_drill_has_them() {
+    use firedrill::scorecard::AlertScore;
+    let alert = |met: bool| AlertScore {
+        name: "page-1h".into(),
+        within_ms: 300_000,
+        fired_after_ms: met.then_some(60_000),
+        met,
+    };
+    let fast = [Some(60), Some(200), Some(300), Some(600)];
+    let mut cards = vec![card("payments", "api-burst", 1, 3, fast), card("payments", "api-burst", 2, 2, fast)];
+    cards[0].alerts = vec![alert(true)];
+    cards[1].alerts = vec![alert(false)];
+    let required = ["api-burst".to_owned()];
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    let alerts = requirements.iter().find(|r| r.name.starts_with("no expected alert missing")).unwrap();
+    assert_eq!(alerts.failure.as_deref(), Some("api-burst-2 page-1h never fired"));
+    assert!(readiness::text("payments", &requirements).starts_with("NOT READY"));
+    cards[1].alerts = vec![alert(true)];
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    assert!(requirements.iter().all(|r| r.failure.is_none()), "{requirements:?}");
 }

@@ -51,6 +51,7 @@ text = "Look at the partner's dashboard."
 async fn registry() -> Arc<Registry> {
     let registry = Registry::new(Some(1));
     let config = ProxyConfig {
+        mode: firedrill::proxy::config::Mode::Tcp,
         name: "partner".into(),
         listen: "127.0.0.1:0".into(),
         upstream: "127.0.0.1:9".into(),
@@ -61,7 +62,11 @@ async fn registry() -> Arc<Registry> {
 }
 
 fn spec() -> RunSpec {
-    let environment = Environment { proxies: ["partner".to_owned()].into() };
+    let environment = Environment {
+        proxies: ["partner".to_owned()].into(),
+        http: std::collections::BTreeSet::new(),
+        external: false,
+    };
     let drill = drill::parse(Path::new("partner.toml"), DRILL, &environment).unwrap();
     RunSpec { run_id: "run-1".into(), drill, team: "payments".into(), responder: Some("ana".into()), seed: 7 }
 }
@@ -79,10 +84,9 @@ fn start(
     let (tx, rx) = mpsc::channel(8);
     let journal = Journal::create(&dir.join("run-1.jsonl")).unwrap();
     let (registry, shutdown) = (registry.clone(), shutdown.clone());
-    let task =
-        tokio::spawn(
-            async move { runner::run(&spec(), &registry, journal, rx, shutdown, Arc::default()).await.unwrap() },
-        );
+    let task = tokio::spawn(async move {
+        runner::run(&spec(), &registry, &killers(), journal, rx, shutdown, Arc::default()).await.unwrap()
+    });
     (tx, task)
 }
 
@@ -193,11 +197,11 @@ async fn a_crashed_run_is_recovered_on_restart() {
     let _ = task.await;
     assert_eq!(toxic_names(&registry).await.len(), 2);
     let path = dir.path().join("run-1.jsonl");
-    let card = runner::recover(&path, &registry).await.unwrap().expect("an unfinished run");
+    let card = runner::recover(&path, &registry, &killers()).await.unwrap().expect("an unfinished run");
     assert_eq!(card.outcome, Some(Outcome::Interrupted));
     assert_eq!(card.faults_left, 0);
     assert!(toxic_names(&registry).await.is_empty(), "recovery removes what the crashed run left");
-    assert!(runner::recover(&path, &registry).await.unwrap().is_none(), "a finished run is left alone");
+    assert!(runner::recover(&path, &registry, &killers()).await.unwrap().is_none(), "a finished run is left alone");
 }
 
 #[tokio::test(start_paused = true)]
@@ -214,4 +218,116 @@ async fn a_fault_that_cannot_be_applied_fails_the_run_cleanly() {
     let card = task.await.unwrap();
     assert_eq!(card.outcome, Some(Outcome::Failed));
     assert_eq!(toxic_names(&registry).await, ["firedrill_1_reset_peer_upstream"], "only the stranger's toxic is left");
+}
+
+fn killers() -> firedrill::fault::kill::Killers {
+    firedrill::fault::kill::Killers::new(firedrill::supervise::Supervisor::new())
+}
+
+/// A fault target whose proxy reports 100 requests a second, all bad while a fault is applied:
+/// the SLI of an outage, on the paused clock.
+#[derive(Default)]
+struct Outage {
+    state: std::sync::Mutex<(Option<tokio::time::Instant>, f64)>,
+    started: std::sync::OnceLock<tokio::time::Instant>,
+}
+
+impl runner::FaultTarget for Outage {
+    async fn apply(&self, _proxy: &str, _toxic: &firedrill::proxy::toxic::Toxic) -> Result<(), String> {
+        self.state.lock().unwrap().0 = Some(tokio::time::Instant::now());
+        Ok(())
+    }
+
+    async fn remove(&self, _proxy: &str, _toxic: &str) -> Result<(), String> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(since) = state.0.take() {
+            state.1 += since.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+
+    async fn counts(&self, _proxy: &str) -> Option<(u64, u64)> {
+        let started = *self.started.get_or_init(tokio::time::Instant::now);
+        let state = self.state.lock().unwrap();
+        let bad_seconds = state.1 + state.0.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        Some(((started.elapsed().as_secs_f64() * 100.0) as u64, (bad_seconds * 100.0) as u64))
+    }
+}
+
+const OUTAGE: &str = r#"
+[drill]
+name = "outage"
+title = "The API fails"
+briefing = "Errors."
+timebox = "45m"
+
+[targets]
+production = { detect = 6, diagnose = 30, mitigate = 45, resolve = 60 }
+
+[[faults]]
+at = "0s"
+duration = "60s"
+proxy = "api"
+toxic = { type = "latency", attributes = { latency = 1 } }
+
+[answer]
+component = "api"
+kind = "errors"
+accept = ["api"]
+
+[slo]
+objective = 99.9
+production_rps = 100
+proxy = "api"
+"#;
+
+/// Runs the outage drill for 400 s of paused time; returns each alert event's (type, name, s).
+async fn outage_alerts(drill_text: &str) -> Vec<(String, String, u64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let environment =
+        Environment { proxies: ["api".to_owned()].into(), http: std::collections::BTreeSet::new(), external: false };
+    let drill = drill::parse(Path::new("outage.toml"), drill_text, &environment).unwrap();
+    let spec = RunSpec { run_id: "outage-1".into(), drill, team: "t".into(), responder: None, seed: 1 };
+    let (tx, rx) = mpsc::channel(8);
+    let path = dir.path().join("outage.jsonl");
+    let journal = Journal::create(&path).unwrap();
+    let target = Arc::new(Outage::default());
+    let task = tokio::spawn({
+        let target = target.clone();
+        async move {
+            runner::run(&spec, &target, &killers(), journal, rx, CancellationToken::new(), Arc::default())
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    tx.send(Command::Abort { by: "t".into() }).await.unwrap();
+    task.await.unwrap();
+    journal::read(&path)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| {
+            let json = serde_json::to_value(&r.event).unwrap();
+            let kind = json["type"].as_str().unwrap().to_owned();
+            (kind == "alert" || kind == "alert_cleared")
+                .then(|| (kind, json["name"].as_str().unwrap().to_owned(), r.t_ms / 1000))
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn burn_rate_rules_fire_when_predicted_and_clear_after_the_errors_stop() {
+    let alerts = outage_alerts(OUTAGE).await;
+    // 100 % errors against 99.9 %: the 1 h page crosses 1.44 % after 51.84 s (the tick of second
+    // 52); the 60 s outage leaves the 5 min window once under 4.32 s of it remain (second 356).
+    assert_eq!(
+        alerts,
+        [("alert".to_owned(), "page-1h".to_owned(), 52), ("alert_cleared".to_owned(), "page-1h".to_owned(), 356)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_minimum_of_bad_events_keeps_the_rules_quiet() {
+    let quiet = OUTAGE.replace("production_rps = 100\n", "production_rps = 100\nmin_bad = 100000\n");
+    assert!(outage_alerts(&quiet).await.is_empty(), "6,000 bad events are under the minimum of 100,000");
 }

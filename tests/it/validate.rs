@@ -38,3 +38,55 @@ fn a_bad_drill_exits_2_naming_file_line_and_column() {
     assert!(output.stdout.is_empty());
     assert_eq!(validate(&["missing.toml"], dir.path()).status.code(), Some(2));
 }
+
+#[test]
+fn slo_rules_that_cannot_fire_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("proxies")).unwrap();
+    std::fs::write(
+        dir.path().join("proxies/env.json"),
+        r#"[{"name":"api","listen":"127.0.0.1:0","upstream":"127.0.0.1:1","mode":"http"}]"#,
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("drills")).unwrap();
+    let drill = r#"
+[drill]
+name = "loose"
+title = "A loose objective"
+briefing = "b"
+timebox = "10m"
+
+[targets]
+production = { detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }
+
+[answer]
+component = "api"
+kind = "errors"
+accept = ["api"]
+
+[slo]
+objective = 90
+production_rps = 10
+proxy = "api"
+
+[[alerts]]
+name = "page-6h"
+within = "1m"
+"#;
+    std::fs::write(dir.path().join("drills/loose.toml"), drill).unwrap();
+    let output = validate(&["drills", "proxies"], dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "warnings are not errors: {stdout}");
+    assert!(
+        stdout.contains(
+            "warning  drills/loose.toml: rule page-1h can never fire at 90%: its threshold is an error ratio of 144%"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "warning  drills/loose.toml: alert page-6h is expected within 1m but fires after 3.6h at the earliest"
+        ),
+        "{stdout}"
+    );
+}

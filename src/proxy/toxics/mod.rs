@@ -92,7 +92,7 @@ impl Chain {
     pub fn sync(&mut self, wanted: &[Toxic], now: Instant) -> Verdict {
         let mut verdict = Verdict::Continue;
         let mut old = std::mem::take(&mut self.toxics);
-        for toxic in wanted.iter().filter(|t| t.stream == self.stream) {
+        for toxic in wanted.iter().filter(|t| t.stream == self.stream && !t.kind.is_request()) {
             let same = old
                 .iter()
                 .position(|o| o.toxic.name == toxic.name && o.toxic.kind.type_name() == toxic.kind.type_name());
@@ -129,7 +129,7 @@ impl Chain {
                 break;
             }
             match link.toxic.kind {
-                ToxicKind::Noop | ToxicKind::SlowClose { .. } => {}
+                ToxicKind::Noop | ToxicKind::SlowClose { .. } | ToxicKind::Request(_) => {}
                 ToxicKind::Latency { latency, jitter } => latency::apply(&mut pieces, latency, jitter, &mut self.rng),
                 ToxicKind::Bandwidth { rate } => bandwidth::apply(&mut pieces, rate, &mut link.state.next_free),
                 ToxicKind::Slicer { average_size, size_variation, delay } => {

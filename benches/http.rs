@@ -1,0 +1,206 @@
+//! `cargo bench --bench http`: the `http` proxy mode against a direct connection and against
+//! `tcp` mode, in one run.
+//!
+//! The real `firedrill serve` binary runs in its own process with two proxies in front of one
+//! upstream (an HTTP/1.1 + HTTP/2 server in this process): one in `tcp` mode, one in `http` mode.
+//! Measures added per-request latency (p50, p99; one HTTP/2 stream at a time) and requests per
+//! second with 64 concurrent HTTP/2 streams on one connection. Every figure is the median of
+//! interleaved rounds; ratios are against the direct figures of the same run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+mod common;
+
+use common::Daemon;
+
+const ROUNDS: usize = 5;
+const SEQUENTIAL: usize = 3_000;
+const STREAMS: usize = 64;
+const LOAD_TIME: Duration = Duration::from_secs(2);
+
+/// The upstream, on a runtime thread of its own: 200 "ok" for every request.
+fn upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+            axum::serve(tokio::net::TcpListener::from_std(listener).unwrap(), app).await.unwrap();
+        });
+    });
+    address
+}
+
+type H2 = Client<HttpConnector, Empty<Bytes>>;
+
+fn h2() -> H2 {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).http2_only(true).build(connector)
+}
+
+async fn call(client: &H2, uri: &hyper::Uri) {
+    let response = client.get(uri.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+}
+
+/// p50 and p99 of one stream at a time, in microseconds.
+async fn latency(address: SocketAddr) -> (f64, f64) {
+    let client = h2();
+    let uri: hyper::Uri = format!("http://{address}/").parse().unwrap();
+    for _ in 0..100 {
+        call(&client, &uri).await;
+    }
+    let mut samples = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let started = Instant::now();
+        call(&client, &uri).await;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99))
+}
+
+/// Requests per second with `STREAMS` concurrent streams on one HTTP/2 connection.
+async fn throughput(address: SocketAddr) -> f64 {
+    let client = h2();
+    let uri: hyper::Uri = format!("http://{address}/").parse().unwrap();
+    call(&client, &uri).await;
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + LOAD_TIME;
+    let tasks: Vec<_> = (0..STREAMS)
+        .map(|_| {
+            let (client, uri, done) = (client.clone(), uri.clone(), done.clone());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    call(&client, &uri).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A reference HTTP proxy in its own processes, if the machine has it: nginx (C), HTTP/2 with
+/// prior knowledge in front, pooled HTTP/1.1 keep-alive connections behind.
+struct Nginx {
+    child: Child,
+    address: SocketAddr,
+    /// Its configuration and logs; removed with it.
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstream: SocketAddr) -> Option<Self> {
+        if !std::path::Path::new("/usr/sbin/nginx").exists() {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let conf = format!(
+            "worker_processes auto;\nerror_log {0}/error.log;\npid {0}/nginx.pid;\nevents {{ worker_connections 1024; }}\n\
+             http {{\n access_log off;\n keepalive_requests 100000000;\n http2_max_requests 100000000;\n client_body_temp_path {0};\n proxy_temp_path {0};\n\
+             upstream up {{ server {upstream}; keepalive 64; }}\n\
+             server {{ listen 127.0.0.1:{port} http2; location / {{ proxy_pass http://up; proxy_http_version 1.1; \
+             proxy_set_header Connection \"\"; }} }}\n}}\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
+        let child = Command::new("/usr/sbin/nginx")
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .args(["-g", "daemon off;"])
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let ready = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            std::net::TcpStream::connect(address).is_ok()
+        });
+        ready.then_some(Self { child, address, _dir: dir })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM to the master stops its workers too (SIGKILL would orphan them).
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let upstream = upstream();
+    let tcp = daemon.proxy_in("tcp", upstream, "tcp");
+    let http = daemon.proxy_in("http", upstream, "http");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let nginx = Nginx::start(upstream);
+    let mut targets = vec![("direct", upstream), ("tcp mode", tcp), ("http mode", http)];
+    match &nginx {
+        Some(n) => targets.push(("nginx", n.address)),
+        None => println!("(nginx not found: no reference HTTP proxy; `apt-get install nginx` adds one)"),
+    }
+    let mut p50 = vec![Vec::new(); targets.len()];
+    let mut p99 = vec![Vec::new(); targets.len()];
+    let mut rps = vec![Vec::new(); targets.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, address)) in targets.iter().enumerate() {
+            let (a, b) = runtime.block_on(latency(*address));
+            p50[i].push(a);
+            p99[i].push(b);
+            rps[i].push(runtime.block_on(throughput(*address)));
+        }
+    }
+    let p50: Vec<f64> = p50.iter_mut().map(|v| median(v)).collect();
+    let p99: Vec<f64> = p99.iter_mut().map(|v| median(v)).collect();
+    let rps: Vec<f64> = rps.iter_mut().map(|v| median(v)).collect();
+    println!("firedrill http benchmark — medians of {ROUNDS} interleaved rounds, loopback, one run\n");
+    println!("one HTTP/2 stream at a time, {SEQUENTIAL} requests per round");
+    for (i, (name, _)) in targets.iter().enumerate() {
+        println!(
+            "  {name:<10} p50 {:7.1} us  p99 {:7.1} us   added p50 {:+7.1} us  p99 {:+7.1} us",
+            p50[i],
+            p99[i],
+            p50[i] - p50[0],
+            p99[i] - p99[0]
+        );
+    }
+    println!("  (target: http mode adds p50 <= 50 us)\n");
+    println!("{STREAMS} concurrent HTTP/2 streams on one connection, {}s per round", LOAD_TIME.as_secs());
+    for (i, (name, _)) in targets.iter().enumerate() {
+        println!("  {name:<10} {:9.0} requests/s   {:.2}x direct", rps[i], rps[i] / rps[0]);
+    }
+    println!("  (target: http mode >= 0.5x direct)");
+}

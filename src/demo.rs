@@ -1,0 +1,264 @@
+//! `firedrill demo`: a practice environment out of the box. One command starts the daemon with
+//! the shop's proxies (`proxies/shop.json`), the example shop under the supervisor, and a drill
+//! with its synthetic traffic; then walks a newcomer through it, or (`--auto`) plays a scripted
+//! responder and prints the scorecard. Everything it started is stopped before it returns.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Failure;
+use crate::control::client::{self, Remote};
+use crate::run::manager::{Manager, RunDirs};
+use crate::serve::{Daemon, ServeOptions};
+use crate::supervise::envfile;
+
+/// The drill `--auto` plays unless told otherwise: quick, and every part of firedrill shows.
+pub const AUTO_DRILL: &str = "partner-503-burst";
+/// How long the shop may take to become healthy.
+const SHOP_READY: Duration = Duration::from_secs(30);
+
+/// What `firedrill demo` was asked for.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Play a scripted responder and finish by itself.
+    pub auto: bool,
+    /// The drill (default: `partner-503-burst` with `--auto`, a random one otherwise).
+    pub drill: Option<String>,
+    /// Seed of the run's draws.
+    pub seed: Option<u64>,
+}
+
+/// The shop as an environment file: every service is this binary's `shop` subcommand.
+fn shop_environment(exe: &Path) -> String {
+    let exe = exe.display();
+    let service = |name: &str, args: &str, port: u16| {
+        format!(
+            "[[services]]\nname = \"{name}\"\ncommand = \"{exe}\"\nargs = [\"shop\", \"{name}\", \"--listen\", \"127.0.0.1:{port}\"{args}]\n\
+             health = {{ http = \"http://127.0.0.1:{port}/healthz\", interval = \"200ms\" }}\n\
+             restart = {{ policy = \"always\", backoff = \"200ms\", max_backoff = \"5s\" }}\n\n"
+        )
+    };
+    [
+        service("partner", "", 19092),
+        service("ledger", "", 19093),
+        service("wallet", ", \"--partner\", \"127.0.0.1:18092\", \"--ledger\", \"127.0.0.1:18093\"", 19091),
+        service("gateway", ", \"--wallet\", \"127.0.0.1:18091\"", 18080),
+    ]
+    .concat()
+}
+
+/// A correct diagnosis made from a drill's answer key: the first word of every group.
+fn correct_diagnosis(key: &crate::drill::AnswerKey) -> String {
+    let words: Vec<&str> = key.accept.iter().filter_map(|g| g.first().map(String::as_str)).collect();
+    format!("the {}", words.join(" "))
+}
+
+fn failed(e: impl std::fmt::Display) -> Failure {
+    Failure::Failed(anyhow!("{e}"))
+}
+
+/// `firedrill demo`, from a firedrill checkout (it needs `proxies/shop.json` and `drills/`).
+pub fn run(options: &DemoOptions) -> Result<(), Failure> {
+    let root = std::env::current_dir().map_err(failed)?;
+    let (proxies, drills) = (root.join("proxies/shop.json"), root.join("drills"));
+    if !proxies.exists() || !drills.is_dir() {
+        return Err(Failure::BadInput(anyhow!(
+            "run the demo from a firedrill checkout: it needs proxies/shop.json and drills/ in {}",
+            root.display()
+        )));
+    }
+    let work = std::env::temp_dir().join(format!("firedrill-demo-{}", std::process::id()));
+    let runtime = tokio::runtime::Runtime::new().map_err(failed)?;
+    let result = runtime.block_on(demo(options, proxies, drills, &work));
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &Path) -> Result<(), Failure> {
+    // Interactive: the usual addresses, so the CLI verbs in a second terminal need no flags.
+    let (api, control) = if options.auto {
+        ("127.0.0.1:0".parse().map_err(failed)?, "127.0.0.1:0".parse().map_err(failed)?)
+    } else {
+        ("127.0.0.1:8474".parse().map_err(failed)?, crate::control::DEFAULT_ADDR.parse().map_err(failed)?)
+    };
+    // Scorecards go where `firedrill report` looks by default; journals and logs stay in `work`.
+    let dirs = RunDirs { drills, data: work.join("data"), scorecards: PathBuf::from("scorecards") };
+    let serve =
+        ServeOptions { api, token: None, seed: options.seed, files: vec![proxies], control, dirs, toxiproxy: None };
+    let daemon = Daemon::start(serve).await?;
+    let (manager, control) = (daemon.manager.clone(), daemon.control);
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(daemon.run(stop.clone().cancelled_owned()));
+    let outcome = practise(options, &manager, control, work).await;
+    // Whatever happened: the run ends, the shop stops, the daemon stops.
+    let _ = manager.abort_all("demo").await;
+    let stopped = manager.supervisor().down().await;
+    stop.cancel();
+    let _ = serving.await;
+    if !stopped.is_empty() {
+        println!("\nstopped the shop ({}) and the daemon; nothing is left running", stopped.join(", "));
+    }
+    outcome
+}
+
+async fn practise(
+    options: &DemoOptions,
+    manager: &std::sync::Arc<Manager>,
+    control: std::net::SocketAddr,
+    work: &Path,
+) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(failed)?;
+    let env_path = work.join("shop.toml");
+    let services =
+        envfile::parse(&env_path, &shop_environment(&exe)).map_err(|errors| failed(errors[0].to_string()))?;
+    let supervisor = manager.supervisor();
+    supervisor.up(services).map_err(failed)?;
+    println!(
+        "starting the example shop: gateway :18080 -> wallet (gRPC, via proxy :18091) -> partner (via :18092), ledger (via :18093)"
+    );
+    let deadline = tokio::time::Instant::now() + SHOP_READY;
+    while !supervisor.ps().iter().all(|r| r.state == crate::supervise::ReplicaState::Healthy) {
+        if tokio::time::Instant::now() > deadline {
+            let states: Vec<String> = supervisor
+                .ps()
+                .iter()
+                .map(|r| format!("{} {:?} {}", r.id, r.state, r.last_exit.clone().unwrap_or_default()))
+                .collect();
+            return Err(failed(format!(
+                "the shop did not become healthy (is a port of 18080-18093 or 19091-19093 taken?): {}",
+                states.join("; ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("the shop is healthy; logs in {}", work.join("data/logs").display());
+    let names = crate::drill::names_in(manager.drills_dir()).unwrap_or_default();
+    let drill = match &options.drill {
+        Some(d) => d.clone(),
+        None if options.auto => AUTO_DRILL.to_owned(),
+        None => {
+            let runnable: Vec<&String> = names.iter().filter(|n| !n.contains("tabletop")).collect();
+            let pick = options.seed.unwrap_or_else(rand::random) as usize % runnable.len().max(1);
+            runnable.get(pick).map_or_else(|| AUTO_DRILL.to_owned(), |s| (*s).clone())
+        }
+    };
+    let run_id = manager.start(&drill, "demo", Some("newcomer".into()), options.seed).await.map_err(|e| match e {
+        crate::run::manager::ManagerError::BadDrill(_) | crate::run::manager::ManagerError::NoDrill(_) => {
+            Failure::BadInput(anyhow!("{e}"))
+        }
+        other => failed(other),
+    })?;
+    let remote = Remote { addr: control.to_string(), token: None };
+    let briefing =
+        manager.status(Some(&run_id)).ok().and_then(|v| v.into_iter().next()).map(|v| v.briefing).unwrap_or_default();
+    println!(
+        "\ndrill `{drill}` started (run {run_id}); synthetic traffic is calling the gateway.\nbriefing: {briefing}\n"
+    );
+    if options.auto {
+        responder(&remote, manager, &run_id).await?;
+    } else {
+        println!(
+            "You are on call. From a second terminal (the daemon is on its usual addresses):\n\
+             \x20 firedrill watch                      # the live view\n\
+             \x20 curl -s 127.0.0.1:18080/pay          # what users see; /metrics on every service\n\
+             \x20 curl -s 127.0.0.1:8474/metrics       # what firedrill's proxies see\n\
+             \x20 firedrill ack                        # \"I see it\"\n\
+             \x20 firedrill hint                       # stuck?\n\
+             \x20 firedrill diagnose \"what is wrong\"   # name the cause\n\
+             \x20 firedrill resolve                    # when you think it is fixed\n\
+             Ctrl-C here ends the drill (as aborted) and stops everything.\n"
+        );
+        tokio::select! {
+            () = crate::serve::shutdown_signal() => println!("\nCtrl-C: ending the drill"),
+            () = wait_for_end(manager, &run_id) => {}
+        }
+    }
+    let _ = manager.abort_all("demo").await;
+    wait_for_end(manager, &run_id).await;
+    print_scorecard(manager, &run_id);
+    Ok(())
+}
+
+/// The scripted responder of `--auto`: notices, asks for a hint, guesses wrong once, names the
+/// cause, resolves — each through the same control API a person's CLI uses.
+async fn responder(remote: &Remote, manager: &Manager, run_id: &str) -> Result<(), Failure> {
+    let by = "demo-bot".to_owned();
+    // Let the warm-up pass and the fault bite.
+    while manager
+        .status(Some(run_id))
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .and_then(|v| v.card)
+        .is_none_or(|c| c.faults_applied == 0)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    client::ack(remote, run_id.to_owned(), by.clone()).await?;
+    client::hint(remote, run_id.to_owned(), by.clone()).await?;
+    client::diagnose(remote, run_id.to_owned(), by.clone(), "the ledger is slow".into()).await?;
+    let records = manager.log(run_id).map_err(failed)?.records();
+    let Some(crate::run::event::Event::RunStarted { answer: key, .. }) = records.first().map(|r| r.event.clone())
+    else {
+        return Err(failed("the run has no start record"));
+    };
+    client::diagnose(remote, run_id.to_owned(), by.clone(), correct_diagnosis(&key)).await?;
+    client::resolve(remote, run_id.to_owned(), by).await
+}
+
+async fn wait_for_end(manager: &Manager, run_id: &str) {
+    loop {
+        let view = manager.status(Some(run_id)).ok().and_then(|v| v.into_iter().next());
+        if view.as_ref().is_none_or(|v| v.scorecard_path.is_some()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_scorecard(manager: &Manager, run_id: &str) {
+    let Some(view) = manager.status(Some(run_id)).ok().and_then(|v| v.into_iter().next()) else { return };
+    let Some(path) = view.scorecard_path else { return };
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let Ok(card) = serde_json::from_str::<crate::scorecard::Scorecard>(&text) else { return };
+    println!("\nscorecard of {} ({}):", card.run_id, card.drill);
+    let outcome = card.outcome.map(crate::wire_name);
+    println!("  outcome: {}", outcome.unwrap_or_else(|| "open".into()));
+    println!("  phase      target   actual   verdict");
+    for phase in &card.phases {
+        let name = crate::wire_name(phase.phase);
+        let verdict = crate::wire_name(phase.verdict);
+        println!(
+            "  {name:<9} {:>7}  {:>7}   {verdict}",
+            client::clock(phase.target_ms),
+            phase.actual_ms.map_or_else(|| "-".into(), client::clock)
+        );
+    }
+    let machine = card.detection.machine_ms.map_or_else(|| "-".into(), client::clock);
+    let human = card.detection.human_ms.map_or_else(|| "-".into(), client::clock);
+    println!(
+        "  detected by people at {human}, by alerts at {machine}; wrong diagnoses: {}; hints: {}",
+        card.wrong_diagnoses.len(),
+        card.hints.len()
+    );
+    if let Some(budget) = &card.budget {
+        println!(
+            "  budget: {} of {} requests failed during the impact; in production this response would have burned {:.2}% of the monthly budget (at the dev target {:.2}%, at the production target {:.2}%)",
+            budget.bad,
+            budget.valid,
+            budget.production_share * 100.0,
+            budget.at_dev_target_share * 100.0,
+            budget.at_production_target_share * 100.0
+        );
+    }
+    for alert in &card.alerts {
+        let when = alert
+            .fired_after_ms
+            .map_or_else(|| "never fired".into(), |ms| format!("fired after {}", client::clock(ms)));
+        println!("  expected alert {}: {when}{}", alert.name, if alert.met { "" } else { " (missed)" });
+    }
+    println!("  full scorecard: {}", path.display());
+}

@@ -1,0 +1,329 @@
+//! The `http` proxy mode (a firedrill extension): HTTP/1.1 and HTTP/2 cleartext (gRPC included),
+//! forwarded request by request over pooled upstream connections, with request-level toxics.
+//!
+//! An `http` proxy is a TCP proxy whose upstream is this engine: the proxy's listener and its
+//! links stay exactly as in `tcp` mode, so TCP toxics still apply underneath (between the client
+//! and firedrill), and the engine, on a loopback port of its own, speaks HTTP to the client and
+//! to the real upstream. HTTP/2 is served with prior knowledge; an HTTP/1.1 request asking to
+//! upgrade to `h2c` is answered in HTTP/1.1, declining the upgrade as RFC 9113 allows (it
+//! deprecated the upgrade).
+
+pub mod metrics;
+pub mod request;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::metrics::HttpMetrics;
+use self::request::Action;
+use super::link::ToxicList;
+use super::toxic::ToxicKind;
+
+/// A response body of any origin.
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one connection, never forwarded.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// The request was reset on purpose (`http_abort`): hyper resets the HTTP/2 stream, or closes
+/// the HTTP/1.1 connection without an answer.
+#[derive(Debug)]
+struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("aborted by an http_abort toxic")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+struct State {
+    upstream: String,
+    toxics: watch::Receiver<ToxicList>,
+    metrics: Arc<HttpMetrics>,
+    rng: Mutex<SmallRng>,
+    http1: Client<HttpConnector, Incoming>,
+    http2: Client<HttpConnector, Incoming>,
+}
+
+/// A running engine: where the proxy's links deliver, and how to stop it.
+pub struct HttpEngine {
+    /// The loopback address the proxy forwards to.
+    pub address: SocketAddr,
+    /// Stops the accept loop.
+    accept: CancellationToken,
+    /// Closes the engine's open connections.
+    stop: CancellationToken,
+}
+
+impl HttpEngine {
+    /// Binds a loopback port and serves HTTP there, forwarding to `upstream`.
+    pub async fn start(
+        upstream: String,
+        toxics: watch::Receiver<ToxicList>,
+        metrics: Arc<HttpMetrics>,
+        seed: u64,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let state = Arc::new(State {
+            upstream,
+            toxics,
+            metrics,
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            http1: Client::builder(TokioExecutor::new()).build(connector.clone()),
+            http2: Client::builder(TokioExecutor::new()).http2_only(true).build(connector),
+        });
+        let (accept, stop) = (CancellationToken::new(), CancellationToken::new());
+        tracker.spawn(serve(listener, state, accept.clone(), stop.clone(), tracker.clone()));
+        Ok(Self { address, accept, stop })
+    }
+
+    /// Stops accepting; open connections go on (the daemon's drain).
+    pub fn stop_accepting(&self) {
+        self.accept.cancel();
+    }
+
+    /// Stops accepting and closes the engine's connections.
+    pub fn stop(&self) {
+        self.accept.cancel();
+        self.stop.cancel();
+    }
+}
+
+impl Drop for HttpEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    accept: CancellationToken,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let stream = tokio::select! {
+            () = accept.cancelled() => return,
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, stop) = (state.clone(), stop.clone());
+        tracker.spawn(async move {
+            let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => if let Err(error) = result {
+                    tracing::debug!(%error, "http connection ended with an error");
+                },
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+fn grpc_code(headers: &HeaderMap) -> Option<u8> {
+    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+fn full(body: impl Into<Bytes>) -> ProxyBody {
+    Full::new(body.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A trailers-only gRPC answer: HEADERS with `:status 200` and the gRPC status, ending the stream.
+fn grpc_answer(code: u8, message: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(full(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    let encoded: String = message
+        .bytes()
+        .map(|b| if (0x20..0x7f).contains(&b) && b != b'%' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&encoded)
+        && !encoded.is_empty()
+    {
+        headers.insert("grpc-message", value);
+    }
+    response
+}
+
+impl State {
+    /// Draws whether a toxic with `rate` (× its toxicity) hits this request.
+    fn draw(&self, probability: f64) -> bool {
+        probability >= 1.0
+            || (probability > 0.0
+                && self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random_bool(probability))
+    }
+
+    fn unit(&self) -> f64 {
+        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<f64>()
+    }
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Response<ProxyBody>, Aborted> {
+    let started = tokio::time::Instant::now();
+    let route = request.uri().path().to_owned();
+    let grpc = is_grpc(request.headers());
+    state.metrics.request(&route);
+    let toxics = state.toxics.borrow().clone();
+    for toxic in toxics.iter() {
+        let ToxicKind::Request(r) = &toxic.kind else { continue };
+        if !r.matcher.matches(request.method(), &route, request.headers()) || !state.draw(r.rate * toxic.toxicity) {
+            continue;
+        }
+        match &r.action {
+            Action::Delay { latency, jitter } => {
+                tokio::time::sleep(request::RequestToxic::delay(*latency, *jitter, state.unit())).await;
+            }
+            Action::Abort => {
+                state.metrics.aborted(&route);
+                return Err(Aborted);
+            }
+            Action::Error { status, body } => {
+                let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let text = if body.is_empty() { format!("firedrill: injected {status}\n") } else { body.clone() };
+                let mut response = Response::new(full(text));
+                *response.status_mut() = status;
+                state.metrics.response(&route, status.as_u16(), started.elapsed());
+                return Ok(response);
+            }
+            Action::Grpc { code, message } => {
+                state.metrics.response(&route, 200, started.elapsed());
+                state.metrics.grpc(&route, *code);
+                return Ok(grpc_answer(*code, message));
+            }
+        }
+    }
+    Ok(forward(&state, request, &route, grpc, started).await)
+}
+
+async fn forward(
+    state: &Arc<State>,
+    request: Request<Incoming>,
+    route: &str,
+    grpc: bool,
+    started: tokio::time::Instant,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let uri = http::Uri::builder().scheme("http").authority(state.upstream.as_str()).path_and_query(path).build();
+    let Ok(uri) = uri else {
+        let mut response = Response::new(full("firedrill: bad request target\n"));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    };
+    parts.uri = uri;
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    let client = if parts.version == Version::HTTP_2 {
+        &state.http2
+    } else {
+        parts.version = Version::HTTP_11;
+        &state.http1
+    };
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(name);
+            }
+            state.metrics.response(route, parts.status.as_u16(), started.elapsed());
+            let body = if grpc {
+                if let Some(code) = grpc_code(&parts.headers) {
+                    state.metrics.grpc(route, code);
+                }
+                Observed { inner: body, route: route.to_owned(), metrics: state.metrics.clone() }.boxed()
+            } else {
+                body.boxed()
+            };
+            Response::from_parts(parts, body)
+        }
+        Err(error) => {
+            tracing::debug!(%error, upstream = state.upstream, "upstream request failed");
+            state.metrics.upstream_failure(route);
+            if grpc {
+                state.metrics.response(route, 200, started.elapsed());
+                state.metrics.grpc(route, 14);
+                grpc_answer(14, "firedrill: the upstream could not be reached")
+            } else {
+                state.metrics.response(route, 502, started.elapsed());
+                let mut response = Response::new(full("firedrill: the upstream could not be reached\n"));
+                *response.status_mut() = StatusCode::BAD_GATEWAY;
+                response
+            }
+        }
+    }
+}
+
+/// A gRPC response body that counts the status in its trailers as they pass.
+struct Observed {
+    inner: Incoming,
+    route: String,
+    metrics: Arc<HttpMetrics>,
+}
+
+impl Body for Observed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll
+            && let Some(code) = frame.trailers_ref().and_then(grpc_code)
+        {
+            this.metrics.grpc(&this.route, code);
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,113 @@
+//! The error-budget side of a scorecard: what the run burned, what the same response would
+//! have burned in production, and which expected alerts fired in time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::event::{AlertExpectation, Event, SloInfo};
+use crate::run::journal::Record;
+use crate::slo::Objective;
+
+/// What a run burned and its production equivalent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetImpact {
+    /// The objective, percent.
+    pub objective_percent: f64,
+    /// The budget period, seconds.
+    pub period_s: f64,
+    /// Production requests per second.
+    pub production_rps: f64,
+    /// How long the impact lasted: t0 to mitigation, or to the end of the run.
+    pub impact_ms: u64,
+    /// Valid events during the impact (between the SLI samples at t0 and at its end).
+    pub valid: u64,
+    /// Bad events during the impact.
+    pub bad: u64,
+    /// bad / valid.
+    pub bad_fraction: f64,
+    /// The burn rate of that fraction.
+    pub burn_rate: f64,
+    /// The same fraction at production traffic for `impact_ms`, as a share of the budget.
+    pub production_share: f64,
+    /// The same had the team mitigated at the dev target.
+    pub at_dev_target_share: f64,
+    /// The same had the team mitigated at the production target.
+    pub at_production_target_share: f64,
+}
+
+/// An alert the drill expected, and whether it fired in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertScore {
+    /// Rule or alert name.
+    pub name: String,
+    /// The deadline, from t0.
+    pub within_ms: u64,
+    /// When it first fired, from t0 (`None`: never).
+    pub fired_after_ms: Option<u64>,
+    /// Fired within the deadline.
+    pub met: bool,
+}
+
+/// The cumulative SLI sample at or before `t_ms` (or the first one after, if none is before).
+fn sample_at(samples: &[(u64, u64, u64)], t_ms: u64) -> Option<(u64, u64)> {
+    samples.iter().rev().find(|(t, _, _)| *t <= t_ms).or_else(|| samples.first()).map(|(_, valid, bad)| (*valid, *bad))
+}
+
+/// The budget impact of a journal, if its drill had an SLO: t0 and the end of impact are run
+/// milliseconds; `targets` are the dev and production mitigation targets (ms).
+pub fn impact(
+    records: &[Record],
+    slo: &SloInfo,
+    t0: u64,
+    impact_end: u64,
+    targets: (u64, u64),
+) -> Option<BudgetImpact> {
+    let samples: Vec<(u64, u64, u64)> = records
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::Sli { valid, bad } => Some((r.t_ms, valid, bad)),
+            _ => None,
+        })
+        .collect();
+    let objective = Objective::new(slo.objective_percent, std::time::Duration::from_secs_f64(slo.period_s))?;
+    let (v0, b0) = sample_at(&samples, t0)?;
+    let (v1, b1) = sample_at(&samples, impact_end)?;
+    let (valid, bad) = (v1.saturating_sub(v0), b1.saturating_sub(b0));
+    #[allow(clippy::cast_precision_loss)]
+    let bad_fraction = if valid == 0 { 0.0 } else { bad as f64 / valid as f64 };
+    let rps = slo.production_rps;
+    #[allow(clippy::cast_precision_loss)]
+    let share = |ms: u64| objective.spent(bad_fraction * rps * ms as f64 / 1000.0, rps);
+    let impact_ms = impact_end.saturating_sub(t0);
+    Some(BudgetImpact {
+        objective_percent: slo.objective_percent,
+        period_s: slo.period_s,
+        production_rps: rps,
+        impact_ms,
+        valid,
+        bad,
+        bad_fraction,
+        burn_rate: objective.burn_rate(bad_fraction),
+        production_share: share(impact_ms),
+        at_dev_target_share: share(targets.0),
+        at_production_target_share: share(targets.1),
+    })
+}
+
+/// Each expected alert against the alert events of the journal (times from t0).
+pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64) -> Vec<AlertScore> {
+    expected
+        .iter()
+        .map(|e| {
+            let fired_after_ms = records.iter().find_map(|r| match &r.event {
+                Event::Alert { name, .. } if *name == e.name => Some(r.t_ms.saturating_sub(t0)),
+                _ => None,
+            });
+            AlertScore {
+                name: e.name.clone(),
+                within_ms: e.within_ms,
+                fired_after_ms,
+                met: fired_after_ms.is_some_and(|t| t <= e.within_ms),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! The report as one self-contained HTML file: the tables of the text report, and per drill the
+//! trend of each phase (actual against target, run by run) and of the production-equivalent
+//! budget spend, drawn with plotters into inline SVG. No script, style or font is fetched: it
+//! works offline and can be attached to a release.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+
+use super::report::{DrillStats, Report};
+
+const WIDTH: u32 = 560;
+const HEIGHT: u32 = 220;
+const PHASES: [&str; 4] = ["detect", "diagnose", "mitigate", "resolve"];
+/// Charts show at most this many of the latest runs: a trend, not a scatter of thousands.
+const CHART_RUNS: usize = 50;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A line chart of `actual` (points, `None` = not reached) against `target`, per run, in
+/// `unit`s; an empty string if plotters fails (the tables still stand).
+fn chart(title: &str, unit: &str, actual: &[Option<f64>], target: &[Option<f64>]) -> String {
+    let mut svg = String::new();
+    let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let runs = actual.len().max(1);
+        let top = actual.iter().chain(target).flatten().copied().fold(0.0_f64, f64::max).max(1e-9) * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(28)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.5_f64..runs as f64 + 0.5, 0.0_f64..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("run")
+            .y_desc(unit)
+            .x_labels(runs.min(10))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        let points = |values: &[Option<f64>]| -> Vec<(f64, f64)> {
+            values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as f64 + 1.0, v))).collect()
+        };
+        let target_points = points(target);
+        if !target_points.is_empty() {
+            chart
+                .draw_series(LineSeries::new(target_points, RED.stroke_width(2)))?
+                .label("target")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.stroke_width(2)));
+        }
+        let actual_points = points(actual);
+        chart
+            .draw_series(LineSeries::new(actual_points.clone(), BLUE.stroke_width(2)))?
+            .label("actual")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+        chart.draw_series(actual_points.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        root.present()?;
+        Ok(())
+    })();
+    if drawn.is_err() {
+        return String::new();
+    }
+    svg
+}
+
+fn minutes(ms: Option<u64>) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    ms.map(|ms| ms as f64 / 60_000.0)
+}
+
+fn drill_section(out: &mut String, d: &DrillStats) {
+    let _ = writeln!(out, "<section class=\"drill\"><h2>{} / {}</h2>", escape(&d.team), escape(&d.drill));
+    let outcomes: Vec<String> = d.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let _ = writeln!(out, "<p>{} run(s): {}.</p>", d.runs, escape(&outcomes.join(", ")));
+    out.push_str("<table><tr><th>phase</th><th>target</th><th>within target</th><th>median</th><th>p90</th><th>min</th><th>max</th></tr>\n");
+    for p in &d.phases {
+        let cells: Vec<String> = p.cells().iter().map(|c| format!("<td>{}</td>", escape(c))).collect();
+        let _ = writeln!(out, "<tr>{}</tr>", cells.concat());
+    }
+    out.push_str("</table>\n");
+    let _ = writeln!(out, "<p>{}</p>", d.detection_sentence());
+    if let Some(budget) = d.budget_sentence() {
+        let _ = writeln!(out, "<p>{budget}</p>");
+    }
+    let recent = &d.history[d.history.len().saturating_sub(CHART_RUNS)..];
+    if recent.len() < d.history.len() {
+        let _ = writeln!(out, "<p>The charts show the latest {} of {} runs.</p>", recent.len(), d.history.len());
+    }
+    out.push_str("<div class=\"charts\">\n");
+    for (i, name) in PHASES.iter().enumerate() {
+        let actual: Vec<Option<f64>> = recent.iter().map(|r| minutes(r.actual_ms[i])).collect();
+        let target: Vec<Option<f64>> = recent.iter().map(|r| minutes(Some(r.target_ms[i]))).collect();
+        let title = format!("{name}: minutes from t0, run by run");
+        let _ = writeln!(
+            out,
+            "<figure class=\"chart\" data-phase=\"{name}\">{}</figure>",
+            chart(&title, "minutes", &actual, &target)
+        );
+    }
+    if recent.iter().any(|r| r.budget_share.is_some()) {
+        let spend: Vec<Option<f64>> = recent.iter().map(|r| r.budget_share.map(|s| s * 100.0)).collect();
+        let none = vec![None; spend.len()];
+        let svg = chart("production-equivalent budget spend, % of the budget", "% of budget", &spend, &none);
+        let _ = writeln!(out, "<figure class=\"chart\" data-phase=\"budget\">{svg}</figure>");
+    }
+    out.push_str("</div></section>\n");
+}
+
+/// The whole report as HTML.
+pub fn html(report: &Report) -> String {
+    let mut out = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>firedrill report</title>\n<style>\n\
+         body { font-family: sans-serif; margin: 2em; color: #222; }\n\
+         table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #bbb; padding: 2px 8px; text-align: right; }\n\
+         td:first-child, th:first-child { text-align: left; } .charts { display: flex; flex-wrap: wrap; gap: 8px; }\n\
+         figure { margin: 0; }\n</style></head><body>\n<h1>firedrill report</h1>\n",
+    );
+    if report.drills.is_empty() {
+        out.push_str("<p>No scorecards match.</p>\n");
+    }
+    for d in &report.drills {
+        drill_section(&mut out, d);
+    }
+    if !report.coverage.is_empty() {
+        out.push_str("<h2>Coverage</h2>\n<table><tr><th>team</th><th>never run</th><th>stale</th><th>fault kinds never practised</th></tr>\n");
+        for c in &report.coverage {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&c.team),
+                escape(&c.never_run.join(", ")),
+                escape(&c.stale.join(", ")),
+                escape(&c.kinds_never_practised.join(", "))
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    if !report.skipped.is_empty() {
+        out.push_str("<h2>Skipped files</h2>\n<ul>\n");
+        for s in &report.skipped {
+            let _ = writeln!(out, "<li><code>{}</code>: {}</li>", escape(&s.path), escape(&s.reason));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}

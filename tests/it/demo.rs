@@ -1,0 +1,53 @@
+//! `firedrill demo --auto`: the whole product end to end in one command — the shop, the
+//! proxies, the daemon, synthetic traffic, a drill, a scripted responder, the scorecard — and
+//! nothing left running afterwards.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Pids of processes running `firedrill shop`.
+fn shop_processes() -> Vec<String> {
+    let out = Command::new("pgrep").args(["-f", "firedrill shop"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_auto_demo_plays_a_drill_and_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The demo reads proxies/ and drills/ from its working directory and writes scorecards there.
+    for sub in ["proxies", "drills"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["demo", "--auto", "--seed", "5"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(took < Duration::from_secs(60), "the auto demo takes under a minute: {took:?}");
+    assert!(stdout.contains("the shop is healthy"), "{stdout}");
+    assert!(stdout.contains("drill `partner-503-burst` started"), "{stdout}");
+    assert!(stdout.contains("acknowledged by demo-bot"), "{stdout}");
+    assert!(stdout.contains("correct: the diagnosis matches"), "{stdout}");
+    assert!(stdout.contains("outcome: resolved"), "{stdout}");
+    assert!(stdout.contains("nothing is left running"), "{stdout}");
+    let cards: Vec<_> = std::fs::read_dir(dir.path().join("scorecards/demo")).unwrap().collect();
+    assert_eq!(cards.len(), 1, "one scorecard, where `firedrill report` looks");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cards[0].as_ref().unwrap().path()).unwrap()).unwrap();
+    assert_eq!(card["outcome"], "resolved");
+    assert_eq!(card["wrong_diagnoses"].as_array().unwrap().len(), 1);
+    assert!(card["budget"]["bad"].as_u64().unwrap() > 0, "the synthetic traffic saw the 503s: {}", card["budget"]);
+    assert!(shop_processes().is_empty(), "shop processes left behind: {:?}", shop_processes());
+    for port in [18080, 18091, 18092, 18093, 19091, 19092, 19093] {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still open");
+    }
+}

@@ -1,0 +1,198 @@
+//! Kill faults on Docker containers, against this machine's Docker engine and an image built
+//! locally from the project's own example binary (`.ci/install` builds it; no registry needed).
+//! With `CI` set, a missing engine or image fails these tests; without it they skip, saying why.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::ServeProcess;
+use crate::kill::{events_of, eventually, journal};
+
+const IMAGE: &str = "firedrill-test/healthd:dev";
+
+/// Whether the engine and the image are here; panics under CI when they are not.
+fn docker_ready() -> bool {
+    let engine = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    let reason = match engine {
+        Ok(out) if out.status.success() => {
+            let image = Command::new("docker").args(["image", "inspect", IMAGE]).output();
+            if image.is_ok_and(|o| o.status.success()) {
+                return true;
+            }
+            format!("the image {IMAGE} is missing (`.ci/install` builds it)")
+        }
+        Ok(out) => format!("the Docker engine is not reachable: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => format!("no docker command: {e}"),
+    };
+    assert!(std::env::var_os("CI").is_none(), "CI is set and Docker cannot be used: {reason}");
+    eprintln!("skipping a Docker test: {reason}");
+    false
+}
+
+/// Containers labelled with one tag, removed when dropped (by label, so nothing is left).
+struct Containers {
+    tag: String,
+}
+
+impl Containers {
+    fn new() -> Self {
+        let tag = format!("t{}-{}", std::process::id(), firedrill::run::wall_ms());
+        Self { tag }
+    }
+
+    fn run(&self, name: &str, scope: &str) -> String {
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name", &format!("fd-{}-{name}", self.tag)])
+            .args(["--label", &format!("firedrill.test={scope}"), "--label", "app=wallet"])
+            .args(["--label", &format!("firedrill.cleanup={}", self.tag)])
+            .args([IMAGE, "--listen", "0.0.0.0:8080"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+/// A container's `State`, as `docker inspect` shows it.
+fn state(id: &str) -> serde_json::Value {
+    let out = Command::new("docker").args(["inspect", "--format", "{{json .State}}", id]).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=firedrill.cleanup={}", self.tag)])
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+        }
+    }
+}
+
+fn drill(scope: &str, fault: &str) -> String {
+    format!(
+        r#"
+[drill]
+name = "wallet-containers"
+title = "Wallet containers misbehave"
+briefing = "Payments hang."
+timebox = "10m"
+
+[targets]
+production = {{ detect = 3, diagnose = 6, mitigate = 9, resolve = 12 }}
+
+[blast_radius]
+max_targets = 2
+docker_scope = {{ "firedrill.test" = "{scope}" }}
+
+[[faults]]
+at = "0s"
+{fault}
+
+[answer]
+component = "wallet"
+kind = "pause"
+accept = ["wallet"]
+"#
+    )
+}
+
+fn write_drill(dir: &Path, text: &str) {
+    std::fs::create_dir_all(dir.join("drills")).unwrap();
+    std::fs::write(dir.join("drills/wallet-containers.toml"), text).unwrap();
+}
+
+#[test]
+fn containers_in_scope_are_paused_and_unpaused_and_outsiders_never_touched() {
+    if !docker_ready() {
+        return;
+    }
+    let containers = Containers::new();
+    let scope = containers.tag.clone();
+    let a = containers.run("a", &scope);
+    let b = containers.run("b", &scope);
+    let outside = containers.run("outside", &format!("other-{scope}"));
+    let dir = tempfile::tempdir().unwrap();
+    let pause = r#"duration = "3s"
+kill = { docker = { labels = { app = "wallet" } }, action = "pause", all = true }"#;
+    write_drill(dir.path(), &drill(&scope, pause));
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+
+    let drills = dir.path().join("drills");
+    let (code, out, err) =
+        serve.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run", "--drills", drills.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("matching now (2)"), "only the scope's containers match: {out}");
+    assert!(!out.contains("-outside"), "{out}");
+
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(eventually(Duration::from_secs(10), || state(&a)["Paused"] == true && state(&b)["Paused"] == true));
+    assert_eq!(state(&outside)["Paused"], false, "outside the label scope");
+    // The fault's duration ends: both are unpaused, journaled, and seen back.
+    assert!(eventually(Duration::from_secs(15), || events_of(&journal(dir.path()), "target_recovered").len() == 2));
+    assert_eq!(state(&a)["Paused"], false);
+    assert_eq!(state(&b)["Paused"], false);
+    let records = journal(dir.path());
+    assert_eq!(events_of(&records, "target_restored").len(), 2, "{records:#?}");
+    let killed = events_of(&records, "target_killed");
+    assert!(killed.iter().all(|k| k["backend"] == "docker" && k["action"] == "pause"), "{killed:?}");
+    serve.verb(&["abort", "--all"]);
+
+    // Restart one: it comes back by itself, with a new start time.
+    let restart = r#"kill = { docker = { labels = { app = "wallet" } }, action = "restart", grace = "0s" }"#;
+    write_drill(dir.path(), &drill(&scope, restart));
+    let started: Vec<String> = [&a, &b].iter().map(|c| state(c)["StartedAt"].to_string()).collect();
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(eventually(Duration::from_secs(20), || events_of(&journal(dir.path()), "target_recovered").len() == 3));
+    let now: Vec<String> = [&a, &b].iter().map(|c| state(c)["StartedAt"].to_string()).collect();
+    assert_eq!(started.iter().zip(&now).filter(|(x, y)| x != y).count(), 1, "exactly one was restarted");
+    serve.verb(&["abort", "--all"]);
+
+    // Kill one: Docker does not restart a container killed through its API; it stays down.
+    let kill = r#"kill = { docker = { labels = { app = "wallet" }, name = "-a" } }"#;
+    write_drill(dir.path(), &drill(&scope, kill));
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(eventually(Duration::from_secs(10), || state(&a)["Running"] == false));
+    assert_eq!(state(&b)["Running"], true, "the name filter chose `-a` only");
+    assert_eq!(state(&outside)["Running"], true);
+    serve.verb(&["abort", "--all"]);
+}
+
+#[test]
+fn a_crashed_daemon_unpauses_on_restart() {
+    if !docker_ready() {
+        return;
+    }
+    let containers = Containers::new();
+    let scope = containers.tag.clone();
+    let a = containers.run("a", &scope);
+    let dir = tempfile::tempdir().unwrap();
+    let pause = r#"kill = { docker = { labels = { app = "wallet" } }, action = "pause" }"#;
+    write_drill(dir.path(), &drill(&scope, pause));
+    let mut serve = ServeProcess::start_in(dir.path(), &[]);
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(eventually(Duration::from_secs(10), || state(&a)["Paused"] == true));
+    serve.signal("KILL");
+    serve.wait(Duration::from_secs(10));
+    assert_eq!(state(&a)["Paused"], true, "a killed daemon undoes nothing...");
+    let restarted = ServeProcess::start_in(dir.path(), &[]);
+    assert_eq!(state(&a)["Paused"], false, "...until it starts again");
+    assert_eq!(events_of(&journal(dir.path()), "target_restored").len(), 1);
+    drop(restarted);
+
+    // A Docker kill without a label scope is refused when the drill is read.
+    let unscoped = drill(&scope, pause).replace(&format!("docker_scope = {{ \"firedrill.test\" = \"{scope}\" }}"), "");
+    write_drill(dir.path(), &unscoped);
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let (code, _, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("Docker kills need a label scope"), "{err}");
+}

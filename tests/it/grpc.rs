@@ -1,0 +1,185 @@
+//! gRPC through an `http` proxy: a tonic client calling a tonic server (firedrill's own control
+//! service) through firedrill, with `grpc_error` at rate 1, 0.3 and 0, and a server stream.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use firedrill::control::proto::control_client::ControlClient;
+use firedrill::control::proto::{AbortRequest, StartRequest, StatusRequest, WatchRequest};
+use firedrill::fault::Proxies;
+use firedrill::fault::kill::Killers;
+use firedrill::proxy::Registry;
+use firedrill::proxy::config::{Mode, ProxyConfig};
+use firedrill::run::manager::{Manager, RunDirs};
+use firedrill::supervise::Supervisor;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::harness::Daemon;
+use crate::http::upstream;
+
+const DRILL: &str = r#"
+[drill]
+name = "side"
+title = "A side proxy slows"
+briefing = "Something is slow."
+timebox = "10m"
+
+[targets]
+production = { detect = 3, diagnose = 6, mitigate = 9, resolve = 12 }
+
+[[faults]]
+at = "0s"
+proxy = "side"
+toxic = { type = "latency", attributes = { latency = 10 } }
+
+[answer]
+component = "side"
+kind = "latency"
+accept = ["side"]
+"#;
+
+/// A tonic server: the control service of a manager with one drill; returns its address.
+async fn grpc_server(dir: &Path, stop: &CancellationToken) -> std::net::SocketAddr {
+    let registry = Registry::new(Some(3));
+    let side = ProxyConfig {
+        name: "side".into(),
+        listen: "127.0.0.1:0".into(),
+        upstream: upstream().await.to_string(),
+        enabled: true,
+        mode: Mode::Tcp,
+    };
+    registry.create(side).await.unwrap();
+    std::fs::create_dir_all(dir.join("drills")).unwrap();
+    std::fs::write(dir.join("drills/side.toml"), DRILL).unwrap();
+    let dirs = RunDirs { drills: dir.join("drills"), data: dir.join("data"), scorecards: dir.join("cards") };
+    let manager = Manager::new(Proxies::Local(registry), Killers::new(Supervisor::new()), dirs);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(firedrill::control::serve(listener, Arc::clone(&manager), None, stop.clone()));
+    address
+}
+
+async fn client(address: std::net::SocketAddr) -> ControlClient<Channel> {
+    ControlClient::connect(format!("http://{address}")).await.unwrap()
+}
+
+async fn status(client: &mut ControlClient<Channel>) -> Result<(), tonic::Code> {
+    client.status(StatusRequest { run_id: String::new() }).await.map(|_| ()).map_err(|s| s.code())
+}
+
+#[tokio::test]
+async fn grpc_error_fails_calls_at_its_rate_on_an_open_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let server = grpc_server(dir.path(), &stop).await;
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("wallet", server).await;
+    let mut wallet = client(proxy).await;
+    assert_eq!(status(&mut wallet).await, Ok(()), "through the proxy untouched");
+
+    // Added after the HTTP/2 connection opened: every call fails with UNAVAILABLE.
+    d.toxic("wallet", r#"{"name":"unavailable","type":"grpc_error","attributes":{"code":14,"message":"injected"}}"#)
+        .await;
+    for _ in 0..20 {
+        let error = wallet.status(StatusRequest { run_id: String::new() }).await.unwrap_err();
+        assert_eq!(error.code(), tonic::Code::Unavailable);
+        assert_eq!(error.message(), "injected");
+    }
+
+    // At rate 0.3 over 2,000 calls the failure share is 0.3 within 5 standard deviations
+    // (sd = sqrt(0.3 × 0.7 / 2000) ≈ 0.0102).
+    let (code, _) = d.json("POST", "/proxies/wallet/toxics/unavailable", Some(r#"{"attributes":{"rate":0.3}}"#)).await;
+    assert_eq!(code, 200);
+    let mut failed = 0;
+    for _ in 0..2000 {
+        match status(&mut wallet).await {
+            Ok(()) => {}
+            Err(tonic::Code::Unavailable) => failed += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let share = f64::from(failed) / 2000.0;
+    assert!((share - 0.3).abs() < 0.051, "failure share {share}");
+
+    let metrics = d.call("GET", "/metrics", None).await.text;
+    let route = "/firedrill.control.v1.Control/Status";
+    assert!(
+        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="14"}}"#))
+    );
+    assert!(metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="0"}}"#)));
+
+    assert_eq!(d.call("DELETE", "/proxies/wallet/toxics/unavailable", None).await.status, 204);
+    assert_eq!(status(&mut wallet).await, Ok(()));
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_server_stream_passes_untouched_at_rate_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let server = grpc_server(dir.path(), &stop).await;
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("wallet", server).await;
+    d.toxic("wallet", r#"{"name":"never","type":"grpc_error","attributes":{"rate":0}}"#).await;
+    let mut wallet = client(proxy).await;
+    let run = wallet
+        .start(StartRequest { drill: "side".into(), team: "t".into(), ..StartRequest::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = wallet.watch(WatchRequest { run_id: run.run_id.clone() }).await.unwrap().into_inner();
+    let first = events.message().await.unwrap().unwrap();
+    assert_eq!(first.r#type, "run_started");
+    wallet.abort(AbortRequest { run_id: run.run_id, by: "t".into(), all: false }).await.unwrap();
+    let mut types = vec![first.r#type];
+    while let Some(event) = events.message().await.unwrap() {
+        types.push(event.r#type);
+    }
+    assert_eq!(types.first().map(String::as_str), Some("run_started"));
+    assert!(types.contains(&"fault_applied".to_owned()), "{types:?}");
+    assert_eq!(types.last().map(String::as_str), Some("ended"), "the stream ends with the run: {types:?}");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn synthetic_grpc_traffic_counts_good_and_bad_calls() {
+    use firedrill::drill::{TrafficPlan, TrafficTarget};
+    use firedrill::run::sli::start_traffic;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let server = grpc_server(dir.path(), &stop).await;
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("wallet", server).await;
+    let plan = |address: std::net::SocketAddr| TrafficPlan {
+        target: TrafficTarget::Grpc {
+            address: address.to_string(),
+            path: "/firedrill.control.v1.Control/Status".into(),
+        },
+        rps: 100.0,
+        warmup: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+    };
+    // An empty message is a valid StatusRequest: every call succeeds.
+    let traffic = CancellationToken::new();
+    let counts = start_traffic(&plan(proxy), None, &traffic);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (valid, bad) = counts.get();
+    assert!(valid >= 20, "{valid} calls in 0.5 s at 100/s");
+    assert_eq!(bad, 0);
+    // UNAVAILABLE from the proxy: every call from now on is bad.
+    d.toxic("wallet", r#"{"name":"down","type":"grpc_error","attributes":{"code":14}}"#).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = counts.get();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = counts.get();
+    assert!(after.0 - before.0 >= 20);
+    assert_eq!(after.1 - before.1, after.0 - before.0, "every call failed: {before:?} -> {after:?}");
+    traffic.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = counts.get();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(counts.get(), stopped, "traffic stops when told");
+    stop.cancel();
+}

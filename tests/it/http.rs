@@ -1,0 +1,185 @@
+//! The `http` proxy mode: hyper HTTP/1.1 and HTTP/2 clients against request-level toxics and
+//! their matchers, malformed requests, metrics, and TCP toxics underneath.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::Daemon;
+
+/// An upstream speaking HTTP/1.1 and HTTP/2 (prior knowledge): `/` says hello, `/pay` says paid.
+pub async fn upstream() -> SocketAddr {
+    use axum::routing::get;
+    let app = axum::Router::new().route("/", get(|| async { "hello" })).route("/pay", get(|| async { "paid" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn http1() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+fn http2() -> HttpClient {
+    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+}
+
+/// GET `path`; the status and body, or the error's text.
+async fn get(client: &HttpClient, proxy: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let uri: hyper::Uri = format!("http://{proxy}{path}").parse().unwrap();
+    let call = async {
+        let response = client.get(uri).await.map_err(|e| format!("{e:?}"))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(Duration::from_secs(10), call).await.expect("an answer in time")
+}
+
+impl Daemon {
+    /// Creates an `http` proxy in front of `upstream`; returns its address.
+    pub async fn http_proxy(&self, name: &str, upstream: SocketAddr) -> SocketAddr {
+        let body = format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}","mode":"http"}}"#);
+        let (status, proxy) = self.json("POST", "/proxies", Some(&body)).await;
+        assert_eq!(status, 201, "{proxy}");
+        assert_eq!(proxy["mode"], "http");
+        proxy["listen"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn http_error_answers_matching_requests_over_both_protocols() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    let (one, two) = (http1(), http2());
+    assert_eq!(get(&one, proxy, "/").await.unwrap(), (200, "hello".into()));
+    assert_eq!(get(&two, proxy, "/").await.unwrap(), (200, "hello".into()), "HTTP/2 with prior knowledge");
+
+    // Added while both connections are open: they feel it at once.
+    d.toxic(
+        "web",
+        r#"{"name":"boom","type":"http_error","attributes":{"status":503,"path_prefix":"/pay","body":"down"}}"#,
+    )
+    .await;
+    for client in [&one, &two] {
+        assert_eq!(get(client, proxy, "/pay").await.unwrap(), (503, "down".into()));
+        assert_eq!(get(client, proxy, "/").await.unwrap(), (200, "hello".into()), "the matcher spares other paths");
+    }
+    let (status, toxic) = d.json("POST", "/proxies/web/toxics/boom", Some(r#"{"attributes":{"method":"POST"}}"#)).await;
+    assert_eq!(status, 200, "{toxic}");
+    assert_eq!(toxic["attributes"]["status"], 503, "an update merges attributes");
+    assert_eq!(get(&two, proxy, "/pay").await.unwrap(), (200, "paid".into()), "GET no longer matches");
+    assert_eq!(d.call("DELETE", "/proxies/web/toxics/boom", None).await.status, 204);
+
+    // Header matcher, and the default body.
+    d.toxic("web", r#"{"name":"tenant","type":"http_error","attributes":{"status":429,"header":"x-tenant: blue"}}"#)
+        .await;
+    let request =
+        hyper::Request::get(format!("http://{proxy}/")).header("x-tenant", "blue").body(Full::default()).unwrap();
+    let response = one.request(request).await.unwrap();
+    assert_eq!(response.status(), 429);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "firedrill: injected 429 Too Many Requests\n");
+    assert_eq!(get(&one, proxy, "/").await.unwrap().0, 200);
+
+    let metrics = d.call("GET", "/metrics", None).await.text;
+    assert!(
+        metrics.contains(r#"firedrill_http_responses_total{proxy="web",route="/pay",status="503"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"firedrill_http_requests_total{proxy="web",route="/"}"#), "{metrics}");
+    assert!(metrics.contains(r#"firedrill_http_request_duration_seconds_count{proxy="web",route="/pay"}"#));
+}
+
+#[tokio::test]
+async fn http_delay_holds_requests_and_tcp_toxics_still_apply_underneath() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    let two = http2();
+    assert_eq!(get(&two, proxy, "/").await.unwrap().0, 200);
+    d.toxic("web", r#"{"name":"slow","type":"http_delay","attributes":{"latency":300,"path_prefix":"/pay"}}"#).await;
+    let started = Instant::now();
+    assert_eq!(get(&two, proxy, "/pay").await.unwrap(), (200, "paid".into()));
+    let slow = started.elapsed();
+    let started = Instant::now();
+    assert_eq!(get(&two, proxy, "/").await.unwrap().0, 200);
+    let fast = started.elapsed();
+    assert!(slow >= Duration::from_millis(290), "delayed: {slow:?}");
+    assert!(fast < Duration::from_millis(250), "not delayed: {fast:?}");
+    assert_eq!(d.call("DELETE", "/proxies/web/toxics/slow", None).await.status, 204);
+
+    // A TCP latency toxic on the same proxy delays the bytes between client and firedrill.
+    d.toxic("web", r#"{"name":"wire","type":"latency","stream":"downstream","attributes":{"latency":200}}"#).await;
+    let started = Instant::now();
+    assert_eq!(get(&two, proxy, "/").await.unwrap().0, 200);
+    assert!(started.elapsed() >= Duration::from_millis(190), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn http_abort_resets_the_stream_or_the_connection() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    let (one, two) = (http1(), http2());
+    assert_eq!(get(&two, proxy, "/").await.unwrap().0, 200);
+    d.toxic("web", r#"{"name":"cut","type":"http_abort","attributes":{"grpc_service":"pay"}}"#).await;
+    // `/pay` is service `pay` with no method: matched.
+    let reset = get(&two, proxy, "/pay").await.unwrap_err();
+    assert!(reset.contains("INTERNAL_ERROR") || reset.contains("Reset"), "an HTTP/2 stream reset: {reset}");
+    assert_eq!(get(&two, proxy, "/").await.unwrap().0, 200, "the HTTP/2 connection survives the reset");
+    let closed = get(&one, proxy, "/pay").await.unwrap_err();
+    assert!(!closed.is_empty(), "HTTP/1.1: the connection closes without an answer");
+    assert_eq!(get(&one, proxy, "/").await.unwrap().0, 200);
+    let metrics = d.call("GET", "/metrics", None).await.text;
+    assert!(metrics.contains(r#"firedrill_http_aborted_total{proxy="web",route="/pay"} 2"#), "{metrics}");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_and_bad_toxics_are_refused() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    let mut raw = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    raw.write_all(b"THIS IS NOT HTTP\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert_eq!(get(&http1(), proxy, "/").await.unwrap().0, 200, "the proxy lives on");
+
+    // Request-level toxics need an http proxy; bad attributes get Toxiproxy's error shape.
+    let plain = d.proxy("plain", upstream().await).await;
+    let _ = plain;
+    let (status, error) = d.json("POST", "/proxies/plain/toxics", Some(r#"{"type":"http_error"}"#)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["error"],
+        "bad request body: toxic type http_error needs a proxy in http mode (create it with \"mode\": \"http\")"
+    );
+    let (status, error) =
+        d.json("POST", "/proxies/web/toxics", Some(r#"{"type":"grpc_error","attributes":{"rate":2}}"#)).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["error"],
+        "bad request body: attribute `rate` of grpc_error must be a number between 0 and 1, got 2"
+    );
+    let (status, error) =
+        d.json("POST", "/proxies", Some(r#"{"name":"x","upstream":"127.0.0.1:1","mode":"udp"}"#)).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"], "bad request body: mode must be `tcp` or `http`, got `udp`");
+    // A tcp proxy's answer carries no `mode`: Toxiproxy clients see nothing new.
+    let (_, proxies) = d.json("GET", "/proxies", None).await;
+    assert!(proxies["plain"].get("mode").is_none(), "{proxies}");
+
+    // The upstream gone: 502 over HTTP.
+    let (status, _) = d.json("POST", "/proxies/web", Some(r#"{"upstream":"127.0.0.1:1"}"#)).await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&http1(), proxy, "/").await.unwrap().0, 502);
+}

@@ -1,0 +1,222 @@
+//! Kill faults on local processes: real replicas under `firedrill up`, killed by a drill, brought
+//! back by the supervisor, with both in the journal and the scorecard.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness::ServeProcess;
+
+/// The example service, built by `cargo test` next to the test binary.
+pub fn healthd() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().unwrap().parent().unwrap();
+    let path = debug.join("examples/healthd");
+    if !path.exists() {
+        // `cargo test` builds examples; `cargo test --test it` does not.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo).args(["build", "--example", "healthd"]).status().unwrap();
+        assert!(status.success() && path.exists(), "cannot build {}", path.display());
+    }
+    path
+}
+
+/// A port whose next one is free too (two replicas count from it).
+fn free_port() -> u16 {
+    loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+const DRILL: &str = r#"
+[drill]
+name = "wallet-crash"
+title = "Wallet replicas keep dying"
+briefing = "Payments fail now and then."
+timebox = "10m"
+
+[targets]
+production = { detect = 3, diagnose = 6, mitigate = 9, resolve = 12 }
+
+[[faults]]
+at = "0s"
+kill = { process = "wallet", count = 1, every = "2s", signal = "SIGKILL" }
+
+[answer]
+component = "wallet"
+kind = "crash"
+accept = ["wallet", "crash|kill|restart|die"]
+"#;
+
+/// A working directory with the drill and an environment of two wallet replicas.
+fn setup(dir: &Path, drill: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("drills")).unwrap();
+    std::fs::write(dir.join("drills/wallet-crash.toml"), drill).unwrap();
+    let port = free_port();
+    let env = format!(
+        r#"
+[[services]]
+name = "wallet"
+command = "{}"
+args = ["--listen", "127.0.0.1:{{port}}"]
+replicas = 2
+port = {port}
+health = {{ http = "http://127.0.0.1:{{port}}/healthz", interval = "100ms" }}
+restart = {{ policy = "always", backoff = "200ms", max_backoff = "1s" }}
+"#,
+        healthd().display()
+    );
+    let path = dir.join("env.toml");
+    std::fs::write(&path, env).unwrap();
+    path
+}
+
+pub fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(dir.join(".firedrill/runs")) else { return Vec::new() };
+    entries
+        .flat_map(|e| {
+            std::fs::read_to_string(e.unwrap().path()).unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .filter_map(|line| serde_json::from_str(&line).ok())
+        .collect()
+}
+
+pub fn events_of(records: &[serde_json::Value], kind: &str) -> Vec<serde_json::Value> {
+    records.iter().filter(|r| r["type"] == kind).cloned().collect()
+}
+
+/// Polls `check` for up to `limit`.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_killed_replica_comes_back_and_the_journal_has_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), DRILL);
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let (code, out, err) = serve.verb(&["up", env.to_str().unwrap(), "--wait", "20s"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("wallet-0") && out.contains("wallet-1") && out.contains("healthy"), "{out}");
+
+    // The dry run names the replicas it would choose from, and with a seed the one it would kill.
+    let drills = dir.path().join("drills");
+    let dry =
+        ["run", "wallet-crash", "--team", "payments", "--dry-run", "--seed", "3", "--drills", drills.to_str().unwrap()];
+    let (code, out, err) = serve.verb(&dry);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("kill replicas of local service `wallet`"), "{out}");
+    assert!(out.contains("matching now (2): wallet-0, wallet-1"), "{out}");
+    assert!(out.contains("first round with --seed 3: wallet-"), "{out}");
+    assert_eq!(events_of(&journal(dir.path()), "target_killed").len(), 0, "a dry run kills nothing");
+
+    let (code, out, err) = serve.verb(&["run", "wallet-crash", "--team", "payments", "--seed", "3"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Two rounds, each seen back.
+    let recovered =
+        eventually(Duration::from_secs(30), || events_of(&journal(dir.path()), "target_recovered").len() >= 2);
+    let records = journal(dir.path());
+    assert!(recovered, "{records:#?}");
+    let killed = events_of(&records, "target_killed");
+    assert!(killed.len() >= 2, "{killed:?}");
+    assert_eq!(killed[0]["backend"], "process");
+    assert_eq!(killed[0]["action"], "kill");
+    assert_eq!(killed[1]["round"], 1);
+    let back = events_of(&records, "target_recovered");
+    assert!(back[0]["detail"].as_str().unwrap().contains("healthy after"), "{back:?}");
+
+    let (_, ps, _) = serve.verb(&["ps", "--json"]);
+    let replicas: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    let restarts: u64 = replicas.as_array().unwrap().iter().map(|r| r["restarts"].as_u64().unwrap()).sum();
+    assert!(restarts >= 2, "the supervisor restarted what was killed: {replicas}");
+    assert!(
+        replicas.as_array().unwrap().iter().any(|r| r["last_exit"] == "signal: 9 (SIGKILL)"),
+        "the kill is what the supervisor saw: {replicas}"
+    );
+
+    let (code, _, err) = serve.verb(&["abort", "--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    let cards: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("scorecards/payments"))
+        .unwrap()
+        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    let kills = cards[0]["kills"].as_array().unwrap();
+    assert!(kills.len() >= 2, "{kills:?}");
+    assert!(kills[0]["recovered_after_ms"].as_u64().is_some(), "{kills:?}");
+    assert_eq!(cards[0]["fault_kinds"], serde_json::json!(["kill"]));
+
+    // No more rounds after the run ended.
+    let after = events_of(&journal(dir.path()), "target_killed").len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(events_of(&journal(dir.path()), "target_killed").len(), after);
+
+    let (code, out, _) = serve.verb(&["down"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.trim(), "stopped wallet");
+    let (_, out, _) = serve.verb(&["ps"]);
+    assert!(out.contains("no services are up"), "{out}");
+}
+
+#[test]
+fn kills_outside_the_blast_radius_or_matching_nothing_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two per round against a radius of one: refused when the file is read.
+    let wide = DRILL.replace("count = 1,", "count = 2,");
+    let env = setup(dir.path(), &wide);
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let (code, _, err) = serve.verb(&["run", "wallet-crash", "--team", "payments"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("wallet-crash.toml:13:38:"), "{err}");
+    assert!(err.contains("faults.kill.count 2 is more targets than blast_radius.max_targets (1)"), "{err}");
+
+    // Every replica (`all`) with a radius of one: refused before the run, once it is known how many match.
+    std::fs::write(dir.path().join("drills/wallet-crash.toml"), DRILL.replace("count = 1,", "all = true,")).unwrap();
+    let (code, _, err) = serve.verb(&["run", "wallet-crash", "--team", "payments"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no local service `wallet` is up"), "matching nothing is an error: {err}");
+    let (code, out, err) = serve.verb(&["up", env.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, _, err) = serve.verb(&["run", "wallet-crash", "--team", "payments"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("this round would take 2 of 2 replicas of local service `wallet`"), "{err}");
+    assert!(events_of(&journal(dir.path()), "target_killed").is_empty());
+    let (_, ps, _) = serve.verb(&["ps", "--json"]);
+    let replicas: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    assert!(replicas.as_array().unwrap().iter().all(|r| r["restarts"] == 0), "{replicas}");
+
+    // Bad environment files are refused with their place.
+    std::fs::write(dir.path().join("bad.toml"), "[[services]]\nname = \"x\"\ncommand = \"y\"\nreplicas = 0\n").unwrap();
+    let (code, _, err) = serve.verb(&["up", dir.path().join("bad.toml").to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("bad.toml:4:12: services.replicas must be 1 to 64"), "{err}");
+    let (code, _, err) = serve.verb(&["up", env.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("service `wallet` is already up"), "{err}");
+}
+
+#[test]
+fn a_crashed_daemon_leaves_no_supervised_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = setup(dir.path(), DRILL);
+    let mut serve = ServeProcess::start_in(dir.path(), &[]);
+    let (code, out, err) = serve.verb(&["up", env.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (_, ps, _) = serve.verb(&["ps", "--json"]);
+    let replicas: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    let pids: Vec<u64> = replicas.as_array().unwrap().iter().map(|r| r["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 2);
+    serve.signal("KILL");
+    serve.wait(Duration::from_secs(10));
+    let gone = eventually(Duration::from_secs(5), || pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists()));
+    assert!(gone, "replicas {pids:?} outlived their daemon");
+}

@@ -1,0 +1,252 @@
+//! Error budgets end to end: synthetic traffic through an `http` proxy, an error burst, the
+//! built-in page rule firing within its predicted time, Alertmanager's webhook, and the
+//! scorecard's budget figures checked against a hand computation from the journal.
+
+use std::time::Duration;
+
+use crate::harness::ServeProcess;
+use crate::kill::{events_of, eventually, journal};
+
+/// An HTTP upstream on a thread of its own (the daemon under test is another process).
+fn upstream() -> std::net::SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            tx.send(crate::http::upstream().await).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn drill(api: &str) -> String {
+    format!(
+        r#"
+[drill]
+name = "api-burst"
+title = "The API answers 503"
+briefing = "Payments fail."
+timebox = "2m"
+
+[targets]
+production = {{ detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }}
+
+[[faults]]
+at = "0s"
+duration = "8s"
+proxy = "api"
+toxic = {{ type = "http_error", attributes = {{ status = 503 }} }}
+
+[answer]
+component = "api"
+kind = "errors"
+accept = ["api"]
+
+[slo]
+objective = 99.99
+period = "30d"
+production_rps = 100
+
+[traffic]
+url = "http://{api}/pay"
+rps = 50
+warmup = "3s"
+
+[[alerts]]
+name = "page-1h"
+within = "20s"
+
+[[alerts]]
+name = "WalletErrorBudgetBurn"
+within = "60s"
+labels = {{ service = "wallet" }}
+
+[[alerts]]
+name = "NeverFires"
+within = "60s"
+"#
+    )
+}
+
+/// A daemon with an `http` proxy `api` in front of an upstream, and the drill `drill(api)`
+/// written as `drills/api-burst.toml` (the proxy's port is fixed up front so the drill can name it).
+fn daemon_with(drill: impl FnOnce(&str) -> String) -> (tempfile::TempDir, ServeProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = upstream();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api = format!("127.0.0.1:{port}");
+    let proxies = format!(r#"[{{"name":"api","listen":"{api}","upstream":"{upstream}","mode":"http"}}]"#);
+    std::fs::write(dir.path().join("env.json"), proxies).unwrap();
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    std::fs::write(dir.path().join("drills/api-burst.toml"), drill(&api)).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &["env.json"]);
+    (dir, serve)
+}
+
+fn post(serve: &ServeProcess, body: &str) -> (u16, String) {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://{}/webhooks/alertmanager", serve.api))
+        .body(body.to_owned())
+        .send()
+        .unwrap();
+    (response.status().as_u16(), response.text().unwrap())
+}
+
+#[test]
+fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
+    let (dir, serve) = daemon_with(drill);
+
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The built-in page: 2 % of a 99.99 % budget at 100 % errors is 0.02 × 30 d × 0.0001 = 5.18 s.
+    assert!(eventually(Duration::from_secs(30), || !events_of(&journal(dir.path()), "alert").is_empty()));
+
+    // Alertmanager: a matching alert counts once however often it is sent; a stranger's does not.
+    let firing = include_str!("../fixtures/alertmanager/firing.json");
+    assert_eq!(post(&serve, firing).0, 200);
+    let (status, body) = post(&serve, firing);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"delivered\":1"), "{body}");
+    let other = firing.replace("\"service\": \"wallet\"", "\"service\": \"ledger\"").replace("a1b2c3d4", "ffffffff");
+    assert_eq!(post(&serve, &other).0, 200);
+    let (status, body) = post(&serve, "{\"version\": \"4\"");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad Alertmanager payload"), "{body}");
+
+    // After the burst (8 s) the errors stop; then the team resolves.
+    std::thread::sleep(Duration::from_secs(9));
+    let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    let records = journal(dir.path());
+    let alerts = events_of(&records, "alert");
+    let from_alertmanager: Vec<_> = alerts.iter().filter(|a| a["source"] == "alertmanager").collect();
+    assert_eq!(from_alertmanager.len(), 1, "{alerts:#?}");
+    assert_eq!(from_alertmanager[0]["starts_at"], "2026-11-22T01:00:00.000Z");
+    assert!(alerts.iter().any(|a| a["source"] == "burn-rate" && a["name"] == "page-1h"), "{alerts:#?}");
+
+    let card: serde_json::Value = {
+        let dir = dir.path().join("scorecards/payments");
+        let file = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    };
+    let page = card["alerts"].as_array().unwrap().iter().find(|a| a["name"] == "page-1h").unwrap();
+    let fired = page["fired_after_ms"].as_u64().unwrap();
+    assert!((4_000..=9_000).contains(&fired), "predicted 5.18 s (+ the 1 s evaluation tick), fired after {fired} ms");
+    eprintln!("page-1h fired after {fired} ms; budget {}", card["budget"]);
+    assert_eq!(page["met"], true);
+    assert_eq!(card["alerts"][1]["met"], true, "{}", card["alerts"]);
+    assert_eq!(card["alerts"][2]["fired_after_ms"], serde_json::Value::Null, "never fired");
+    assert_eq!(card["detection"]["machine_alert"], "page-1h");
+
+    // The budget, by hand from the journal: t0 is the first fault; the impact lasts until the
+    // resolve (no steady-state check); counts are the SLI samples at or before each end.
+    let t0 = events_of(&records, "fault_applied")[0]["t_ms"].as_u64().unwrap();
+    let end = t0 + card["phases"][2]["actual_ms"].as_u64().unwrap();
+    let samples: Vec<(u64, u64, u64)> = events_of(&records, "sli")
+        .iter()
+        .map(|s| (s["t_ms"].as_u64().unwrap(), s["valid"].as_u64().unwrap(), s["bad"].as_u64().unwrap()))
+        .collect();
+    let at = |t: u64| samples.iter().rev().find(|s| s.0 <= t).copied().unwrap();
+    let ((_, v0, b0), (_, v1, b1)) = (at(t0), at(end));
+    let budget = &card["budget"];
+    assert_eq!(budget["valid"].as_u64().unwrap(), v1 - v0);
+    assert_eq!(budget["bad"].as_u64().unwrap(), b1 - b0);
+    let fraction = (b1 - b0) as f64 / (v1 - v0) as f64;
+    assert!(fraction > 0.3 && fraction < 1.0, "about 8 s of errors in the impact: {fraction}");
+    let budget_events = 0.0001 * 100.0 * 2_592_000.0;
+    let share = |ms: f64| fraction * 100.0 * ms / 1000.0 / budget_events;
+    let close = |a: &serde_json::Value, b: f64| (a.as_f64().unwrap() - b).abs() < 1e-9 * b.max(1.0);
+    assert!(close(&budget["bad_fraction"], fraction));
+    assert!(close(&budget["burn_rate"], fraction / 0.0001));
+    assert!(close(&budget["production_share"], share((end - t0) as f64)), "{budget}");
+    assert!(close(&budget["at_dev_target_share"], share(card["phases"][2]["target_ms"].as_f64().unwrap())));
+    assert!(close(&budget["at_production_target_share"], share(180_000.0)), "3 min in production");
+}
+
+#[test]
+fn a_guardrail_stops_the_run_and_removes_the_fault() {
+    let (dir, serve) = daemon_with(|api| {
+        drill(api).replace("duration = \"8s\"\n", "") + "\n[guardrails]\nsli_floor = 0.5\nfloor_for = \"2s\"\n"
+    });
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(eventually(Duration::from_secs(30), || !events_of(&journal(dir.path()), "ended").is_empty()));
+    let ended = &events_of(&journal(dir.path()), "ended")[0];
+    assert_eq!(ended["outcome"], "guardrail");
+    assert_eq!(ended["reason"], "guardrail: the SLI stayed below 50.0% for 2s");
+    let proxies: serde_json::Value = serve.proxies();
+    assert!(proxies["api"]["toxics"].as_array().unwrap().is_empty(), "the fault came out: {proxies}");
+}
+
+/// Alertmanager from Debian's package, if the machine has it; under CI it must.
+fn alertmanager_binary() -> Option<&'static str> {
+    let path = "/usr/bin/prometheus-alertmanager";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI is set and {path} is missing (.ci/install installs it)");
+    eprintln!("skipping: {path} is missing (apt-get install prometheus-alertmanager)");
+    None
+}
+
+struct Alertmanager(std::process::Child);
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
+    let Some(binary) = alertmanager_binary() else { return };
+    let (dir, serve) = daemon_with(drill);
+
+    let config = format!(
+        "route:\n  receiver: firedrill\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: firedrill\n    webhook_configs:\n      - url: http://{}/webhooks/alertmanager\n",
+        serve.api
+    );
+    std::fs::write(dir.path().join("alertmanager.yml"), config).unwrap();
+    let am_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _alertmanager = Alertmanager(
+        std::process::Command::new(binary)
+            .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
+            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::blocking::Client::new();
+    let ready = eventually(Duration::from_secs(20), || {
+        http.get(format!("http://127.0.0.1:{am_port}/-/ready")).send().is_ok_and(|r| r.status().is_success())
+    });
+    assert!(ready, "alertmanager did not come up");
+
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let starts_at = "2026-11-22T01:00:00Z";
+    let alert = serde_json::json!([{
+        "labels": {"alertname": "WalletErrorBudgetBurn", "service": "wallet", "severity": "page"},
+        "annotations": {"summary": "wallet burns its budget"},
+        "startsAt": starts_at,
+    }]);
+    let posted = http.post(format!("http://127.0.0.1:{am_port}/api/v2/alerts")).json(&alert).send().unwrap();
+    assert!(posted.status().is_success(), "{}", posted.status());
+    let delivered = eventually(Duration::from_secs(20), || {
+        events_of(&journal(dir.path()), "alert").iter().any(|a| a["source"] == "alertmanager")
+    });
+    assert!(delivered, "Alertmanager's webhook never reached the run");
+    let records = journal(dir.path());
+    let alert = events_of(&records, "alert").into_iter().find(|a| a["source"] == "alertmanager").unwrap();
+    assert_eq!(alert["name"], "WalletErrorBudgetBurn");
+    assert!(alert["starts_at"].as_str().unwrap().starts_with("2026-11-22T01:00:00"), "{alert}");
+    assert!(alert["fingerprint"].as_str().is_some_and(|f| !f.is_empty()), "{alert}");
+    serve.verb(&["abort", "--all"]);
+}

@@ -1,0 +1,119 @@
+//! The supervisor's restart policies with real child processes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use firedrill::supervise::{ReplicaState, Signal, Supervisor, envfile};
+
+use crate::kill::healthd;
+
+fn services(text: &str) -> Vec<firedrill::supervise::Service> {
+    envfile::parse(Path::new("/tmp/env.toml"), text).unwrap()
+}
+
+async fn settle(
+    supervisor: &Supervisor,
+    id: &str,
+    wanted: impl Fn(&firedrill::supervise::ReplicaStatus) -> bool,
+) -> bool {
+    for _ in 0..200 {
+        if supervisor.replica(id).is_some_and(|r| wanted(&r)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn never_leaves_a_killed_replica_down_and_always_brings_it_back() {
+    let supervisor = Supervisor::new();
+    let text = format!(
+        "[[services]]\nname = \"once\"\ncommand = \"{0}\"\nargs = [\"--listen\", \"127.0.0.1:0\"]\nrestart = {{ policy = \"never\" }}\n\n\
+         [[services]]\nname = \"back\"\ncommand = \"{0}\"\nargs = [\"--listen\", \"127.0.0.1:0\"]\nrestart = {{ policy = \"always\", backoff = \"100ms\" }}\n",
+        healthd().display()
+    );
+    supervisor.up(services(&text)).unwrap();
+    for id in ["once-0", "back-0"] {
+        assert!(settle(&supervisor, id, |r| r.state == ReplicaState::Healthy).await, "{id} never became healthy");
+    }
+    let old = supervisor.kill("once-0", Signal::KILL).unwrap();
+    supervisor.kill("back-0", Signal::TERM).unwrap();
+    assert!(settle(&supervisor, "once-0", |r| r.state == ReplicaState::Exited).await);
+    assert!(settle(&supervisor, "back-0", |r| r.restarts == 1 && r.state == ReplicaState::Healthy).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let once = supervisor.replica("once-0").unwrap();
+    assert_eq!((once.restarts, once.pid), (0, None), "never means never");
+    assert_eq!(once.last_exit.as_deref(), Some("signal: 9 (SIGKILL)"));
+    let back = supervisor.replica("back-0").unwrap();
+    assert_eq!(back.last_exit.as_deref(), Some("signal: 15 (SIGTERM)"));
+    assert_ne!(back.pid, Some(old));
+    assert!(matches!(
+        supervisor.kill("once-0", Signal::KILL),
+        Err(firedrill::supervise::SuperviseError::NotRunning(_))
+    ));
+    assert_eq!(supervisor.down().await, ["back", "once"]);
+    assert!(supervisor.ps().is_empty());
+    supervisor.shutdown().await;
+}
+
+#[tokio::test]
+async fn on_failure_restarts_failures_only_with_a_growing_backoff() {
+    let supervisor = Supervisor::new();
+    let text = "[[services]]\nname = \"ok\"\ncommand = \"sh\"\nargs = [\"-c\", \"exit 0\"]\nrestart = { policy = \"on-failure\" }\n\n\
+                [[services]]\nname = \"bad\"\ncommand = \"sh\"\nargs = [\"-c\", \"exit 3\"]\n\
+                restart = { policy = \"on-failure\", backoff = \"100ms\", max_backoff = \"400ms\" }\n";
+    supervisor.up(services(text)).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ok = supervisor.replica("ok-0").unwrap();
+    assert_eq!((ok.state, ok.restarts), (ReplicaState::Exited, 0), "a clean exit is not restarted");
+    let bad = supervisor.replica("bad-0").unwrap();
+    assert_eq!(bad.last_exit.as_deref(), Some("exit status: 3"));
+    // 100 + 200 + 400 + 400 ms of backoff fit in 1.5 s: a handful of restarts, not hundreds.
+    assert!((2..=8).contains(&bad.restarts), "restarts {} in 1.5 s", bad.restarts);
+
+    // A command that does not exist fails to start and is reported.
+    let missing = "[[services]]\nname = \"ghost\"\ncommand = \"./no/such/program\"\nrestart = { policy = \"never\" }\n";
+    supervisor.up(services(missing)).unwrap();
+    assert!(settle(&supervisor, "ghost-0", |r| r.state == ReplicaState::Failed).await);
+    let ghost = supervisor.replica("ghost-0").unwrap();
+    assert!(ghost.last_exit.unwrap().starts_with("cannot start /tmp/./no/such/program"), "reported");
+    supervisor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_grace_period_ends_in_sigkill_for_a_process_that_ignores_the_signal() {
+    use firedrill::drill::{KillAction, KillPlan, Pick, Selector};
+    let supervisor = Supervisor::new();
+    let text = "[[services]]\nname = \"stubborn\"\ncommand = \"sh\"\nargs = [\"-c\", \"trap '' TERM; exec sleep 30\"]\n\
+                restart = { policy = \"never\" }\n";
+    supervisor.up(services(text)).unwrap();
+    assert!(settle(&supervisor, "stubborn-0", |r| r.state == ReplicaState::Healthy).await);
+    let killers = firedrill::fault::kill::Killers::new(supervisor.clone());
+    let plan = KillPlan {
+        selector: Selector::Process { service: "stubborn".into() },
+        pick: Pick::Count(1),
+        every: None,
+        signal: Signal::TERM,
+        grace: Duration::from_millis(300),
+        action: KillAction::Kill,
+        max_targets: 1,
+    };
+    let (chosen, matching) = killers.choose(&plan, 1).await.unwrap();
+    assert_eq!(matching, 1);
+    let detail = killers.act(&plan, &chosen[0].target).await.unwrap();
+    assert!(detail.starts_with("SIGTERM to pid ") && detail.ends_with(", SIGKILL after 300ms"), "{detail}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(supervisor.replica("stubborn-0").unwrap().pid.is_some(), "SIGTERM is ignored");
+    assert!(settle(&supervisor, "stubborn-0", |r| r.state == ReplicaState::Exited).await);
+    assert_eq!(supervisor.replica("stubborn-0").unwrap().last_exit.as_deref(), Some("signal: 9 (SIGKILL)"));
+    supervisor.shutdown().await;
+}
+
+#[test]
+fn the_shipped_shop_environment_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop/shop.toml");
+    let services = envfile::load(&path).unwrap();
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["partner", "ledger", "wallet", "gateway"]);
+}
