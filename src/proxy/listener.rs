@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::http::HttpEngine;
 use super::link::{self, LinkShared};
 
 /// How long dialling the upstream may take before the client connection is closed.
@@ -26,6 +27,8 @@ pub struct Upstream {
     pub proxy: String,
     /// Where connections go; resolved on every dial, as Toxiproxy does.
     pub address: String,
+    /// For an `http` proxy, the engine that serves its connections instead of a dial.
+    pub http: Option<HttpEngine>,
     /// The toxics and counters.
     pub link: LinkShared,
     /// Source of per-connection seeds (seeded once per proxy, so runs are repeatable).
@@ -97,7 +100,8 @@ async fn accept_loop(
         match accepted {
             Ok((client, peer)) => {
                 let span = tracing::debug_span!("conn", proxy = %upstream.proxy, %peer);
-                tracker.spawn(connection(client, upstream.clone(), connections.child_token()).instrument(span));
+                let task = connection(client, upstream.clone(), connections.child_token(), tracker.clone());
+                tracker.spawn(task.instrument(span));
             }
             Err(err) => {
                 tracing::warn!(proxy = %upstream.proxy, %err, "accept failed");
@@ -110,8 +114,15 @@ async fn accept_loop(
     }
 }
 
-async fn connection(client: TcpStream, upstream: Arc<Upstream>, cancel: CancellationToken) {
+async fn connection(client: TcpStream, upstream: Arc<Upstream>, cancel: CancellationToken, tracker: TaskTracker) {
     let metrics = upstream.link.metrics.clone();
+    if let Some(engine) = &upstream.http {
+        let seed = upstream.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
+        metrics.connection_opened();
+        engine.serve(client, upstream.link.clone(), seed, cancel, &tracker).await;
+        metrics.connection_closed();
+        return;
+    }
     let dial = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream.address.as_str()));
     let server = tokio::select! {
         () = cancel.cancelled() => return,

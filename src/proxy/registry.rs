@@ -54,8 +54,6 @@ struct Proxy {
     running: Option<Running>,
     /// Requests and responses of an `http` proxy.
     http_metrics: Arc<HttpMetrics>,
-    /// The HTTP engine of an `http` proxy, while it listens.
-    engine: Option<HttpEngine>,
 }
 
 impl Proxy {
@@ -82,33 +80,20 @@ impl Proxy {
 
     /// Binds and starts accepting; on success `listen` becomes the address actually bound.
     async fn start(&mut self, tracker: &TaskTracker) -> Result<(), ApiError> {
-        let address = if self.config.mode == Mode::Http {
+        let http = (self.config.mode == Mode::Http).then(|| {
             let seed = self.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
-            let engine = HttpEngine::start(
-                self.config.upstream.clone(),
-                self.toxics_tx.subscribe(),
-                self.http_metrics.clone(),
-                seed,
-                tracker,
-            )
-            .await
-            .map_err(|e| ApiError::bind("127.0.0.1:0", &e))?;
-            let address = engine.address.to_string();
-            self.engine = Some(engine);
-            address
-        } else {
-            self.config.upstream.clone()
-        };
+            HttpEngine::new(self.config.upstream.clone(), self.toxics_tx.subscribe(), self.http_metrics.clone(), seed)
+        });
         let upstream = Upstream {
             proxy: self.config.name.clone(),
-            address,
+            address: self.config.upstream.clone(),
+            http,
             link: LinkShared { toxics: self.toxics_tx.subscribe(), metrics: self.metrics.clone() },
             seeds: self.seeds.clone(),
         };
-        let (local, running) = Running::start(&self.config.listen, upstream, tracker).await.map_err(|e| {
-            self.engine = None;
-            ApiError::bind(&self.config.listen, &e)
-        })?;
+        let (local, running) = Running::start(&self.config.listen, upstream, tracker)
+            .await
+            .map_err(|e| ApiError::bind(&self.config.listen, &e))?;
         self.config.listen = local.to_string();
         self.running = Some(running);
         tracing::info!(proxy = %self.config.name, listen = %local, upstream = %self.config.upstream, "proxy listening");
@@ -118,9 +103,6 @@ impl Proxy {
     async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
-        }
-        if let Some(engine) = self.engine.take() {
-            engine.stop();
         }
     }
 }
@@ -154,7 +136,6 @@ impl Registry {
             seeds: Arc::new(Mutex::new(SmallRng::seed_from_u64(seed))),
             running: None,
             http_metrics: Arc::default(),
-            engine: None,
         }
     }
 
@@ -388,9 +369,6 @@ impl Registry {
             if let Some(running) = proxy.running.take() {
                 closers.push(running.stop_accepting().await);
             }
-            if let Some(engine) = &proxy.engine {
-                engine.stop_accepting();
-            }
         }
         let open = || proxies.values().map(|p| p.metrics.open_connections()).sum::<i64>();
         self.tracker.close();
@@ -398,11 +376,6 @@ impl Registry {
         let left = if drained { 0 } else { usize::try_from(open()).unwrap_or(0) };
         for closer in closers {
             closer.cancel();
-        }
-        for proxy in proxies.values_mut() {
-            if let Some(engine) = proxy.engine.take() {
-                engine.stop();
-            }
         }
         self.tracker.wait().await;
         left

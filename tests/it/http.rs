@@ -117,11 +117,31 @@ async fn http_delay_holds_requests_and_tcp_toxics_still_apply_underneath() {
     assert!(fast < Duration::from_millis(250), "not delayed: {fast:?}");
     assert_eq!(d.call("DELETE", "/proxies/web/toxics/slow", None).await.status, 204);
 
-    // A TCP latency toxic on the same proxy delays the bytes between client and firedrill.
+    // Without TCP toxics the engine serves the accepted socket itself; it still counts bytes.
+    let text = d.call("GET", "/metrics", None).await.text;
+    let bytes = |direction: &str| -> u64 {
+        let key = format!("firedrill_proxy_bytes_total{{proxy=\"web\",direction=\"{direction}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(key.as_str())).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    assert!(bytes("upstream") > 0 && bytes("downstream") > 0, "{text}");
+
+    // A TCP latency toxic on the same proxy delays the bytes between client and firedrill, on
+    // the connection already open; removing it makes that connection fast again.
     d.toxic("web", r#"{"name":"wire","type":"latency","stream":"downstream","attributes":{"latency":200}}"#).await;
     let started = Instant::now();
     assert_eq!(get(&two, proxy, "/").await.unwrap().0, 200);
     assert!(started.elapsed() >= Duration::from_millis(190), "{:?}", started.elapsed());
+    assert_eq!(d.call("DELETE", "/proxies/web/toxics/wire", None).await.status, 204);
+    let started = Instant::now();
+    assert_eq!(get(&two, proxy, "/").await.unwrap(), (200, "hello".into()));
+    assert!(started.elapsed() < Duration::from_millis(150), "{:?}", started.elapsed());
+    assert_eq!(d.json("GET", "/proxies/web", None).await.1["toxics"], serde_json::json!([]));
+
+    // reset_peer on a fresh connection that is open and idle: the next request fails.
+    let fresh = http1();
+    assert_eq!(get(&fresh, proxy, "/").await.unwrap().0, 200);
+    d.toxic("web", r#"{"name":"rst","type":"reset_peer","attributes":{"timeout":0}}"#).await;
+    assert!(get(&fresh, proxy, "/").await.is_err(), "a reset connection answers nothing");
 }
 
 #[tokio::test]

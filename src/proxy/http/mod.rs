@@ -1,17 +1,16 @@
 //! The `http` proxy mode (a firedrill extension): HTTP/1.1 and HTTP/2 cleartext (gRPC included),
 //! forwarded request by request over pooled upstream connections, with request-level toxics.
 //!
-//! An `http` proxy is a TCP proxy whose upstream is this engine: the proxy's listener and its
-//! links stay exactly as in `tcp` mode, so TCP toxics still apply underneath (between the client
-//! and firedrill), and the engine, on a loopback port of its own, speaks HTTP to the client and
-//! to the real upstream. HTTP/2 is served with prior knowledge; an HTTP/1.1 request asking to
+//! An `http` proxy's listener hands each accepted connection to this engine, which speaks HTTP
+//! on it and to the real upstream. TCP toxics still apply underneath, between the client and
+//! firedrill: [`io::ClientIo`] puts a link under the connection when one is added. HTTP/2 is served with prior knowledge; an HTTP/1.1 request asking to
 //! upgrade to `h2c` is answered in HTTP/1.1, declining the upgrade as RFC 9113 allows (it
 //! deprecated the upgrade).
 
+pub mod io;
 pub mod metrics;
 pub mod request;
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -26,14 +25,15 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::io::ClientIo;
 use self::metrics::HttpMetrics;
 use self::request::Action;
-use super::link::ToxicList;
+use super::link::{LinkShared, ToxicList};
 use super::toxic::ToxicKind;
 
 /// A response body of any origin.
@@ -72,27 +72,15 @@ struct State {
     http2: Client<HttpConnector, Incoming>,
 }
 
-/// A running engine: where the proxy's links deliver, and how to stop it.
+/// The HTTP side of an `http` proxy: serves its accepted connections and forwards their
+/// requests over pooled upstream connections.
 pub struct HttpEngine {
-    /// The loopback address the proxy forwards to.
-    pub address: SocketAddr,
-    /// Stops the accept loop.
-    accept: CancellationToken,
-    /// Closes the engine's open connections.
-    stop: CancellationToken,
+    state: Arc<State>,
 }
 
 impl HttpEngine {
-    /// Binds a loopback port and serves HTTP there, forwarding to `upstream`.
-    pub async fn start(
-        upstream: String,
-        toxics: watch::Receiver<ToxicList>,
-        metrics: Arc<HttpMetrics>,
-        seed: u64,
-        tracker: &TaskTracker,
-    ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
+    /// An engine forwarding to `upstream`, under the proxy's `toxics`.
+    pub fn new(upstream: String, toxics: watch::Receiver<ToxicList>, metrics: Arc<HttpMetrics>, seed: u64) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let state = Arc::new(State {
@@ -103,58 +91,30 @@ impl HttpEngine {
             http1: Client::builder(TokioExecutor::new()).build(connector.clone()),
             http2: Client::builder(TokioExecutor::new()).http2_only(true).build(connector),
         });
-        let (accept, stop) = (CancellationToken::new(), CancellationToken::new());
-        tracker.spawn(serve(listener, state, accept.clone(), stop.clone(), tracker.clone()));
-        Ok(Self { address, accept, stop })
+        Self { state }
     }
 
-    /// Stops accepting; open connections go on (the daemon's drain).
-    pub fn stop_accepting(&self) {
-        self.accept.cancel();
-    }
-
-    /// Stops accepting and closes the engine's connections.
-    pub fn stop(&self) {
-        self.accept.cancel();
-        self.stop.cancel();
-    }
-}
-
-impl Drop for HttpEngine {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn serve(
-    listener: TcpListener,
-    state: Arc<State>,
-    accept: CancellationToken,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        let stream = tokio::select! {
-            () = accept.cancelled() => return,
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
+    /// Serves HTTP on an accepted client connection until it ends or `cancel` fires. TCP toxics
+    /// apply underneath (see [`ClientIo`]): `link`, `seed` and `tracker` are for that.
+    pub async fn serve(
+        &self,
+        client: TcpStream,
+        link: LinkShared,
+        seed: u64,
+        cancel: CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        let io = ClientIo::new(client, link, seed, cancel.clone(), tracker.clone());
+        let state = self.state.clone();
+        let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        tokio::select! {
+            result = connection => if let Err(error) = result {
+                tracing::debug!(%error, "http connection ended with an error");
             },
-        };
-        let _ = stream.set_nodelay(true);
-        let (state, stop) = (state.clone(), stop.clone());
-        tracker.spawn(async move {
-            let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = connection => if let Err(error) = result {
-                    tracing::debug!(%error, "http connection ended with an error");
-                },
-                () = stop.cancelled() => {}
-            }
-        });
+            () = cancel.cancelled() => {}
+        }
     }
 }
 
