@@ -142,17 +142,28 @@ fn throughput(daemon: &Daemon, sink: SocketAddr) {
     let plain = daemon.proxy("bulk", sink);
     let toxic = daemon.proxy("bulk_noop", sink);
     daemon.post("/proxies/bulk_noop/toxics", r#"{"type":"noop","stream":"upstream"}"#);
-    let (mut direct, mut fast, mut noop) = (Vec::new(), Vec::new(), Vec::new());
+    // The C floor copies with a buffer as large as firedrill's splice pipe.
+    let socat = Socat::start(sink, &["-b", "1048576"]);
+    let (mut direct, mut fast, mut noop, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         direct.push(bulk(sink));
         fast.push(bulk(plain));
         noop.push(bulk(toxic));
+        if let Some(socat) = &socat {
+            floor.push(bulk(socat.1));
+        }
     }
     let (d, f, n) = (median(&mut direct), median(&mut fast), median(&mut noop));
     println!("bulk throughput, 1 GiB per round");
     println!("  direct                  {d:6.2} GB/s");
     println!("  firedrill, no toxic     {f:6.2} GB/s   {:.2}x direct   (target >= 0.80x)", f / d);
     println!("  firedrill, noop toxic   {n:6.2} GB/s   {:.2}x direct", n / d);
+    if floor.is_empty() {
+        println!("  (socat not found: no C floor; `apt-get install socat` adds one)");
+    } else {
+        let c = median(&mut floor);
+        println!("  socat (C, own process)  {c:6.2} GB/s   {:.2}x direct   (1 MiB buffer)", c / d);
+    }
 }
 
 /// `ROUND_TRIPS` sequential 64-byte round trips; returns (p50, p99) in microseconds.
@@ -201,9 +212,10 @@ fn minimal_tokio_proxy(upstream: SocketAddr) -> SocketAddr {
 struct Socat(Child, SocketAddr);
 
 impl Socat {
-    fn start(upstream: SocketAddr) -> Option<Self> {
+    fn start(upstream: SocketAddr, options: &[&str]) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let child = Command::new("socat")
+            .args(options)
             .args([
                 format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay"),
                 format!("TCP:{upstream},nodelay"),
@@ -231,7 +243,7 @@ fn round_trips(daemon: &Daemon, echo: SocketAddr) {
     let proxied = daemon.proxy("rtt", echo);
     let minimal = minimal_tokio_proxy(echo);
     let mut figures = [(); 6].map(|()| Vec::new());
-    let socat = Socat::start(echo);
+    let socat = Socat::start(echo, &[]);
     let mut socat_figures = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         for (i, address) in [echo, proxied, minimal].into_iter().enumerate() {
