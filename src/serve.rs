@@ -81,7 +81,8 @@ impl Daemon {
             .await
             .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the control API: {e}", options.control)))?;
         let control = control_listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
-        let registry = Registry::new(options.seed);
+        let registry = Registry::on_own_thread(options.seed)
+            .map_err(|e| Failure::Failed(anyhow!("cannot start the proxies' thread: {e}")))?;
         for config in configs {
             let name = config.name.clone();
             if let Err(err) = registry.create(config).await {

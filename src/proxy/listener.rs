@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::http::HttpEngine;
 use super::link::{self, LinkShared};
+use super::plane::Plane;
 
 /// How long dialling the upstream may take before the client connection is closed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,27 +47,15 @@ pub struct Running {
 }
 
 impl Running {
-    /// Binds `listen` and starts accepting. Returns the address actually bound.
-    pub async fn start(listen: &str, upstream: Upstream, tracker: &TaskTracker) -> io::Result<(SocketAddr, Self)> {
-        // IPv4 first, as Toxiproxy reports it: `localhost:3310` becomes `127.0.0.1:3310`.
-        let mut addresses: Vec<SocketAddr> = tokio::net::lookup_host(listen).await?.collect();
-        addresses.sort_by_key(|a| !a.is_ipv4());
-        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
-        let mut bound = None;
-        for address in addresses {
-            match TcpListener::bind(address).await {
-                Ok(listener) => {
-                    bound = Some(listener);
-                    break;
-                }
-                Err(err) => last = err,
-            }
-        }
-        let listener = bound.ok_or(last)?;
+    /// Binds `listen` on the data plane and starts accepting there. Returns the address bound.
+    pub async fn start(listen: &str, upstream: Upstream, plane: &Plane) -> io::Result<(SocketAddr, Self)> {
+        // Bound inside the plane's runtime, so the plane's own driver watches the socket.
+        let listener = plane.handle.spawn(bind(listen.to_owned())).await.map_err(io::Error::other)??;
         let local = listener.local_addr()?;
         let (stop, connections) = (CancellationToken::new(), CancellationToken::new());
-        let task =
-            tokio::spawn(accept_loop(listener, Arc::new(upstream), stop.clone(), connections.clone(), tracker.clone()));
+        let accept =
+            accept_loop(listener, Arc::new(upstream), stop.clone(), connections.clone(), plane.tracker.clone());
+        let task = plane.handle.spawn(accept);
         Ok((local, Self { listener: stop, connections, task }))
     }
 
@@ -82,6 +71,20 @@ impl Running {
         let _ = self.task.await;
         self.connections
     }
+}
+
+async fn bind(listen: String) -> io::Result<TcpListener> {
+    // IPv4 first, as Toxiproxy reports it: `localhost:3310` becomes `127.0.0.1:3310`.
+    let mut addresses: Vec<SocketAddr> = tokio::net::lookup_host(listen.as_str()).await?.collect();
+    addresses.sort_by_key(|a| !a.is_ipv4());
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    for address in addresses {
+        match TcpListener::bind(address).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
 }
 
 async fn accept_loop(

@@ -2,6 +2,7 @@
 //!
 //! - [`registry`]: the proxies and every operation on them;
 //! - [`listener`] and [`link`]: accepting and forwarding (splice fast path, toxic pipeline);
+//! - [`plane`]: the runtime they run on;
 //! - [`toxic`] and [`toxics`]: the toxic model and one transformer per toxic type;
 //! - [`api`]: the HTTP admin API; [`config`]: proxy bodies and config files;
 //! - [`metrics`]: counters in Prometheus text format.
@@ -13,6 +14,7 @@ pub mod http;
 pub mod link;
 pub mod listener;
 pub mod metrics;
+pub mod plane;
 pub mod registry;
 #[cfg(target_os = "linux")]
 pub mod sys;

@@ -11,6 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
@@ -21,6 +22,7 @@ use super::http::metrics::HttpMetrics;
 use super::link::{LinkShared, ToxicList};
 use super::listener::{Running, Upstream};
 use super::metrics::{self, ProxyMetrics};
+use super::plane::{Plane, PlaneThread};
 use super::toxic::{Stream, Toxic};
 
 /// A proxy as the API returns it.
@@ -79,7 +81,7 @@ impl Proxy {
     }
 
     /// Binds and starts accepting; on success `listen` becomes the address actually bound.
-    async fn start(&mut self, tracker: &TaskTracker) -> Result<(), ApiError> {
+    async fn start(&mut self, plane: &Plane) -> Result<(), ApiError> {
         let http = (self.config.mode == Mode::Http).then(|| {
             let seed = self.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
             HttpEngine::new(self.config.upstream.clone(), self.toxics_tx.subscribe(), self.http_metrics.clone(), seed)
@@ -91,7 +93,7 @@ impl Proxy {
             link: LinkShared { toxics: self.toxics_tx.subscribe(), metrics: self.metrics.clone() },
             seeds: self.seeds.clone(),
         };
-        let (local, running) = Running::start(&self.config.listen, upstream, tracker)
+        let (local, running) = Running::start(&self.config.listen, upstream, plane)
             .await
             .map_err(|e| ApiError::bind(&self.config.listen, &e))?;
         self.config.listen = local.to_string();
@@ -110,16 +112,30 @@ impl Proxy {
 /// Every proxy of a daemon.
 pub struct Registry {
     proxies: tokio::sync::Mutex<BTreeMap<String, Proxy>>,
-    /// Tracks connection tasks, so shutdown can wait for them to drain.
-    tracker: TaskTracker,
+    /// Where the proxies run, and the tracker of their connections.
+    plane: Plane,
+    /// The data plane's own thread, when it has one.
+    _thread: Option<PlaneThread>,
     /// Seeds each new proxy's random source; `None` draws from the OS.
     seed: Option<u64>,
 }
 
 impl Registry {
-    /// An empty registry; `seed` makes toxicity and jitter draws repeatable.
+    /// An empty registry whose proxies run on the current runtime; `seed` makes toxicity and
+    /// jitter draws repeatable. Must be called within a tokio runtime.
     pub fn new(seed: Option<u64>) -> Arc<Self> {
-        Arc::new(Self { proxies: tokio::sync::Mutex::default(), tracker: TaskTracker::new(), seed })
+        Self::build(seed, Handle::current(), None)
+    }
+
+    /// An empty registry whose proxies run on a thread of their own (see [`super::plane`]).
+    pub fn on_own_thread(seed: Option<u64>) -> std::io::Result<Arc<Self>> {
+        let thread = PlaneThread::start()?;
+        Ok(Self::build(seed, thread.handle().clone(), Some(thread)))
+    }
+
+    fn build(seed: Option<u64>, handle: Handle, thread: Option<PlaneThread>) -> Arc<Self> {
+        let plane = Plane { handle, tracker: TaskTracker::new() };
+        Arc::new(Self { proxies: tokio::sync::Mutex::default(), plane, _thread: thread, seed })
     }
 
     fn new_proxy(&self, config: ProxyConfig) -> Proxy {
@@ -159,7 +175,7 @@ impl Registry {
     async fn started(&self, config: ProxyConfig) -> Result<Proxy, ApiError> {
         let mut proxy = self.new_proxy(config);
         if proxy.config.enabled {
-            proxy.start(&self.tracker).await?;
+            proxy.start(&self.plane).await?;
         }
         Ok(proxy)
     }
@@ -201,11 +217,11 @@ impl Registry {
         proxy.config = new;
         if proxy.config.enabled
             && proxy.running.is_none()
-            && let Err(err) = proxy.start(&self.tracker).await
+            && let Err(err) = proxy.start(&self.plane).await
         {
             proxy.config = old;
             if proxy.config.enabled && proxy.running.is_none() {
-                let _ = proxy.start(&self.tracker).await;
+                let _ = proxy.start(&self.plane).await;
             }
             return Err(err);
         }
@@ -257,7 +273,7 @@ impl Registry {
             proxy.publish();
             proxy.config.enabled = true;
             if proxy.running.is_none()
-                && let Err(err) = proxy.start(&self.tracker).await
+                && let Err(err) = proxy.start(&self.plane).await
             {
                 proxy.config.enabled = false;
                 first_error.get_or_insert(err);
@@ -371,13 +387,13 @@ impl Registry {
             }
         }
         let open = || proxies.values().map(|p| p.metrics.open_connections()).sum::<i64>();
-        self.tracker.close();
-        let drained = tokio::time::timeout(drain, self.tracker.wait()).await.is_ok();
+        self.plane.tracker.close();
+        let drained = tokio::time::timeout(drain, self.plane.tracker.wait()).await.is_ok();
         let left = if drained { 0 } else { usize::try_from(open()).unwrap_or(0) };
         for closer in closers {
             closer.cancel();
         }
-        self.tracker.wait().await;
+        self.plane.tracker.wait().await;
         left
     }
 }
