@@ -1,5 +1,5 @@
 //! The client socket of an `http` proxy connection as the HTTP server reads and writes it:
-//! directly while the proxy has no TCP toxic, through a [`link`](crate::proxy::link) once one
+//! directly while the proxy has no TCP toxic, through a [`link`] once one
 //! appears.
 //!
 //! With no TCP toxic the engine serves HTTP on the accepted socket itself, so a request costs no
