@@ -162,9 +162,23 @@ impl<'a> Direction<'a> {
             }
             let Some(pipe) = self.pipe.as_ref() else { return Step::Done(Verdict::Close) };
             let fd = self.src.as_raw_fd();
-            let mut pending = match self.src.try_io(Interest::READABLE, || pipe.fill_from(fd, pipe.capacity())) {
+            // A short read means the socket is drained (tokio's own reads assume the same):
+            // reporting it as `WouldBlock` clears the readiness, so the next turn waits for
+            // data instead of spending a `splice` to learn there is none. tokio only clears
+            // readiness no newer event has set, so no arrival is missed.
+            let mut moved = 0;
+            let filled = self.src.try_io(Interest::READABLE, || {
+                moved = pipe.fill_from(fd, pipe.capacity())?;
+                if moved > 0 && moved < pipe.capacity() {
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(moved)
+                }
+            });
+            let mut pending = match filled {
                 Ok(0) => return self.half_close(),
                 Ok(n) => n,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock && moved > 0 => moved,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(_) => return Step::Done(Verdict::Close),
             };
