@@ -13,10 +13,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::Daemon;
 
-/// An upstream speaking HTTP/1.1 and HTTP/2 (prior knowledge): `/` says hello, `/pay` says paid.
+/// Size of the `/big` answer.
+const BIG: usize = 8 << 20;
+
+/// An upstream speaking HTTP/1.1 and HTTP/2 (prior knowledge): `/` says hello, `/pay` says paid,
+/// `/big` sends [`BIG`] bytes of the harness pattern.
 pub async fn upstream() -> SocketAddr {
     use axum::routing::get;
-    let app = axum::Router::new().route("/", get(|| async { "hello" })).route("/pay", get(|| async { "paid" }));
+    let app = axum::Router::new()
+        .route("/", get(|| async { "hello" }))
+        .route("/pay", get(|| async { "paid" }))
+        .route("/big", get(|| async { crate::harness::pattern(BIG) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -202,4 +209,28 @@ async fn malformed_requests_get_400_and_bad_toxics_are_refused() {
     let (status, _) = d.json("POST", "/proxies/web", Some(r#"{"upstream":"127.0.0.1:1"}"#)).await;
     assert_eq!(status, 200);
     assert_eq!(get(&http1(), proxy, "/").await.unwrap().0, 502);
+}
+
+#[tokio::test]
+async fn a_tcp_toxic_added_mid_response_loses_and_reorders_nothing() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    // A small receive buffer keeps most of the answer out of the client's kernel buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut stream = socket.connect(proxy).await.unwrap();
+    stream.write_all(b"GET /big HTTP/1.1\r\nhost: web\r\nconnection: close\r\n\r\n").await.unwrap();
+    // Part of the answer arrives on the direct path; the rest after the switch to a link.
+    let mut answer = vec![0; 256 * 1024];
+    stream.read_exact(&mut answer).await.unwrap();
+    d.toxic("web", r#"{"name":"wire","type":"latency","stream":"downstream","attributes":{"latency":100}}"#).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    // More than the socket buffers hold (at most about 4 MiB) was still to come, so it went
+    // through the toxic, whose queue lets 512 KiB per 100 ms through.
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..split]));
+    assert_eq!(answer.len() - split, BIG);
+    assert!(answer[split..] == crate::harness::pattern(BIG)[..], "the body arrived intact and in order");
 }
