@@ -7,8 +7,9 @@
 //!   attributes of at most `u32::MAX`;
 //! - it names every toxic `<type>_<stream>`, so a proxy carries at most one toxic per type and
 //!   stream ([`ToxiproxyApi`] refuses to add one over a toxic of that name it did not create);
-//! - it can only delete all of a proxy's toxics at once, so removing one toxic deletes them all
-//!   and re-creates the others (a moment without them, reported if one cannot be re-created);
+//! - it can only delete all of a proxy's toxics at once, which would take other people's toxics
+//!   with ours, so one toxic is removed with a plain `DELETE` over hyper (the one call made
+//!   without the crate) and the result read back through the crate;
 //! - it reports an HTTP error status as success, so every change is read back and checked;
 //! - it blocks and may panic on a transport error, so every call runs on a blocking thread with
 //!   the panic turned into an error.
@@ -165,6 +166,9 @@ impl FaultTarget for ToxiproxyApi {
     }
 
     async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), String> {
+        delete_toxic(&self.address, proxy, toxic)
+            .await
+            .map_err(|e| format!("the Toxiproxy API at {}: {e}", self.address))?;
         let (proxy_name, name) = (proxy.to_owned(), toxic.to_owned());
         self.call(move |client| {
             let proxy = match client.find_proxy(&proxy_name) {
@@ -173,30 +177,45 @@ impl FaultTarget for ToxiproxyApi {
                 Err(_) if !client.all()?.contains_key(&proxy_name) => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let mut before = toxics(&proxy)?;
-            if before.remove(&name).is_none() {
-                return Ok(());
-            }
-            proxy.delete_all_toxics()?;
-            for other in before.values() {
-                // One that cannot be re-created is reported below as missing.
-                let _ = create(&proxy, other);
-            }
-            let after = toxics(&proxy)?;
-            if after.contains_key(&name) {
-                return Err(format!("proxy `{proxy_name}` still has the toxic `{name}`"));
-            }
-            let missing: Vec<String> = before.into_keys().filter(|n| !after.contains_key(n)).collect();
-            if missing.is_empty() {
-                Ok(())
+            if toxics(&proxy)?.contains_key(&name) {
+                Err(format!("proxy `{proxy_name}` still has the toxic `{name}`"))
             } else {
-                Err(format!(
-                    "removed `{name}` from proxy `{proxy_name}`, but could not put back {} (toxiproxy_rust deletes all toxics at once)",
-                    missing.join(", ")
-                ))
+                Ok(())
             }
         })
         .await
+    }
+}
+
+/// `DELETE /proxies/{proxy}/toxics/{name}`: one toxic, leaving the proxy's others alone. The
+/// crate can only delete all of them, which would drop (for a moment, or for good when the crate
+/// cannot re-create them) toxics someone else put there. A toxic or proxy already gone is fine.
+async fn delete_toxic(address: &str, proxy: &str, name: &str) -> Result<(), String> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let uri: http::Uri = format!("http://{address}/proxies/{proxy}/toxics/{name}")
+        .parse()
+        .map_err(|e| format!("cannot address toxic `{name}` of proxy `{proxy}`: {e}"))?;
+    let request = http::Request::delete(uri).body(Empty::<bytes::Bytes>::new()).map_err(|e| e.to_string())?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let call = async {
+        let response = client.request(request).await.map_err(|e| format!("DELETE failed: {e}"))?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
+        Ok::<_, String>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+        .await
+        .map_err(|_| "DELETE took more than 10 s".to_owned())??;
+    if status.is_success() || status == http::StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        Err(format!(
+            "DELETE of toxic `{name}` on proxy `{proxy}` answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ))
     }
 }
 

@@ -419,21 +419,24 @@ fn faults_go_through_an_external_toxiproxy_api_and_come_out_after_a_crash() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("another fault puts `latency_downstream` on proxy `partner` at the same time"), "{err}");
 
-    // Removing our toxic keeps a stranger's one (the client deletes all and re-creates the rest).
+    // Removing our toxic leaves strangers' toxics alone, even of types the client cannot create.
     let http = reqwest::blocking::Client::new();
     let toxics_url = format!("http://{api}/proxies/partner/toxics");
     let stranger = r#"{"name":"bandwidth_upstream","type":"bandwidth","stream":"upstream","attributes":{"rate":77}}"#;
     assert!(http.post(&toxics_url).body(stranger).send().unwrap().status().is_success());
+    let reset = r#"{"name":"stranger_reset","type":"reset_peer","toxicity":0,"attributes":{"timeout":5}}"#;
+    assert!(http.post(&toxics_url).body(reset).send().unwrap().status().is_success());
+    let theirs = external.proxies()["partner"]["toxics"].clone();
     let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let both = ["bandwidth_upstream", "latency_downstream"];
-    assert_eq!(toxics_become(&external, &both), both);
+    let all = ["bandwidth_upstream", "stranger_reset", "latency_downstream"];
+    assert_eq!(toxics_become(&external, &all), all);
     let (code, out, err) = runner.verb(&["abort", "--all"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let left = external.proxies()["partner"]["toxics"].clone();
-    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
-    assert_eq!(left[0]["name"], "bandwidth_upstream");
-    assert_eq!(left[0]["attributes"]["rate"], 77, "the stranger's toxic comes back as it was");
+    assert_eq!(external.proxies()["partner"]["toxics"], theirs, "the strangers' toxics are untouched");
+    for toxic in ["bandwidth_upstream", "stranger_reset"] {
+        assert_eq!(http.delete(format!("{toxics_url}/{toxic}")).send().unwrap().status(), 204);
+    }
 
     // A toxic of the same name that is not ours is neither replaced nor removed: the fault fails.
     let squatter = r#"{"name":"latency_downstream","type":"latency","attributes":{"latency":5}}"#;
