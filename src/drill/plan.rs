@@ -92,7 +92,8 @@ pub struct KillPlan {
     pub grace: Duration,
     /// What is done to each target.
     pub action: KillAction,
-    /// The most targets one round may touch (the drill's `blast_radius.max_targets`).
+    /// The most targets down at once, this round's and those not back yet (the drill's
+    /// `blast_radius.max_targets`).
     pub max_targets: usize,
 }
 

@@ -74,11 +74,21 @@ pub fn choose_from(matching: &[Target], plan: &KillPlan, seed: u64) -> Result<Ve
             plan.max_targets
         ));
     }
-    let ready_before = matching.iter().filter(|t| t.ready).count();
-    Ok(sample(matching.len(), n, seed)
-        .into_iter()
-        .map(|i| Acted { target: matching[i].clone(), ready_before })
-        .collect())
+    // Targets not ready yet (an earlier round's, or down on their own) count against the blast
+    // radius, and only ready ones are drawn: repeated rounds never take more down at once than
+    // the drill allows, and never hit one that has not come back.
+    let ready: Vec<&Target> = matching.iter().filter(|t| t.ready).collect();
+    let down = matching.len() - ready.len();
+    if n + down > plan.max_targets {
+        return Err(format!(
+            "{down} of {} {} not ready; taking {n} more down would exceed blast_radius.max_targets ({}); nothing was killed",
+            matching.len(),
+            plan.selector.describe(),
+            plan.max_targets
+        ));
+    }
+    let ready_before = ready.len();
+    Ok(sample(ready.len(), n, seed).into_iter().map(|i| Acted { target: ready[i].clone(), ready_before }).collect())
 }
 
 impl Killers {
@@ -211,6 +221,35 @@ impl Killers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(id: &str, ready: bool) -> Target {
+        Target { id: id.into(), name: id.into(), ready, marker: String::new() }
+    }
+
+    fn plan(max_targets: usize) -> KillPlan {
+        KillPlan {
+            selector: Selector::Process { service: "wallet".into() },
+            pick: crate::drill::Pick::Count(1),
+            every: None,
+            signal: Signal::KILL,
+            grace: std::time::Duration::ZERO,
+            action: KillAction::Kill,
+            max_targets,
+        }
+    }
+
+    #[test]
+    fn a_round_draws_only_ready_targets_and_counts_the_down_ones_against_the_blast_radius() {
+        let matching = [target("a", false), target("b", true), target("c", true)];
+        let err = choose_from(&matching, &plan(1), 1).unwrap_err();
+        assert!(err.contains("1 of 3") && err.contains("exceed blast_radius.max_targets (1)"), "{err}");
+        for seed in 0..50 {
+            let chosen = choose_from(&matching, &plan(2), seed).unwrap();
+            assert_eq!(chosen.len(), 1);
+            assert_ne!(chosen[0].target.id, "a", "never the one still down");
+            assert_eq!(chosen[0].ready_before, 2);
+        }
+    }
 
     #[test]
     fn samples_are_seeded_and_never_repeat() {
