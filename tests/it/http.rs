@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::harness::Daemon;
 
 /// Size of the `/big` answer.
-const BIG: usize = 8 << 20;
+const BIG: usize = 16 << 20;
 
 /// An upstream speaking HTTP/1.1 and HTTP/2 (prior knowledge): `/` says hello, `/pay` says paid,
 /// `/big` sends [`BIG`] bytes of the harness pattern.
@@ -226,7 +226,7 @@ async fn a_tcp_toxic_added_mid_response_loses_and_reorders_nothing() {
     d.toxic("web", r#"{"name":"wire","type":"latency","stream":"downstream","attributes":{"latency":100}}"#).await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
-    // More than the socket buffers hold (at most about 4 MiB) was still to come, so it went
+    // More than the socket buffers hold (about 4 MiB by default) was still to come, so it went
     // through the toxic, whose queue lets 512 KiB per 100 ms through.
     assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
