@@ -117,34 +117,50 @@ async fn accept_loop(
     }
 }
 
+/// What a client connection is joined to.
+enum Peer<'a> {
+    /// A connection to the upstream (`tcp` mode).
+    Upstream(TcpStream),
+    /// The proxy's HTTP engine (`http` mode).
+    Http(&'a HttpEngine),
+}
+
 async fn connection(client: TcpStream, upstream: Arc<Upstream>, cancel: CancellationToken, tracker: TaskTracker) {
-    let metrics = upstream.link.metrics.clone();
-    if let Some(engine) = &upstream.http {
-        let seed = upstream.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
-        metrics.connection_opened();
-        engine.serve(client, upstream.link.clone(), seed, cancel, &tracker).await;
-        metrics.connection_closed();
-        return;
+    // An `http` proxy serves the connection itself; a `tcp` one needs its upstream first.
+    let peer = match &upstream.http {
+        Some(engine) => Peer::Http(engine),
+        None => match dial(&upstream, &cancel).await {
+            Some(server) => Peer::Upstream(server),
+            None => return,
+        },
+    };
+    let metrics = &upstream.link.metrics;
+    let seed = upstream.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
+    metrics.connection_opened();
+    match peer {
+        Peer::Upstream(server) => link::run(client, server, upstream.link.clone(), seed, cancel).await,
+        Peer::Http(engine) => engine.serve(client, upstream.link.clone(), seed, cancel, &tracker).await,
     }
+    metrics.connection_closed();
+}
+
+/// Connects to the upstream; `None` (counted as a failed dial unless cancelled) closes the client.
+async fn dial(upstream: &Upstream, cancel: &CancellationToken) -> Option<TcpStream> {
     let dial = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream.address.as_str()));
-    let server = tokio::select! {
-        () = cancel.cancelled() => return,
+    tokio::select! {
+        () = cancel.cancelled() => None,
         dialled = dial => match dialled {
-            Ok(Ok(server)) => server,
+            Ok(Ok(server)) => Some(server),
             Ok(Err(err)) => {
                 tracing::info!(upstream = %upstream.address, %err, "upstream refused; closing the client");
-                metrics.dial_failed();
-                return;
+                upstream.link.metrics.dial_failed();
+                None
             }
             Err(_) => {
                 tracing::info!(upstream = %upstream.address, "upstream dial timed out; closing the client");
-                metrics.dial_failed();
-                return;
+                upstream.link.metrics.dial_failed();
+                None
             }
         },
-    };
-    let seed = upstream.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
-    metrics.connection_opened();
-    link::run(client, server, upstream.link.clone(), seed, cancel).await;
-    metrics.connection_closed();
+    }
 }
