@@ -67,11 +67,15 @@ pub fn clock(ms: u64) -> String {
 
 /// Prints a run's status for people.
 pub fn print_status(run: &RunStatus) {
+    if run.sealed {
+        println!("a blind drill for team {} is armed or running: acknowledge when you notice symptoms", run.team);
+        return;
+    }
     let state = if run.outcome.is_empty() { "in progress".to_owned() } else { run.outcome.clone() };
     println!(
         "run {}  drill {}  team {}  {}  elapsed {}",
         run.run_id,
-        run.drill,
+        if run.drill.is_empty() { "(blind)" } else { &run.drill },
         run.team,
         state,
         clock(run.elapsed_ms)
@@ -89,9 +93,12 @@ pub fn print_status(run: &RunStatus) {
 }
 
 fn status_json(run: &RunStatus) -> serde_json::Value {
+    if run.sealed {
+        return serde_json::json!({ "sealed": true, "team": run.team });
+    }
     serde_json::json!({
         "run_id": run.run_id,
-        "drill": run.drill,
+        "drill": if run.drill.is_empty() { None } else { Some(&run.drill) },
         "team": run.team,
         "briefing": run.briefing,
         "elapsed_ms": run.elapsed_ms,
@@ -186,7 +193,11 @@ pub async fn abort(remote: &Remote, run_id: String, by: String, all: bool) -> Re
         println!("no run was in progress");
     }
     for id in reply.aborted {
-        println!("aborted run {id}; its faults were removed");
+        if id == crate::run::manager::DISARMED {
+            println!("disarmed a blind drill that had not started");
+        } else {
+            println!("aborted run {id}; its faults were removed");
+        }
     }
     Ok(())
 }

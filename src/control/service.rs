@@ -74,6 +74,7 @@ pub fn run_status(view: RunView) -> RunStatus {
         outcome: card.as_ref().and_then(|c| c.outcome).map(crate::wire_name).unwrap_or_default(),
         scorecard_path: view.scorecard_path.map(|p| p.display().to_string()).unwrap_or_default(),
         briefing: view.briefing,
+        sealed: view.sealed,
     }
 }
 
@@ -159,7 +160,15 @@ impl Control for ControlService {
     type WatchStream = EventStream;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<EventStream>, Status> {
-        let id = self.manager.resolve_id(&request.into_inner().run_id).map_err(status)?;
+        let run_id = request.into_inner().run_id;
+        // The same answer whether a blind drill is armed or running: watching must not tell when.
+        if (run_id.is_empty() && self.manager.blind_pending()) || self.manager.is_sealed(&run_id) {
+            return Err(Status::failed_precondition(
+                "a blind drill is armed or running: its events stay sealed until it ends \
+                 (`firedrill status` shows your phases once you acknowledge)",
+            ));
+        }
+        let id = self.manager.resolve_id(&run_id).map_err(status)?;
         let log = self.manager.log(&id).map_err(status)?;
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_QUEUE);
         tokio::spawn(async move {

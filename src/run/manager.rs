@@ -32,6 +32,9 @@ pub fn blind_pick(count: usize, seed: u64, within: std::time::Duration) -> Optio
     Some((index, std::time::Duration::from_millis(delay)))
 }
 
+/// What the kill switch reports for a blind drill it disarmed before it started.
+pub const DISARMED: &str = "blind drill (armed)";
+
 /// How many commands may wait for a run at once.
 const COMMAND_QUEUE: usize = 32;
 
@@ -89,12 +92,39 @@ pub struct RunView {
     pub briefing: String,
     /// Where the final scorecard was written.
     pub scorecard_path: Option<PathBuf>,
+    /// A blind drill, sealed: armed or in progress and not yet acknowledged. Everything that
+    /// would tell the responder what or when (id, drill, briefing, elapsed time, phases) is
+    /// left out until they acknowledge; the drill's name stays out until the run ends.
+    pub sealed: bool,
+}
+
+/// What status may say about a sealed blind drill: the team, nothing else.
+fn sealed(team: &str) -> RunView {
+    RunView {
+        run_id: String::new(),
+        drill: String::new(),
+        team: team.to_owned(),
+        elapsed_ms: 0,
+        card: None,
+        briefing: String::new(),
+        scorecard_path: None,
+        sealed: true,
+    }
+}
+
+/// A blind drill waiting for its moment.
+struct Armed {
+    team: String,
+    /// Disarms it (the kill switch).
+    cancel: CancellationToken,
 }
 
 struct Entry {
     /// The drill and the team, known before the run has journaled anything.
     drill: String,
     team: String,
+    /// Started by blind mode: status and watch keep it sealed (see [`RunView::sealed`]).
+    blind: bool,
     commands: mpsc::Sender<Command>,
     log: Arc<RunLog>,
     started: Instant,
@@ -110,6 +140,8 @@ pub struct Manager {
     kills: Killers,
     dirs: RunDirs,
     runs: Mutex<BTreeMap<String, Entry>>,
+    /// Blind drills not started yet, by arming number.
+    armed: Mutex<BTreeMap<u64, Armed>>,
     /// Ends every run as interrupted when the daemon stops.
     shutdown: CancellationToken,
     /// Run tasks, so the daemon can wait for their cleanup before it exits.
@@ -125,6 +157,7 @@ impl Manager {
             kills,
             dirs,
             runs: Mutex::default(),
+            armed: Mutex::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             counter: AtomicU64::new(0),
@@ -188,6 +221,10 @@ impl Manager {
         Err(ManagerError::NoDrill(name.to_owned()))
     }
 
+    fn armed(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Armed>> {
+        self.armed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Starts `drill` for `team`; returns the run id.
     pub async fn start(
         self: &Arc<Self>,
@@ -196,6 +233,18 @@ impl Manager {
         responder: Option<String>,
         seed: Option<u64>,
     ) -> Result<String, ManagerError> {
+        self.start_run(drill, team, responder, seed, None).await
+    }
+
+    async fn start_run(
+        self: &Arc<Self>,
+        drill: &str,
+        team: &str,
+        responder: Option<String>,
+        seed: Option<u64>,
+        armed: Option<u64>,
+    ) -> Result<String, ManagerError> {
+        let blind = armed.is_some();
         let path = self.find_drill(drill)?;
         let environment = Environment {
             proxies: self.proxies.names().await.map_err(ManagerError::Proxies)?,
@@ -217,7 +266,9 @@ impl Manager {
         let wall = super::wall_ms() / 1000;
         // A daemon restarted within the same second counts from 1 again: skip ids already taken.
         let (run_id, journal) = loop {
-            let run_id = format!("{}-{wall}-{}", drill.name, self.counter.fetch_add(1, Ordering::Relaxed) + 1);
+            // A blind run's id must not name its drill: responders see it in messages.
+            let prefix = if blind { "blind" } else { drill.name.as_str() };
+            let run_id = format!("{prefix}-{wall}-{}", self.counter.fetch_add(1, Ordering::Relaxed) + 1);
             match Journal::create(&self.journal_dir().join(format!("{run_id}.jsonl"))) {
                 Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {}
                 other => break (run_id, other.map_err(runner::RunError::from)?),
@@ -231,12 +282,20 @@ impl Manager {
         let entry = Entry {
             drill: spec.drill.name.clone(),
             team: spec.team.clone(),
+            blind,
             commands,
             log: log.clone(),
             started: Instant::now(),
             finished,
         };
-        self.runs().insert(run_id.clone(), entry);
+        {
+            // Locks in status's order (runs, then armed): a blind drill is never listed twice.
+            let mut runs = self.runs();
+            runs.insert(run_id.clone(), entry);
+            if let Some(number) = armed {
+                self.armed().remove(&number);
+            }
+        }
         let manager = self.clone();
         self.tracker.spawn(async move {
             let result =
@@ -274,17 +333,32 @@ impl Manager {
         let (index, delay) =
             blind_pick(names.len(), seed, within).ok_or_else(|| ManagerError::NoDrill("(any)".into()))?;
         let drill = names.swap_remove(index);
-        let (manager, stop) = (self.clone(), self.shutdown.clone());
+        let cancel = self.shutdown.child_token();
+        let number = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.armed().insert(number, Armed { team: team.clone(), cancel: cancel.clone() });
+        let manager = self.clone();
         self.tracker.spawn(async move {
             tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(delay) => {
+                    if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number)).await {
+                        tracing::error!(%err, "the blind drill could not start");
+                    }
+                }
             }
-            if let Err(err) = manager.start(&drill, &team, responder, Some(seed)).await {
-                tracing::error!(%err, "the blind drill could not start");
-            }
+            // A drill that could not start is disarmed too.
+            manager.armed().remove(&number);
         });
         Ok(())
+    }
+
+    /// Disarms every blind drill that has not started yet; returns how many.
+    pub fn disarm(&self) -> usize {
+        let armed = std::mem::take(&mut *self.armed());
+        for blind in armed.values() {
+            blind.cancel.cancel();
+        }
+        armed.len()
     }
 
     /// Resolves an optional run id: empty means the one run in progress.
@@ -301,6 +375,9 @@ impl Manager {
             runs.iter().filter(|(_, e)| e.finished.borrow().is_none()).map(|(id, _)| id).collect();
         match active.as_slice() {
             [one] => Ok((*one).clone()),
+            [] if !self.armed().is_empty() => Err(ManagerError::Ambiguous(
+                "no drill is running yet (a blind drill is armed: act when you notice symptoms)".into(),
+            )),
             [] => Err(ManagerError::Ambiguous("no run is in progress".into())),
             many => Err(ManagerError::Ambiguous(format!(
                 "{} runs are in progress ({})",
@@ -377,8 +454,10 @@ impl Manager {
         Ok(())
     }
 
-    /// The kill switch: aborts every run in progress; returns their ids.
+    /// The kill switch: disarms every blind drill not started yet and aborts every run in
+    /// progress; returns the runs' ids, then `blind drill (armed)` once per disarmed one.
     pub async fn abort_all(&self, by: &str) -> Vec<String> {
+        let disarmed = self.disarm();
         let active: Vec<String> =
             self.runs().iter().filter(|(_, e)| e.finished.borrow().is_none()).map(|(id, _)| id.clone()).collect();
         let mut aborted = Vec::new();
@@ -387,7 +466,14 @@ impl Manager {
                 aborted.push(id);
             }
         }
+        aborted.extend(std::iter::repeat_n(DISARMED.to_owned(), disarmed));
         aborted
+    }
+
+    /// Whether a blind drill is armed or in progress: `watch` then stays sealed.
+    pub fn blind_pending(&self) -> bool {
+        let armed = !self.armed().is_empty();
+        armed || self.runs().values().any(|e| e.blind && e.finished.borrow().is_none())
     }
 
     /// Waits until a run has ended and its scorecard is written.
@@ -398,37 +484,49 @@ impl Manager {
         }
     }
 
-    /// One run, or all runs, as status sees them.
+    /// One run, or all runs, as status sees them; blind drills sealed (see [`RunView::sealed`]),
+    /// armed ones included, so that armed and started look the same until acknowledged.
     pub fn status(&self, run_id: Option<&str>) -> Result<Vec<RunView>, ManagerError> {
         let runs = self.runs();
         let view = |id: &String, entry: &Entry| {
             let records = entry.log.records();
             let card = Scorecard::from_journal(&records).ok();
             let finished = entry.finished.borrow().clone();
-            let elapsed_ms = match (&card, records.last()) {
-                (Some(c), Some(last)) if c.outcome.is_some() => last.t_ms,
+            let ended = card.as_ref().is_some_and(|c| c.outcome.is_some());
+            let elapsed_ms = match (ended, records.last()) {
+                (true, Some(last)) => last.t_ms,
                 _ => u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             };
             let briefing = match records.first().map(|r| &r.event) {
                 Some(crate::run::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
                 _ => String::new(),
             };
-            RunView {
+            let acknowledged = records.iter().any(|r| matches!(r.event, crate::run::event::Event::Ack { .. }));
+            let view = RunView {
                 run_id: id.clone(),
-                drill: entry.drill.clone(),
+                drill: if entry.blind && !ended { String::new() } else { entry.drill.clone() },
                 team: entry.team.clone(),
                 elapsed_ms,
                 card,
                 briefing,
                 scorecard_path: finished.and_then(Result::ok),
-            }
+                sealed: false,
+            };
+            if entry.blind && !ended && !acknowledged { sealed(&entry.team) } else { view }
         };
-        match run_id {
-            Some(id) => {
-                runs.get(id).map(|e| vec![view(&id.to_owned(), e)]).ok_or_else(|| ManagerError::NoRun(id.to_owned()))
-            }
-            None => Ok(runs.iter().map(|(id, e)| view(id, e)).collect()),
+        if let Some(id) = run_id {
+            return runs
+                .get(id)
+                .map(|e| vec![view(&id.to_owned(), e)])
+                .ok_or_else(|| ManagerError::NoRun(id.to_owned()));
         }
+        let armed = self.armed().values().map(|a| sealed(&a.team)).collect::<Vec<_>>();
+        Ok(runs.iter().map(|(id, e)| view(id, e)).chain(armed).collect())
+    }
+
+    /// Whether a run is a blind one still in progress: its events stay sealed until it ends.
+    pub fn is_sealed(&self, run_id: &str) -> bool {
+        self.runs().get(run_id).is_some_and(|e| e.blind && e.finished.borrow().is_none())
     }
 
     /// Stops every run (as interrupted) and waits for their cleanup.

@@ -300,21 +300,51 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
     let (code, out, err) = serve.verb(&["run", "--blind", "--within", "1s", "--team", "solo", "--seed", "5"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!out.contains("slow-partner") && out.contains("acknowledge when you notice"), "{out}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let run = loop {
-        let (_, json, _) = serve.verb(&["status", "--json"]);
-        let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
-        if let Some(run) = runs.as_array().and_then(|r| r.first()).cloned() {
-            break run;
-        }
-        assert!(std::time::Instant::now() < deadline, "the blind drill never started");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!((run["drill"].as_str(), run["team"].as_str()), (Some("slow-partner"), Some("solo")));
+    let status = || -> serde_json::Value { serde_json::from_str(&serve.verb(&["status", "--json"]).1).unwrap() };
+    let sealed = serde_json::json!([{ "sealed": true, "team": "solo" }]);
+    // Armed or started, status says the same: neither what nor when.
+    assert_eq!(status(), sealed);
     assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
-    let (code, _, _) = serve.verb(&["ack", "--as", "solo"]);
-    assert_eq!(code, Some(0), "the responder acknowledges without knowing the run id");
+    assert_eq!(status(), sealed, "a started blind drill looks like an armed one until acknowledged");
+    let (code, _, err) = serve.verb(&["watch"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("sealed until it ends"), "{err}");
+
+    let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(0), "the responder acknowledges without knowing the run id: {err}");
+    let run = status()[0].clone();
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    assert!(run_id.starts_with("blind-") && !run_id.contains("slow-partner"), "{run}");
+    assert_eq!(run["drill"], serde_json::Value::Null, "the drill's name would give the diagnosis away: {run}");
+    assert!(!run["briefing"].as_str().unwrap().is_empty(), "acknowledged, the responder gets the briefing: {run}");
+    assert!(run["phases"][0]["actual_ms"].is_u64(), "{run}");
+    let (code, _, err) = serve.verb(&["watch", "--run", &run_id]);
+    assert_eq!(code, Some(2), "{err}");
+
     serve.verb(&["abort", "--all", "--as", "solo"]);
+    assert!(toxics(&serve).is_empty());
+    let run = status()[0].clone();
+    assert_eq!((run["drill"].as_str(), run["team"].as_str()), (Some("slow-partner"), Some("solo")), "{run}");
+    assert_eq!(run["outcome"], "aborted", "{run}");
+}
+
+#[test]
+fn the_kill_switch_disarms_a_blind_drill_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1h", "--team", "solo", "--seed", "5"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = serve.verb(&["status"]);
+    assert!(out.contains("a blind drill for team solo is armed or running"), "{out}");
+    let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(2), "nothing to acknowledge before the drill starts: {err}");
+    assert!(err.contains("a blind drill is armed"), "{err}");
+    let (code, out, err) = serve.verb(&["abort", "--all", "--as", "solo"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("disarmed a blind drill that had not started"), "{out}");
+    let (_, json, _) = serve.verb(&["status", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), serde_json::json!([]));
     assert!(toxics(&serve).is_empty());
 }
 
