@@ -255,10 +255,14 @@ fn print_scorecard(manager: &Manager, run_id: &str) {
         );
     }
     for alert in &card.alerts {
-        let when = alert
-            .fired_after_ms
-            .map_or_else(|| "never fired".into(), |ms| format!("fired after {}", client::clock(ms)));
-        println!("  expected alert {}: {when}{}", alert.name, if alert.met { "" } else { " (missed)" });
+        let deadline = client::clock(alert.within_ms);
+        let verdict = match (alert.fired_after_ms, alert.met, alert.due) {
+            (Some(ms), true, _) => format!("fired after {} (deadline {deadline})", client::clock(ms)),
+            (Some(ms), false, _) => format!("fired after {}, late (deadline {deadline})", client::clock(ms)),
+            (None, _, true) => format!("never fired (missed; deadline {deadline})"),
+            (None, _, false) => format!("not fired yet when the run ended, before its deadline {deadline}: not judged"),
+        };
+        println!("  expected alert {}: {verdict}", alert.name);
     }
     println!("  full scorecard: {}", path.display());
 }

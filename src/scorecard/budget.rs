@@ -45,6 +45,15 @@ pub struct AlertScore {
     pub fired_after_ms: Option<u64>,
     /// Fired within the deadline.
     pub met: bool,
+    /// Judged: it fired, or the run lasted past the deadline. An alert that had not fired when
+    /// a run ended before its deadline (a quick mitigation) is neither met nor missed.
+    /// Scorecards written before this field existed read as judged.
+    #[serde(default = "judged")]
+    pub due: bool,
+}
+
+const fn judged() -> bool {
+    true
 }
 
 /// The cumulative SLI sample at or before `t_ms` (or the first one after, if none is before).
@@ -95,6 +104,7 @@ pub fn impact(
 
 /// Each expected alert against the alert events of the journal (times from t0).
 pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64) -> Vec<AlertScore> {
+    let lasted_ms = records.last().map_or(0, |r| r.t_ms.saturating_sub(t0));
     expected
         .iter()
         .map(|e| {
@@ -107,7 +117,53 @@ pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64) -> Vec
                 within_ms: e.within_ms,
                 fired_after_ms,
                 met: fired_after_ms.is_some_and(|t| t <= e.within_ms),
+                due: fired_after_ms.is_some() || lasted_ms >= e.within_ms,
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64, t_ms: u64, event: Event) -> Record {
+        Record { seq, t_ms, wall_ms: 0, event }
+    }
+
+    fn fired(seq: u64, t_ms: u64, name: &str) -> Record {
+        let event = Event::Alert {
+            source: "burn-rate".into(),
+            name: name.into(),
+            detail: None,
+            starts_at: None,
+            fingerprint: None,
+        };
+        record(seq, t_ms, event)
+    }
+
+    #[test]
+    fn an_alert_is_judged_once_it_fired_or_its_deadline_passed_during_the_run() {
+        let expected = |name: &str| AlertExpectation { name: name.into(), within_ms: 60_000 };
+        let expect = [expected("in-time"), expected("late"), expected("silent")];
+        let t0 = 1_000;
+        let ack = |seq, t_ms| record(seq, t_ms, Event::Ack { by: "ana".into() });
+        // The run ends 30 s after t0, before the deadlines: only what fired is judged.
+        let short = [fired(1, t0 + 20_000, "in-time"), ack(2, t0 + 30_000)];
+        let scores = alerts(&short, &expect, t0);
+        let judged: Vec<(bool, bool)> = scores.iter().map(|a| (a.met, a.due)).collect();
+        assert_eq!(judged, [(true, true), (false, false), (false, false)]);
+        // The run lasts 90 s: the late one fired after its deadline, the silent one never did.
+        let long = [fired(1, t0 + 20_000, "in-time"), fired(2, t0 + 75_000, "late"), ack(3, t0 + 90_000)];
+        let scores = alerts(&long, &expect, t0);
+        let judged: Vec<(Option<u64>, bool, bool)> = scores.iter().map(|a| (a.fired_after_ms, a.met, a.due)).collect();
+        assert_eq!(judged, [(Some(20_000), true, true), (Some(75_000), false, true), (None, false, true)]);
+    }
+
+    #[test]
+    fn scorecards_from_before_the_due_field_read_as_judged() {
+        let old = r#"{"name":"page-1h","within_ms":60000,"fired_after_ms":null,"met":false}"#;
+        let score: AlertScore = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert!(score.due && !score.met);
+    }
 }

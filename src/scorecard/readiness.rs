@@ -99,7 +99,7 @@ pub fn evaluate(
             let missing: Vec<String> = last
                 .iter()
                 .flat_map(|c| {
-                    c.alerts.iter().filter(|a| !a.met).map(move |a| match a.fired_after_ms {
+                    c.alerts.iter().filter(|a| a.due && !a.met).map(move |a| match a.fired_after_ms {
                         Some(ms) => format!(
                             "{} {} fired late ({} ms, expected within {} ms)",
                             c.run_id, a.name, ms, a.within_ms

@@ -132,6 +132,19 @@ mod tests {
     }
 
     #[test]
+    fn bursts_page_once_enough_of_them_add_up() {
+        // The catalogue's partner-503-burst: 20 s of errors every 60 s. The 1 h page needs
+        // 51.84 s of them in its window: 20 + 20 + 12, in second 132, so that drill expects
+        // the page within 3 minutes, not 2.
+        let mut e = evaluator(0);
+        let fired = (1..=600_u64).find(|second| {
+            let bad = if (second - 1) % 60 < 20 { 10 } else { 0 };
+            e.push(10, bad).iter().any(|c| c.rule == "page-1h" && c.firing)
+        });
+        assert_eq!(fired, Some(132));
+    }
+
+    #[test]
     fn low_traffic_suppression() {
         // One request a minute (60 an hour: one error is 1.7 % > 1.44 %); one of them fails.
         let run = |min_bad| {

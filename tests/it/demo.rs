@@ -46,6 +46,11 @@ fn the_auto_demo_plays_a_drill_and_leaves_nothing_running() {
     assert_eq!(card["outcome"], "resolved");
     assert_eq!(card["wrong_diagnoses"].as_array().unwrap().len(), 1);
     assert!(card["budget"]["bad"].as_u64().unwrap() > 0, "the synthetic traffic saw the 503s: {}", card["budget"]);
+    // The run is over in seconds, well before the expected alert's deadline: it fired in time or
+    // is not judged, never reported missed.
+    let alert = &card["alerts"][0];
+    assert!(alert["met"] == true || alert["due"] == false, "{alert}");
+    assert!(stdout.contains("expected alert page-1h: ") && !stdout.contains("missed"), "{stdout}");
     assert!(shop_processes().is_empty(), "shop processes left behind: {:?}", shop_processes());
     for port in [18080, 18091, 18092, 18093, 19091, 19092, 19093] {
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still open");

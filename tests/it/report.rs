@@ -250,6 +250,7 @@ fn readiness_requires_the_expected_alerts_when_a_drill_has_them() {
         within_ms: 300_000,
         fired_after_ms: met.then_some(60_000),
         met,
+        due: true,
     };
     let fast = [Some(60), Some(200), Some(300), Some(600)];
     let mut cards = vec![card("payments", "api-burst", 1, 3, fast), card("payments", "api-burst", 2, 2, fast)];
@@ -260,6 +261,10 @@ fn readiness_requires_the_expected_alerts_when_a_drill_has_them() {
     let alerts = requirements.iter().find(|r| r.name.starts_with("no expected alert missing")).unwrap();
     assert_eq!(alerts.failure.as_deref(), Some("api-burst-2 page-1h never fired"));
     assert!(readiness::text("payments", &requirements).starts_with("NOT READY"));
+    // Not fired when a quick run ended before the deadline: not judged, so not missing.
+    cards[1].alerts = vec![AlertScore { due: false, ..alert(false) }];
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    assert!(requirements.iter().all(|r| r.failure.is_none()), "{requirements:?}");
     cards[1].alerts = vec![alert(true)];
     let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
     assert!(requirements.iter().all(|r| r.failure.is_none()), "{requirements:?}");
