@@ -224,7 +224,8 @@ async fn kill_targets(
 }
 
 /// What a drill's SLO makes impossible: burn-rate rules that can never fire, and expected
-/// built-in alerts that cannot fire in time even at 100 % errors.
+/// built-in alerts that cannot fire in time even if every request fails while the drill's
+/// faults are in (bursts and gaps included).
 fn slo_warnings(drill: &drill::Drill) -> Vec<String> {
     let Some(slo) = &drill.slo else { return Vec::new() };
     let rules = crate::slo::default_rules(slo.objective.period, slo.min_bad);
@@ -240,18 +241,37 @@ fn slo_warnings(drill: &drill::Drill) -> Vec<String> {
             )
         })
         .collect();
+    // The fault timeline at its worst: every request fails while any fault is in.
+    let t0 = drill.faults.iter().map(|f| f.at).min().unwrap_or_default();
+    let bad = |second: u64| {
+        let at = t0 + std::time::Duration::from_secs(second - 1);
+        drill.faults.iter().any(|f| f.at <= at && f.duration.is_none_or(|d| at < f.at + d))
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a request rate, rounded up")]
+    let rps = drill.traffic.as_ref().map_or(slo.production_rps, |t| t.rps).ceil().max(1.0) as u64;
     for expected in &drill.alerts {
-        if let Some(rule) = rules.iter().find(|r| r.name == expected.name) {
-            match rule.time_to_fire(&slo.objective, 1.0) {
-                Some(fastest) if fastest > expected.within => warnings.push(format!(
-                    "alert {} is expected within {} but fires after {} at the earliest (100 % errors)",
-                    expected.name,
-                    drill::duration::format(expected.within),
-                    crate::slo::human(fastest.as_secs_f64())
-                )),
-                _ => {}
-            }
+        let Some(rule) = rules.iter().find(|r| r.name == expected.name) else { continue };
+        let within = expected.within.as_secs();
+        if crate::slo::eval::first_firing(slo.objective, rule.clone(), rps, within, bad).is_some() {
+            continue;
         }
+        let horizon = drill.timebox.as_secs().max(within);
+        let earliest = crate::slo::eval::first_firing(slo.objective, rule.clone(), rps, horizon, bad);
+        let reason = match (earliest, rule.time_to_fire(&slo.objective, 1.0)) {
+            (Some(s), _) => {
+                format!("fires after {} at the earliest", drill::duration::format(std::time::Duration::from_secs(s)))
+            }
+            (None, Some(t)) => format!(
+                "needs {} of errors at the earliest and does not fire within the timebox",
+                crate::slo::human(t.as_secs_f64())
+            ),
+            (None, None) => "can never fire".to_owned(),
+        };
+        warnings.push(format!(
+            "alert {} is expected within {} but {reason} (every request failing while a fault is in)",
+            expected.name,
+            drill::duration::format(expected.within),
+        ));
     }
     warnings
 }

@@ -31,8 +31,10 @@ pub struct Transition {
 pub struct Evaluator {
     objective: Objective,
     rules: Vec<Rule>,
-    /// (valid, bad) per second, oldest first, at most the longest window.
-    seconds: VecDeque<(u64, u64)>,
+    /// Running totals of (valid, bad) after each second, oldest first, behind the totals
+    /// before the oldest second kept: at most the longest window plus one, so the counts of
+    /// any window are one subtraction.
+    totals: VecDeque<(u64, u64)>,
     capacity: usize,
     firing: Vec<bool>,
 }
@@ -46,17 +48,18 @@ impl Evaluator {
     pub fn new(objective: Objective, rules: Vec<Rule>) -> Self {
         let capacity = rules.iter().map(|r| secs(r.long)).max().unwrap_or(1);
         let firing = vec![false; rules.len()];
-        Self { objective, rules, seconds: VecDeque::new(), capacity, firing }
+        Self { objective, rules, totals: VecDeque::from([(0, 0)]), capacity, firing }
     }
 
     /// The error ratio and bad count over the last `window` seconds, the unobserved part of the
     /// window counted as good traffic at the observed rate.
     pub fn ratio(&self, window: usize) -> (f64, u64) {
-        let n = window.min(self.seconds.len());
+        let n = window.min(self.totals.len() - 1);
         if n == 0 {
             return (0.0, 0);
         }
-        let (valid, bad) = self.seconds.iter().rev().take(n).fold((0, 0), |(v, b), (sv, sb)| (v + sv, b + sb));
+        let (last, first) = (self.totals[self.totals.len() - 1], self.totals[self.totals.len() - 1 - n]);
+        let (valid, bad) = (last.0 - first.0, last.1 - first.1);
         if valid == 0 {
             return (0.0, bad);
         }
@@ -68,9 +71,10 @@ impl Evaluator {
 
     /// Adds one second of counts; returns the rules that started or stopped firing.
     pub fn push(&mut self, valid: u64, bad: u64) -> Vec<Transition> {
-        self.seconds.push_back((valid, bad.min(valid)));
-        while self.seconds.len() > self.capacity {
-            self.seconds.pop_front();
+        let last = self.totals[self.totals.len() - 1];
+        self.totals.push_back((last.0 + valid, last.1 + bad.min(valid)));
+        while self.totals.len() > self.capacity + 1 {
+            self.totals.pop_front();
         }
         let mut changes = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
@@ -90,6 +94,15 @@ impl Evaluator {
     pub fn firing(&self) -> Vec<&str> {
         self.rules.iter().zip(&self.firing).filter(|(_, f)| **f).map(|(r, _)| r.name.as_str()).collect()
     }
+}
+
+/// The first second from t0 in which `rule` fires, looking at most `limit` seconds ahead, when
+/// every request fails in the seconds `bad` says (1 = the first second after t0) and none fails
+/// in the others, at `rps` requests a second. What `firedrill validate` checks a drill's
+/// expected alerts with: the fault timeline at its worst.
+pub fn first_firing(objective: Objective, rule: Rule, rps: u64, limit: u64, bad: impl Fn(u64) -> bool) -> Option<u64> {
+    let mut evaluator = Evaluator::new(objective, vec![rule]);
+    (1..=limit).find(|&second| evaluator.push(rps, if bad(second) { rps } else { 0 }).iter().any(|c| c.firing))
 }
 
 #[cfg(test)]
@@ -136,12 +149,12 @@ mod tests {
         // The catalogue's partner-503-burst: 20 s of errors every 60 s. The 1 h page needs
         // 51.84 s of them in its window: 20 + 20 + 12, in second 132, so that drill expects
         // the page within 3 minutes, not 2.
-        let mut e = evaluator(0);
-        let fired = (1..=600_u64).find(|second| {
-            let bad = if (second - 1) % 60 < 20 { 10 } else { 0 };
-            e.push(10, bad).iter().any(|c| c.rule == "page-1h" && c.firing)
-        });
+        let e = evaluator(0);
+        let page = e.rules[0].clone();
+        assert_eq!(page.name, "page-1h");
+        let fired = first_firing(e.objective, page.clone(), 10, 600, |second| (second - 1) % 60 < 20);
         assert_eq!(fired, Some(132));
+        assert_eq!(first_firing(e.objective, page, 10, 131, |second| (second - 1) % 60 < 20), None);
     }
 
     #[test]

@@ -85,7 +85,36 @@ within = "1m"
     );
     assert!(
         stdout.contains(
-            "warning  drills/loose.toml: alert page-6h is expected within 1m but fires after 3.6h at the earliest"
+            "warning  drills/loose.toml: alert page-6h is expected within 1m but needs 3.6h of errors at the earliest and does not fire within the timebox"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_checks_expected_alerts_against_the_fault_timeline() {
+    // The catalogue's partner-503-burst: bursts of 20 s every minute reach the 1 h page's
+    // 51.84 s of errors in second 132. It expects the page within 3m (no warning); 2m would
+    // be unreachable.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    std::fs::create_dir_all(dir.path().join("proxies")).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("proxies/shop.json"), dir.path().join("proxies/shop.json")).unwrap();
+    let drill = std::fs::read_to_string(root.join("drills/partner-503-burst.toml")).unwrap();
+    assert!(drill.contains("within = \"3m\""));
+    let check = |text: &str| {
+        std::fs::write(dir.path().join("drills/burst.toml"), text).unwrap();
+        let output = validate(&["drills", "proxies"], dir.path());
+        assert_eq!(output.status.code(), Some(0), "warnings are not errors");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let stdout = check(&drill);
+    assert!(!stdout.contains("warning"), "{stdout}");
+    let stdout = check(&drill.replace("within = \"3m\"", "within = \"2m\""));
+    assert!(
+        stdout.contains(
+            "warning  drills/burst.toml: alert page-1h is expected within 2m but fires after 2m12s at the earliest"
         ),
         "{stdout}"
     );
