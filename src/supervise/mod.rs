@@ -3,6 +3,7 @@
 //! so a drill's `kill` fault has something real to kill and something real to watch recover.
 
 pub mod envfile;
+pub mod logs;
 pub mod signal;
 
 use std::collections::BTreeMap;
@@ -86,8 +87,8 @@ pub struct Supervisor {
     stops: Mutex<BTreeMap<String, CancellationToken>>,
     tracker: TaskTracker,
     stop: CancellationToken,
-    /// Where each replica's stdout and stderr go (`<id>.log`); `None` discards them.
-    logs: Option<PathBuf>,
+    /// Where each replica's stdout and stderr go (`<id>.log`, capped); `None` discards them.
+    logs: Option<logs::LogDir>,
 }
 
 impl Default for Supervisor {
@@ -117,14 +118,20 @@ impl Supervisor {
         Arc::new(Self::default())
     }
 
-    /// A supervisor whose replicas write stdout and stderr to `<dir>/<replica>.log` (appended).
+    /// A supervisor whose replicas' stdout and stderr go to `<dir>/<replica>.log` (appended,
+    /// rotated to `<replica>.log.1` at [`logs::LOG_CAP`]).
     pub fn with_logs(dir: PathBuf) -> Arc<Self> {
-        Arc::new(Self { logs: Some(dir), ..Self::default() })
+        Self::with_capped_logs(dir, logs::LOG_CAP)
+    }
+
+    /// As [`Supervisor::with_logs`], rotating each file at `cap` bytes.
+    pub fn with_capped_logs(dir: PathBuf, cap: u64) -> Arc<Self> {
+        Arc::new(Self { logs: Some(logs::LogDir { dir, cap }), ..Self::default() })
     }
 
     /// The log file of a replica, if output is kept.
     pub fn log_file(&self, id: &str) -> Option<PathBuf> {
-        self.logs.as_ref().map(|dir| dir.join(format!("{id}.log")))
+        self.logs.as_ref().map(|logs| logs.file(id))
     }
 
     fn update(&self, id: &str, change: impl FnOnce(&mut ReplicaStatus)) {
@@ -216,16 +223,7 @@ impl Supervisor {
     }
 
     fn spawn(&self, service: &Service, replica: u32, id: &str) -> std::io::Result<Child> {
-        let (stdout, stderr) = match self.log_file(id) {
-            Some(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-                (Stdio::from(file.try_clone()?), Stdio::from(file))
-            }
-            None => (Stdio::null(), Stdio::null()),
-        };
+        let output = || if self.logs.is_some() { Stdio::piped() } else { Stdio::null() };
         let mut command = Command::new(&service.command);
         command
             .args(service.args.iter().map(|a| service.fill(a, replica)))
@@ -233,12 +231,19 @@ impl Supervisor {
             .env("FIREDRILL_REPLICA", replica.to_string())
             .current_dir(&service.dir)
             .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
+            .stdout(output())
+            .stderr(output())
             .process_group(0)
             .kill_on_drop(true);
         signal::die_with_parent(&mut command);
-        command.spawn()
+        let mut child = command.spawn()?;
+        if let Some(logs) = &self.logs {
+            let (path, cap) = (logs.file(id), logs.cap);
+            // Not tracked: it ends when the pipes close, and a grandchild still holding one
+            // must not hold up the daemon's shutdown.
+            tokio::spawn(logs::keep(path, cap, child.stdout.take(), child.stderr.take()));
+        }
+        Ok(child)
     }
 
     async fn healthy(service: &Service, replica: u32) -> bool {

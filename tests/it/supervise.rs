@@ -117,3 +117,33 @@ fn the_shipped_shop_environment_is_valid() {
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["partner", "ledger", "wallet", "gateway"]);
 }
+
+#[tokio::test]
+async fn replica_output_goes_to_a_log_file_rotated_at_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let supervisor = Supervisor::with_capped_logs(dir.path().to_path_buf(), 64 * 1024);
+    // 200,000 bytes on stdout, then (once they have surely been read) one line on stderr.
+    let text = "[[services]]\nname = \"chatty\"\ncommand = \"sh\"\n\
+                args = [\"-c\", \"head -c 200000 /dev/zero | tr '\\\\0' x; echo; sleep 0.5; echo done >&2; exec sleep 30\"]\n";
+    supervisor.up(services(text)).unwrap();
+    let log = dir.path().join("chatty-0.log");
+    let rotated = dir.path().join("chatty-0.log.1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("done") {
+        assert!(std::time::Instant::now() < deadline, "stderr never reached the log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let current = std::fs::read(&log).unwrap();
+    let previous = std::fs::read(&rotated).unwrap();
+    assert!(current.len() < 64 * 1024, "the live file stays under the cap: {}", current.len());
+    assert!((64 * 1024..64 * 1024 + 8192).contains(&previous.len()), "rotated at the cap: {}", previous.len());
+    // Rotation happens after the read that reaches the cap, so where the files split depends on
+    // how the pipe was read; what each holds does not.
+    assert!(previous.iter().all(|&b| b == b'x' || b == b'\n'), "only stdout's bytes in the rotated file");
+    // Three files' worth were written; only the last two are kept.
+    assert!(current.len() + previous.len() < 200_000);
+    let tail = String::from_utf8_lossy(&current[current.len().saturating_sub(10)..]).into_owned();
+    assert!(current.ends_with(b"done\n"), "{tail:?}");
+    supervisor.down().await;
+    supervisor.shutdown().await;
+}
