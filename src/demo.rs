@@ -71,6 +71,8 @@ pub fn run(options: &DemoOptions) -> Result<(), Failure> {
         )));
     }
     let work = std::env::temp_dir().join(format!("firedrill-demo-{}", std::process::id()));
+    // The shop's working directory, its journals and logs.
+    std::fs::create_dir_all(&work).map_err(failed)?;
     let runtime = tokio::runtime::Runtime::new().map_err(failed)?;
     let result = runtime.block_on(demo(options, proxies, drills, &work));
     let _ = std::fs::remove_dir_all(&work);

@@ -283,7 +283,7 @@ impl Supervisor {
             let mut child = match self.spawn(service, replica, id) {
                 Ok(child) => child,
                 Err(e) => {
-                    tracing::warn!(replica = id, error = %e, "cannot start");
+                    tracing::warn!(replica = id, error = %e, command = %service.command.display(), dir = %service.dir.display(), "cannot start");
                     self.update(id, |r| {
                         r.state = ReplicaState::Failed;
                         r.last_exit = Some(format!("cannot start {}: {e}", service.command.display()));
