@@ -40,6 +40,7 @@ fn card(i: usize) -> Scorecard {
                 team: teams[i % teams.len()].into(),
                 responder: None,
                 seed: i as u64,
+                blind: i.is_multiple_of(10),
                 timebox_ms: 2_700_000,
                 production_ms: PhaseMillis {
                     detect: 300_000,

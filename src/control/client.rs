@@ -145,7 +145,12 @@ pub async fn ack(remote: &Remote, run_id: String, by: String) -> Result<(), Fail
     let mut client = Client::connect(remote).await?;
     let request = client.request(ActRequest { run_id, by: by.clone() });
     let run = client.inner.ack(request).await.map_err(|s| failure(&s))?.into_inner();
-    println!("acknowledged by {by} at {} into run {}", clock(run.elapsed_ms), run.run_id);
+    if run.sealed {
+        // A blind run whose status was read before the acknowledgement took effect.
+        println!("acknowledged by {by}; `firedrill status` shows the run");
+    } else {
+        println!("acknowledged by {by} at {} into run {}", clock(run.elapsed_ms), run.run_id);
+    }
     Ok(())
 }
 

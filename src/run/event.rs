@@ -89,6 +89,9 @@ pub enum Event {
         responder: Option<String>,
         /// Seed of the run's random draws.
         seed: u64,
+        /// Started by blind mode (absent: announced).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        blind: bool,
         /// The timebox.
         timebox_ms: u64,
         /// Production targets per phase.

@@ -275,7 +275,7 @@ impl Manager {
             }
         };
         let seed = seed.unwrap_or_else(rand::random);
-        let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed };
+        let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind };
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let log = Arc::new(RunLog::default());
         let (finished_tx, finished) = watch::channel(None);

@@ -135,6 +135,8 @@ pub struct RunSpec {
     pub responder: Option<String>,
     /// Seed of the run's draws.
     pub seed: u64,
+    /// Started by blind mode: the responder knew neither what nor when.
+    pub blind: bool,
 }
 
 /// Why a run could not be carried out at all.
@@ -608,6 +610,7 @@ fn started_event(spec: &RunSpec) -> Event {
         team: spec.team.clone(),
         responder: spec.responder.clone(),
         seed: spec.seed,
+        blind: spec.blind,
         timebox_ms: millis(drill.timebox),
         production_ms: PhaseMillis::from_array(drill.targets.production.map(millis)),
         ratio: drill.targets.ratio,

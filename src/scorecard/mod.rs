@@ -97,6 +97,9 @@ pub struct Scorecard {
     pub team: String,
     /// Who started the run.
     pub responder: Option<String>,
+    /// A blind run: the responder knew neither what nor when (absent: announced).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blind: bool,
     /// Wall-clock start, ms since the Unix epoch.
     pub started_wall_ms: u64,
     /// Run-clock ms at which the first fault went in.
@@ -219,7 +222,8 @@ impl Scorecard {
     /// Computes the scorecard of a journal. Pure: the same records give the same scorecard.
     pub fn from_journal(records: &[Record]) -> Result<Self, ScoreError> {
         let Some((first, rest)) = records.split_first() else { return Err(ScoreError::NotStarted) };
-        let Event::RunStarted { run_id, drill, title, team, responder, production_ms, ratio, .. } = &first.event else {
+        let Event::RunStarted { run_id, drill, title, team, responder, production_ms, ratio, blind, .. } = &first.event
+        else {
             return Err(ScoreError::NotStarted);
         };
         let t0 = rest.iter().find(|r| matches!(r.event, Event::FaultApplied { .. })).map_or(first.t_ms, |r| r.t_ms);
@@ -231,6 +235,7 @@ impl Scorecard {
             title: title.clone(),
             team: team.clone(),
             responder: responder.clone(),
+            blind: *blind,
             started_wall_ms: first.wall_ms,
             t0_ms: t0,
             outcome: None,

@@ -83,6 +83,8 @@ pub struct DrillStats {
     pub outcomes: BTreeMap<String, usize>,
     /// Per phase, in order.
     pub phases: Vec<PhaseStats>,
+    /// Runs started blind (the responder knew neither what nor when).
+    pub blind_runs: usize,
     /// Runs detected first by a person.
     pub detected_by_people: usize,
     /// Runs detected first by an alert.
@@ -160,8 +162,9 @@ pub fn coverage(cards: &[Scorecard], catalogue: &Catalogue, filter: &Filter, sta
 impl DrillStats {
     /// Who detected first, wrong diagnoses and hints, as a sentence.
     pub fn detection_sentence(&self) -> String {
+        let blind = if self.blind_runs > 0 { format!(" Blind runs: {}.", self.blind_runs) } else { String::new() };
         format!(
-            "Detected first by people: {}; by alerts: {}. Wrong diagnoses: {}. Hints: {}.",
+            "Detected first by people: {}; by alerts: {}. Wrong diagnoses: {}. Hints: {}.{blind}",
             self.detected_by_people, self.detected_by_alerts, self.wrong_diagnoses, self.hints
         )
     }
@@ -269,6 +272,7 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
                 budget_share_median: (!shares.is_empty()).then(|| shares[(shares.len() - 1) / 2]),
                 budget_share_max: shares.last().copied(),
                 history,
+                blind_runs: runs.iter().filter(|c| c.blind).count(),
                 detected_by_people: runs.iter().filter(|c| first(c) == Some(true)).count(),
                 detected_by_alerts: runs.iter().filter(|c| first(c) == Some(false)).count(),
                 wrong_diagnoses: runs.iter().map(|c| c.wrong_diagnoses.len()).sum(),
@@ -300,7 +304,8 @@ pub fn text(report: &Report) -> String {
     }
     for d in &report.drills {
         let outcomes: Vec<String> = d.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let _ = writeln!(out, "{} / {}: {} run(s) ({})", d.team, d.drill, d.runs, outcomes.join(", "));
+        let blind = if d.blind_runs > 0 { format!(", {} blind", d.blind_runs) } else { String::new() };
+        let _ = writeln!(out, "{} / {}: {} run(s){blind} ({})", d.team, d.drill, d.runs, outcomes.join(", "));
         let _ = writeln!(out, "  phase      target  within  median     p90     min     max");
         for p in &d.phases {
             let [phase, target, within, median, p90, min, max] = p.cells();

@@ -326,6 +326,11 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
     let run = status()[0].clone();
     assert_eq!((run["drill"].as_str(), run["team"].as_str()), (Some("slow-partner"), Some("solo")), "{run}");
     assert_eq!(run["outcome"], "aborted", "{run}");
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(run["scorecard_path"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((card["blind"].as_bool(), card["drill"].as_str()), (Some(true), Some("slow-partner")), "{card}");
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
         title: drill.into(),
         team: team.into(),
         responder: Some("ana".into()),
+        blind: false,
         started_wall_ms: NOW_MS - days_ago * DAY_MS,
         t0_ms: 0,
         outcome: Some(if seconds[3].is_some() { Outcome::Resolved } else { Outcome::Unresolved }),
@@ -60,13 +61,14 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
 }
 
 fn fixture(root: &Path) {
-    let cards = [
+    let mut cards = [
         card("payments", "partner-latency", 1, 50, [Some(200), Some(900), Some(1000), Some(1500)]),
         card("payments", "partner-latency", 2, 20, [Some(90), Some(500), Some(700), Some(1100)]),
         card("payments", "partner-latency", 3, 5, [Some(60), Some(300), Some(500), Some(900)]),
         card("payments", "partner-reset", 1, 3, [Some(80), Some(350), None, None]),
         card("search", "partner-latency", 1, 100, [Some(40), Some(200), Some(300), Some(600)]),
     ];
+    cards[2].blind = true;
     for card in &cards {
         store::write(root, card).unwrap();
     }

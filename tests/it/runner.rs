@@ -68,7 +68,14 @@ fn spec() -> RunSpec {
         external: false,
     };
     let drill = drill::parse(Path::new("partner.toml"), DRILL, &environment).unwrap();
-    RunSpec { run_id: "run-1".into(), drill, team: "payments".into(), responder: Some("ana".into()), seed: 7 }
+    RunSpec {
+        run_id: "run-1".into(),
+        drill,
+        team: "payments".into(),
+        responder: Some("ana".into()),
+        seed: 7,
+        blind: false,
+    }
 }
 
 async fn toxic_names(registry: &Registry) -> Vec<String> {
@@ -287,7 +294,7 @@ async fn outage_alerts(drill_text: &str) -> Vec<(String, String, u64)> {
     let environment =
         Environment { proxies: ["api".to_owned()].into(), http: std::collections::BTreeSet::new(), external: false };
     let drill = drill::parse(Path::new("outage.toml"), drill_text, &environment).unwrap();
-    let spec = RunSpec { run_id: "outage-1".into(), drill, team: "t".into(), responder: None, seed: 1 };
+    let spec = RunSpec { run_id: "outage-1".into(), drill, team: "t".into(), responder: None, seed: 1, blind: false };
     let (tx, rx) = mpsc::channel(8);
     let path = dir.path().join("outage.jsonl");
     let journal = Journal::create(&path).unwrap();
