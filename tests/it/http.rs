@@ -234,3 +234,56 @@ async fn a_tcp_toxic_added_mid_response_loses_and_reorders_nothing() {
     assert_eq!(answer.len() - split, BIG);
     assert!(answer[split..] == crate::harness::pattern(BIG)[..], "the body arrived intact and in order");
 }
+
+/// An upstream on `address` (port 0: any) that counts the connections it accepts; aborting
+/// the returned task closes the listener and every connection.
+async fn counting_upstream(
+    address: SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let service = hyper::service::service_fn(|_| async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from("hello"))))
+            });
+            connections.spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (address, task)
+}
+
+#[tokio::test]
+async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_restart() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let d = Daemon::start().await;
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let (address, server) = counting_upstream("127.0.0.1:0".parse().unwrap(), accepted.clone()).await;
+    let proxy = d.http_proxy("web", address).await;
+    // Two client connections, 20 concurrent streams each.
+    let (one, two) = (http2(), http2());
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let client = if i % 2 == 0 { one.clone() } else { two.clone() };
+        calls.spawn(async move { get(&client, proxy, "/").await });
+    }
+    let answers = calls.join_all().await;
+    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|(status, _)| *status == 200)), "{answers:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one multiplexed upstream connection");
+
+    // The upstream restarts (a killed pod coming back): the proxy dials again.
+    server.abort();
+    let _ = server.await;
+    let (_, server) = counting_upstream(address, accepted.clone()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(get(&one, proxy, "/").await.unwrap(), (200, "hello".into()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    server.abort();
+}

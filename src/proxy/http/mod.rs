@@ -10,6 +10,7 @@
 pub mod io;
 pub mod metrics;
 pub mod request;
+pub mod upstream;
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -69,7 +70,7 @@ struct State {
     metrics: Arc<HttpMetrics>,
     rng: Mutex<SmallRng>,
     http1: Client<HttpConnector, Incoming>,
-    http2: Client<HttpConnector, Incoming>,
+    http2: upstream::H2Upstream,
 }
 
 /// The HTTP side of an `http` proxy: serves its accepted connections and forwards their
@@ -84,12 +85,12 @@ impl HttpEngine {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let state = Arc::new(State {
-            upstream,
             toxics,
             metrics,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
-            http1: Client::builder(TokioExecutor::new()).build(connector.clone()),
-            http2: Client::builder(TokioExecutor::new()).http2_only(true).build(connector),
+            http2: upstream::H2Upstream::new(upstream.clone()),
+            upstream,
+            http1: Client::builder(TokioExecutor::new()).build(connector),
         });
         Self { state }
     }
@@ -217,13 +218,15 @@ async fn forward(
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    let client = if parts.version == Version::HTTP_2 {
-        &state.http2
+    let request = Request::from_parts(parts, body);
+    let answer = if request.version() == Version::HTTP_2 {
+        state.http2.request(request).await.map_err(|e| e.to_string())
     } else {
-        parts.version = Version::HTTP_11;
-        &state.http1
+        let mut request = request;
+        *request.version_mut() = Version::HTTP_11;
+        state.http1.request(request).await.map_err(|e| e.to_string())
     };
-    match client.request(Request::from_parts(parts, body)).await {
+    match answer {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             for name in HOP_BY_HOP {
