@@ -1,5 +1,6 @@
 //! The `http` proxy mode (a firedrill extension): HTTP/1.1 and HTTP/2 cleartext (gRPC included),
-//! forwarded request by request over pooled upstream connections, with request-level toxics.
+//! forwarded request by request to the upstream (HTTP/2 over one multiplexed connection, HTTP/1.x
+//! over pooled keep-alive connections), with request-level toxics.
 //!
 //! An `http` proxy's listener hands each accepted connection to this engine, which speaks HTTP
 //! on it and to the real upstream. TCP toxics still apply underneath, between the client and
@@ -74,7 +75,7 @@ struct State {
 }
 
 /// The HTTP side of an `http` proxy: serves its accepted connections and forwards their
-/// requests over pooled upstream connections.
+/// requests to the upstream.
 pub struct HttpEngine {
     state: Arc<State>,
 }
