@@ -37,7 +37,9 @@ impl ControlService {
 #[allow(clippy::needless_pass_by_value)] // a `map_err` adapter: it takes what `map_err` gives
 fn status(err: ManagerError) -> Status {
     match err {
-        ManagerError::NoDrill(_) | ManagerError::NoRun(_) => Status::not_found(err.to_string()),
+        ManagerError::NoDrill(_) | ManagerError::NoBlindDrill | ManagerError::NoRun(_) => {
+            Status::not_found(err.to_string())
+        }
         ManagerError::BadDrill(_) => Status::invalid_argument(err.to_string()),
         ManagerError::Ambiguous(_) | ManagerError::Ended(_) => Status::failed_precondition(err.to_string()),
         ManagerError::Run(_) => Status::internal(err.to_string()),
@@ -104,7 +106,7 @@ impl Control for ControlService {
         let responder = (!r.responder.is_empty()).then_some(r.responder);
         if r.drill.is_empty() && r.blind_within_ms > 0 {
             let within = std::time::Duration::from_millis(r.blind_within_ms);
-            self.manager.start_blind(r.team.clone(), responder, r.seed, within).map_err(status)?;
+            self.manager.start_blind(r.team.clone(), responder, r.seed, within).await.map_err(status)?;
             return Ok(Response::new(RunStatus { team: r.team, ..RunStatus::default() }));
         }
         let run_id = self.manager.start(&r.drill, &r.team, responder, r.seed).await.map_err(status)?;

@@ -58,6 +58,12 @@ pub enum ManagerError {
     /// The drill file is invalid.
     #[error("the drill is invalid:\n{0}")]
     BadDrill(String),
+    /// Blind mode found nothing it could start.
+    #[error(
+        "no drill in the drill directory can run blind: it needs one with at least one fault that this \
+         environment can run (`firedrill validate` checks them)"
+    )]
+    NoBlindDrill,
     /// No run with that id.
     #[error("no run `{0}`")]
     NoRun(String),
@@ -225,6 +231,15 @@ impl Manager {
         self.armed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What drills are checked against: this daemon's proxies.
+    async fn environment(&self) -> Result<Environment, ManagerError> {
+        Ok(Environment {
+            proxies: self.proxies.names().await.map_err(ManagerError::Proxies)?,
+            http: self.proxies.http_names().await,
+            external: matches!(self.proxies, crate::fault::Proxies::External(_)),
+        })
+    }
+
     /// Starts `drill` for `team`; returns the run id.
     pub async fn start(
         self: &Arc<Self>,
@@ -246,11 +261,7 @@ impl Manager {
     ) -> Result<String, ManagerError> {
         let blind = armed.is_some();
         let path = self.find_drill(drill)?;
-        let environment = Environment {
-            proxies: self.proxies.names().await.map_err(ManagerError::Proxies)?,
-            http: self.proxies.http_names().await,
-            external: matches!(self.proxies, crate::fault::Proxies::External(_)),
-        };
+        let environment = self.environment().await?;
         let drill = drill::load(&path, &environment).map_err(|errors| {
             ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
@@ -320,18 +331,24 @@ impl Manager {
     }
 
     /// Blind mode: picks a random drill from the drill directory and starts it at a random moment
-    /// within `within`, so the responder knows neither what nor when. Returns at once.
-    pub fn start_blind(
+    /// within `within`, so the responder knows neither what nor when. Returns once it is armed.
+    /// Only drills with a fault (something to notice) that this environment can run are drawn:
+    /// a tabletop exercise or a drill for another environment would never show itself.
+    pub async fn start_blind(
         self: &Arc<Self>,
         team: String,
         responder: Option<String>,
         seed: Option<u64>,
         within: std::time::Duration,
     ) -> Result<(), ManagerError> {
-        let mut names = drill::names_in(&self.dirs.drills).map_err(|_| ManagerError::NoDrill("(any)".into()))?;
+        let environment = self.environment().await?;
+        let mut names = drill::names_in(&self.dirs.drills).map_err(|_| ManagerError::NoBlindDrill)?;
+        names.retain(|name| {
+            let loaded = self.find_drill(name).ok().and_then(|path| drill::load(&path, &environment).ok());
+            loaded.is_some_and(|drill| !drill.faults.is_empty())
+        });
         let seed = seed.unwrap_or_else(rand::random);
-        let (index, delay) =
-            blind_pick(names.len(), seed, within).ok_or_else(|| ManagerError::NoDrill("(any)".into()))?;
+        let (index, delay) = blind_pick(names.len(), seed, within).ok_or(ManagerError::NoBlindDrill)?;
         let drill = names.swap_remove(index);
         let cancel = self.shutdown.child_token();
         let number = self.counter.fetch_add(1, Ordering::Relaxed);

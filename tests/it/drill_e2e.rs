@@ -334,6 +334,34 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
 }
 
 #[test]
+fn blind_mode_draws_only_drills_with_a_fault_this_environment_can_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Beside slow-partner: a tabletop exercise (nothing to notice) and a drill for proxies this
+    // environment does not have.
+    std::fs::copy(root.join("drills/card-data-tabletop.toml"), dir.path().join("drills/tabletop.toml")).unwrap();
+    std::fs::write(dir.path().join("drills/elsewhere.toml"), DRILL.replace("\"partner\"", "\"ledger\"")).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    for seed in ["1", "2", "3", "4", "5", "6"] {
+        let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", seed]);
+        assert_eq!(code, Some(0), "{err}");
+        toxics_become(&serve, &["firedrill_0_latency_downstream"]);
+        let (_, out, _) = serve.verb(&["abort", "--all", "--as", "solo"]);
+        assert!(out.contains("aborted run blind-"), "seed {seed}: {out}");
+        let (_, json, _) = serve.verb(&["status", "--json"]);
+        let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let drills: Vec<&str> = runs.as_array().unwrap().iter().filter_map(|r| r["drill"].as_str()).collect();
+        assert!(drills.iter().all(|d| *d == "slow-partner"), "seed {seed}: {drills:?}");
+    }
+    // With nothing it could start, blind mode says so at once.
+    std::fs::remove_file(dir.path().join("drills/slow-partner.toml")).unwrap();
+    let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no drill in the drill directory can run blind"), "{err}");
+}
+
+#[test]
 fn the_kill_switch_disarms_a_blind_drill_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let args = setup(dir.path());
