@@ -103,6 +103,26 @@ pub fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
     parse(path, &text)
 }
 
+/// How much of a journal's end [`last_record`] reads: more than any `ended` line.
+const TAIL: u64 = 64 * 1024;
+
+/// The last complete record of a journal, read from its end alone (a daemon starting over
+/// thousands of finished runs must not parse them all to learn that they ended). `None` when
+/// the last complete line is not a record, or the file cannot be read.
+pub fn last_record(path: &Path) -> Option<Record> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    // Only whole lines: what follows the last newline is torn (or empty).
+    let whole = &text[..text.rfind('\n')?];
+    let line = whole.rsplit('\n').next()?;
+    serde_json::from_str(line).ok()
+}
+
 /// Parses journal text; see [`read`].
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, JournalError> {
     let lines: Vec<&str> = text.split_terminator('\n').collect();
@@ -152,5 +172,25 @@ mod tests {
         assert_eq!(after[2].seq, 3);
         let corrupt = text.replacen("\"seq\":1", "\"seq\":\"x\"", 1);
         assert!(matches!(parse(&path, &corrupt), Err(JournalError::Corrupt { line: 1, .. })));
+    }
+
+    #[test]
+    fn the_last_record_is_read_from_the_end_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let mut journal = Journal::create(&path).unwrap();
+        // More than the tail holds, so the start of the file is never read.
+        for t in 0..2_000 {
+            journal.append(t, Event::Sli { valid: t, bad: 0 }).unwrap();
+        }
+        journal.append(2_000, Event::Ack { by: "ana".into() }).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > TAIL);
+        assert_eq!(last_record(&path).map(|r| (r.seq, r.event)), Some((2_001, Event::Ack { by: "ana".into() })));
+        // A torn last line does not count; the whole line before it does.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(r#"{"seq":2002,"t_ms":20"#);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(last_record(&path).map(|r| r.seq), Some(2_001));
+        assert!(last_record(&dir.path().join("missing.jsonl")).is_none());
     }
 }
