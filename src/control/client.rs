@@ -71,6 +71,10 @@ pub fn print_status(run: &RunStatus) {
         println!("a blind drill for team {} is armed or running: acknowledge when you notice symptoms", run.team);
         return;
     }
+    if run.run_id.is_empty() {
+        println!("the blind drill for team {}: {} (`firedrill abort --all` clears this)", run.team, run.outcome);
+        return;
+    }
     let state = if run.outcome.is_empty() { "in progress".to_owned() } else { run.outcome.clone() };
     println!(
         "run {}  drill {}  team {}  {}  elapsed {}",

@@ -73,7 +73,7 @@ pub fn run_status(view: RunView) -> RunStatus {
                     .collect()
             })
             .unwrap_or_default(),
-        outcome: card.as_ref().and_then(|c| c.outcome).map(crate::wire_name).unwrap_or_default(),
+        outcome: card.as_ref().and_then(|c| c.outcome).map(crate::wire_name).or(view.note).unwrap_or_default(),
         scorecard_path: view.scorecard_path.map(|p| p.display().to_string()).unwrap_or_default(),
         briefing: view.briefing,
         sealed: view.sealed,

@@ -98,6 +98,9 @@ pub struct RunView {
     pub briefing: String,
     /// Where the final scorecard was written.
     pub scorecard_path: Option<PathBuf>,
+    /// What status says in place of an outcome for something that is not a run (a blind drill
+    /// that could not start).
+    pub note: Option<String>,
     /// A blind drill, sealed: armed or in progress and not yet acknowledged. Everything that
     /// would tell the responder what or when (id, drill, briefing, elapsed time, phases) is
     /// left out until they acknowledge; the drill's name stays out until the run ends.
@@ -114,6 +117,7 @@ fn sealed(team: &str) -> RunView {
         card: None,
         briefing: String::new(),
         scorecard_path: None,
+        note: None,
         sealed: true,
     }
 }
@@ -123,6 +127,14 @@ struct Armed {
     team: String,
     /// Disarms it (the kill switch).
     cancel: CancellationToken,
+    /// Why it could not start when its moment came; kept for status until disarmed.
+    failed: Option<String>,
+}
+
+impl Armed {
+    fn waiting(&self) -> bool {
+        self.failed.is_none()
+    }
 }
 
 struct Entry {
@@ -352,7 +364,7 @@ impl Manager {
         let drill = names.swap_remove(index);
         let cancel = self.shutdown.child_token();
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        self.armed().insert(number, Armed { team: team.clone(), cancel: cancel.clone() });
+        self.armed().insert(number, Armed { team: team.clone(), cancel: cancel.clone(), failed: None });
         let manager = self.clone();
         self.tracker.spawn(async move {
             tokio::select! {
@@ -360,10 +372,14 @@ impl Manager {
                 () = tokio::time::sleep(delay) => {
                     if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number)).await {
                         tracing::error!(%err, "the blind drill could not start");
+                        // Status says so, instead of the responder waiting for nothing.
+                        if let Some(armed) = manager.armed().get_mut(&number) {
+                            armed.failed = Some(err.to_string());
+                        }
+                        return;
                     }
                 }
             }
-            // A drill that could not start is disarmed too.
             manager.armed().remove(&number);
         });
         Ok(())
@@ -392,7 +408,7 @@ impl Manager {
             runs.iter().filter(|(_, e)| e.finished.borrow().is_none()).map(|(id, _)| id).collect();
         match active.as_slice() {
             [one] => Ok((*one).clone()),
-            [] if !self.armed().is_empty() => Err(ManagerError::Ambiguous(
+            [] if self.armed().values().any(Armed::waiting) => Err(ManagerError::Ambiguous(
                 "no drill is running yet (a blind drill is armed: act when you notice symptoms)".into(),
             )),
             [] => Err(ManagerError::Ambiguous("no run is in progress".into())),
@@ -489,7 +505,7 @@ impl Manager {
 
     /// Whether a blind drill is armed or in progress: `watch` then stays sealed.
     pub fn blind_pending(&self) -> bool {
-        let armed = !self.armed().is_empty();
+        let armed = self.armed().values().any(Armed::waiting);
         armed || self.runs().values().any(|e| e.blind && e.finished.borrow().is_none())
     }
 
@@ -527,6 +543,7 @@ impl Manager {
                 card,
                 briefing,
                 scorecard_path: finished.and_then(Result::ok),
+                note: None,
                 sealed: false,
             };
             if entry.blind && !ended && !acknowledged { sealed(&entry.team) } else { view }
@@ -537,7 +554,14 @@ impl Manager {
                 .map(|e| vec![view(&id.to_owned(), e)])
                 .ok_or_else(|| ManagerError::NoRun(id.to_owned()));
         }
-        let armed = self.armed().values().map(|a| sealed(&a.team)).collect::<Vec<_>>();
+        let armed = self
+            .armed()
+            .values()
+            .map(|a| match &a.failed {
+                None => sealed(&a.team),
+                Some(why) => RunView { sealed: false, note: Some(format!("not started: {why}")), ..sealed(&a.team) },
+            })
+            .collect::<Vec<_>>();
         Ok(runs.iter().map(|(id, e)| view(id, e)).chain(armed).collect())
     }
 

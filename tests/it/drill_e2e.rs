@@ -362,6 +362,34 @@ fn blind_mode_draws_only_drills_with_a_fault_this_environment_can_run() {
 }
 
 #[test]
+fn a_blind_drill_that_cannot_start_says_so_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    std::fs::remove_file(dir.path().join("drills/slow-partner.toml")).unwrap();
+    // Valid, but at its moment there is no `wallet` process to kill.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("drills/wallet-crashloop.toml"), dir.path().join("drills/crashloop.toml")).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let (_, out, _) = serve.verb(&["status"]);
+        if out.contains("not started") || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(out.contains("the blind drill for team solo: not started: ") && out.contains("wallet"), "{out}");
+    let (code, _, _) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(2), "nothing is armed any more");
+    let (_, out, _) = serve.verb(&["abort", "--all", "--as", "solo"]);
+    assert!(out.contains("disarmed"), "{out}");
+    let (_, json, _) = serve.verb(&["status", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), serde_json::json!([]));
+}
+
+#[test]
 fn the_kill_switch_disarms_a_blind_drill_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let args = setup(dir.path());
