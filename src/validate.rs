@@ -252,11 +252,11 @@ fn slo_warnings(drill: &drill::Drill) -> Vec<String> {
     for expected in &drill.alerts {
         let Some(rule) = rules.iter().find(|r| r.name == expected.name) else { continue };
         let within = expected.within.as_secs();
-        if crate::slo::eval::first_firing(slo.objective, rule.clone(), rps, within, bad).is_some() {
-            continue;
-        }
         let horizon = drill.timebox.as_secs().max(within);
         let earliest = crate::slo::eval::first_firing(slo.objective, rule.clone(), rps, horizon, bad);
+        if earliest.is_some_and(|second| second <= within) {
+            continue;
+        }
         let reason = match (earliest, rule.time_to_fire(&slo.objective, 1.0)) {
             (Some(s), _) => {
                 format!("fires after {} at the earliest", drill::duration::format(std::time::Duration::from_secs(s)))

@@ -198,15 +198,14 @@ pub async fn abort(remote: &Remote, run_id: String, by: String, all: bool) -> Re
     let mut client = Client::connect(remote).await?;
     let request = client.request(AbortRequest { run_id, by, all });
     let reply = client.inner.abort(request).await.map_err(|s| failure(&s))?.into_inner();
-    if reply.aborted.is_empty() {
+    if reply.aborted.is_empty() && reply.disarmed == 0 {
         println!("no run was in progress");
     }
     for id in reply.aborted {
-        if id == crate::run::manager::DISARMED {
-            println!("disarmed a blind drill that had not started");
-        } else {
-            println!("aborted run {id}; its faults were removed");
-        }
+        println!("aborted run {id}; its faults were removed");
+    }
+    for _ in 0..reply.disarmed {
+        println!("disarmed a blind drill that had not started");
     }
     Ok(())
 }

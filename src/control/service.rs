@@ -145,11 +145,13 @@ impl Control for ControlService {
         let r = request.into_inner();
         let by = who(&r.by)?;
         if r.all {
-            return Ok(Response::new(AbortReply { aborted: self.manager.abort_all(&by).await }));
+            let done = self.manager.abort_all(&by).await;
+            let disarmed = u32::try_from(done.disarmed).unwrap_or(u32::MAX);
+            return Ok(Response::new(AbortReply { aborted: done.runs, disarmed }));
         }
         let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
         self.manager.abort(&id, by).await.map_err(status)?;
-        Ok(Response::new(AbortReply { aborted: vec![id] }))
+        Ok(Response::new(AbortReply { aborted: vec![id], disarmed: 0 }))
     }
 
     async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {

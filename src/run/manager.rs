@@ -32,9 +32,6 @@ pub fn blind_pick(count: usize, seed: u64, within: std::time::Duration) -> Optio
     Some((index, std::time::Duration::from_millis(delay)))
 }
 
-/// What the kill switch reports for a blind drill it disarmed before it started.
-pub const DISARMED: &str = "blind drill (armed)";
-
 /// How many commands may wait for a run at once.
 const COMMAND_QUEUE: usize = 32;
 
@@ -47,6 +44,15 @@ pub struct RunDirs {
     pub data: PathBuf,
     /// Scorecards go to `<scorecards>/<team>/<run-id>.json`.
     pub scorecards: PathBuf,
+}
+
+/// What the kill switch did.
+#[derive(Debug, Default)]
+pub struct Aborted {
+    /// The runs it aborted.
+    pub runs: Vec<String>,
+    /// Blind drills it disarmed before they started.
+    pub disarmed: usize,
 }
 
 /// Why a request about runs failed.
@@ -386,7 +392,7 @@ impl Manager {
     }
 
     /// Disarms every blind drill that has not started yet; returns how many.
-    pub fn disarm(&self) -> usize {
+    fn disarm(&self) -> usize {
         let armed = std::mem::take(&mut *self.armed());
         for blind in armed.values() {
             blind.cancel.cancel();
@@ -488,8 +494,8 @@ impl Manager {
     }
 
     /// The kill switch: disarms every blind drill not started yet and aborts every run in
-    /// progress; returns the runs' ids, then `blind drill (armed)` once per disarmed one.
-    pub async fn abort_all(&self, by: &str) -> Vec<String> {
+    /// progress.
+    pub async fn abort_all(&self, by: &str) -> Aborted {
         let disarmed = self.disarm();
         let active: Vec<String> =
             self.runs().iter().filter(|(_, e)| e.finished.borrow().is_none()).map(|(id, _)| id.clone()).collect();
@@ -499,8 +505,7 @@ impl Manager {
                 aborted.push(id);
             }
         }
-        aborted.extend(std::iter::repeat_n(DISARMED.to_owned(), disarmed));
-        aborted
+        Aborted { runs: aborted, disarmed }
     }
 
     /// Whether a blind drill is armed or in progress: `watch` then stays sealed.

@@ -51,6 +51,12 @@ fn setup(dir: &Path) -> Vec<String> {
     vec!["env.json".to_owned()]
 }
 
+/// A daemon in `dir` with the drill and proxies of [`setup`].
+fn serve_in(dir: &Path) -> ServeProcess {
+    let args = setup(dir);
+    ServeProcess::start_in(dir, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn toxics(serve: &ServeProcess) -> Vec<String> {
     serve.proxies()["partner"]["toxics"]
         .as_array()
@@ -93,8 +99,7 @@ fn start_run(serve: &ServeProcess) -> String {
 #[test]
 fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let serve = serve_in(dir.path());
     assert!(round_trip_ms(&serve) < 150, "no fault before the run");
 
     let (code, out, err) = serve.verb(&["run", "slow-partner", "--team", "payments", "--responder", "ana"]);
@@ -167,8 +172,7 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
 #[test]
 fn the_kill_switch_removes_every_fault() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let serve = serve_in(dir.path());
     let run_id = start_run(&serve);
     assert_eq!(toxics(&serve).len(), 1);
     let (code, out, _) = serve.verb(&["abort", "--all", "--as", "facilitator"]);
@@ -182,8 +186,7 @@ fn the_kill_switch_removes_every_fault() {
 #[test]
 fn sigterm_mid_run_interrupts_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
-    let mut serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut serve = serve_in(dir.path());
     let run_id = start_run(&serve);
     serve.signal("TERM");
     let (code, _) = serve.wait(Duration::from_secs(10));
@@ -295,8 +298,7 @@ fn mitigation_is_when_the_steady_state_returns_and_resolve_is_verified() {
 #[test]
 fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let serve = serve_in(dir.path());
     let (code, out, err) = serve.verb(&["run", "--blind", "--within", "1s", "--team", "solo", "--seed", "5"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!out.contains("slow-partner") && out.contains("acknowledge when you notice"), "{out}");
@@ -336,13 +338,12 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
 #[test]
 fn blind_mode_draws_only_drills_with_a_fault_this_environment_can_run() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
+    let serve = serve_in(dir.path());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     // Beside slow-partner: a tabletop exercise (nothing to notice) and a drill for proxies this
     // environment does not have.
     std::fs::copy(root.join("drills/card-data-tabletop.toml"), dir.path().join("drills/tabletop.toml")).unwrap();
     std::fs::write(dir.path().join("drills/elsewhere.toml"), DRILL.replace("\"partner\"", "\"ledger\"")).unwrap();
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     for seed in ["1", "2", "3", "4", "5", "6"] {
         let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", seed]);
         assert_eq!(code, Some(0), "{err}");
@@ -364,12 +365,11 @@ fn blind_mode_draws_only_drills_with_a_fault_this_environment_can_run() {
 #[test]
 fn a_blind_drill_that_cannot_start_says_so_in_status() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
+    let serve = serve_in(dir.path());
     std::fs::remove_file(dir.path().join("drills/slow-partner.toml")).unwrap();
     // Valid, but at its moment there is no `wallet` process to kill.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(root.join("drills/wallet-crashloop.toml"), dir.path().join("drills/crashloop.toml")).unwrap();
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", "1"]);
     assert_eq!(code, Some(0), "{err}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -392,8 +392,7 @@ fn a_blind_drill_that_cannot_start_says_so_in_status() {
 #[test]
 fn the_kill_switch_disarms_a_blind_drill_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let serve = serve_in(dir.path());
     let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1h", "--team", "solo", "--seed", "5"]);
     assert_eq!(code, Some(0), "{err}");
     let (_, out, _) = serve.verb(&["status"]);
@@ -432,8 +431,7 @@ fn spawn_watch(serve: &ServeProcess, run_id: &str, terminal: bool) -> std::proce
 #[test]
 fn watch_follows_a_run_until_it_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let args = setup(dir.path());
-    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let serve = serve_in(dir.path());
     let run_id = start_run(&serve);
     let plain = spawn_watch(&serve, &run_id, false);
     let live = spawn_watch(&serve, &run_id, true);
