@@ -50,6 +50,8 @@ pub struct Daemon {
     pub manager: Arc<Manager>,
     /// Runs a crash left open, closed at start (their faults removed).
     pub recovered: Vec<String>,
+    /// The teams of blind drills an earlier daemon armed, waiting again.
+    pub rearmed: Vec<String>,
     listener: TcpListener,
     control_listener: TcpListener,
     token: Option<String>,
@@ -104,7 +106,18 @@ impl Daemon {
         let kills = crate::fault::kill::Killers::new(supervisor);
         let manager = Manager::new(proxies, kills, options.dirs);
         let recovered = manager.recover().await;
-        Ok(Self { api, registry, control, manager, recovered, listener, control_listener, token: options.token })
+        let rearmed = manager.rearm();
+        Ok(Self {
+            api,
+            registry,
+            control,
+            manager,
+            recovered,
+            rearmed,
+            listener,
+            control_listener,
+            token: options.token,
+        })
     }
 
     /// Serves until `shutdown` completes, then stops accepting and drains connections.
@@ -155,6 +168,9 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> R
     }
     for run in &daemon.recovered {
         println!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
+    }
+    for team in &daemon.rearmed {
+        println!("firedrill: a blind drill for team {team}, armed before this daemon started, is armed again");
     }
     daemon.run(shutdown).await
 }

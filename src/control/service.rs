@@ -42,7 +42,7 @@ fn status(err: ManagerError) -> Status {
         }
         ManagerError::BadDrill(_) => Status::invalid_argument(err.to_string()),
         ManagerError::Ambiguous(_) | ManagerError::Ended(_) => Status::failed_precondition(err.to_string()),
-        ManagerError::Run(_) => Status::internal(err.to_string()),
+        ManagerError::Run(_) | ManagerError::Arm(_) => Status::internal(err.to_string()),
         ManagerError::Proxies(_) => Status::unavailable(err.to_string()),
     }
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::armed::{self, Arming};
 use super::journal::{Journal, JournalError};
 use super::runner::{self, Command, RunLog, RunSpec};
 use crate::drill::{self, Environment};
@@ -85,6 +86,9 @@ pub enum ManagerError {
     /// The proxies could not be listed.
     #[error("cannot list the proxies: {0}")]
     Proxies(String),
+    /// A blind drill could not be written down, so a restart would lose it.
+    #[error("cannot arm the blind drill: {0} (check that the data directory is writable)")]
+    Arm(String),
 }
 
 /// What status reports about a run.
@@ -135,6 +139,8 @@ struct Armed {
     cancel: CancellationToken,
     /// Why it could not start when its moment came; kept for status until disarmed.
     failed: Option<String>,
+    /// Where it is kept across restarts ([`armed`]); removed when it starts or is disarmed.
+    file: PathBuf,
 }
 
 impl Armed {
@@ -199,6 +205,10 @@ impl Manager {
 
     fn journal_dir(&self) -> PathBuf {
         self.dirs.data.join("runs")
+    }
+
+    fn armed_dir(&self) -> PathBuf {
+        self.dirs.data.join("armed")
     }
 
     /// Closes every journal a crash left open (removing its faults) and writes its scorecard.
@@ -321,8 +331,9 @@ impl Manager {
             // Locks in status's order (runs, then armed): a blind drill is never listed twice.
             let mut runs = self.runs();
             runs.insert(run_id.clone(), entry);
-            if let Some(number) = armed {
-                self.armed().remove(&number);
+            // Its journal carries it from here: a crash no longer needs the armed file.
+            if let Some(blind) = armed.and_then(|number| self.armed().remove(&number)) {
+                armed::remove(&blind.file);
             }
         }
         let manager = self.clone();
@@ -368,16 +379,32 @@ impl Manager {
         let seed = seed.unwrap_or_else(rand::random);
         let (index, delay) = blind_pick(names.len(), seed, within).ok_or(ManagerError::NoBlindDrill)?;
         let drill = names.swap_remove(index);
+        let now = super::wall_ms();
+        let at_wall_ms = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        let arming = Arming { drill, team, responder, seed, at_wall_ms };
+        let key = format!("{now}-{}", self.counter.fetch_add(1, Ordering::Relaxed));
+        let file = armed::save(&self.armed_dir(), &key, &arming).map_err(|e| ManagerError::Arm(e.to_string()))?;
+        self.arm(arming, file);
+        Ok(())
+    }
+
+    /// Waits for an armed drill's moment, then starts it; the kill switch or shutdown cancels the
+    /// wait (shutdown keeps its file, so the next daemon arms it again).
+    fn arm(self: &Arc<Self>, arming: Arming, file: PathBuf) {
+        let delay = std::time::Duration::from_millis(arming.at_wall_ms.saturating_sub(super::wall_ms()));
         let cancel = self.shutdown.child_token();
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        self.armed().insert(number, Armed { team: team.clone(), cancel: cancel.clone(), failed: None });
+        let blind = Armed { team: arming.team.clone(), cancel: cancel.clone(), failed: None, file: file.clone() };
+        self.armed().insert(number, blind);
         let manager = self.clone();
         self.tracker.spawn(async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(delay) => {
+                    let Arming { drill, team, responder, seed, .. } = arming;
                     if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number)).await {
                         tracing::error!(%err, "the blind drill could not start");
+                        armed::remove(&file);
                         // Status says so, instead of the responder waiting for nothing.
                         if let Some(armed) = manager.armed().get_mut(&number) {
                             armed.failed = Some(err.to_string());
@@ -388,13 +415,38 @@ impl Manager {
             }
             manager.armed().remove(&number);
         });
-        Ok(())
+    }
+
+    /// Arms again the blind drills an earlier daemon armed and did not start (it stopped or
+    /// crashed while they waited). One whose moment passed meanwhile starts at once. Returns the
+    /// teams they are for.
+    pub fn rearm(self: &Arc<Self>) -> Vec<String> {
+        let mut teams = Vec::new();
+        for (path, arming) in armed::load_all(&self.armed_dir()) {
+            match arming {
+                Ok(arming) => {
+                    if arming.at_wall_ms < super::wall_ms() {
+                        tracing::warn!(
+                            team = arming.team,
+                            "a blind drill's moment passed while the daemon was down; it starts now"
+                        );
+                    }
+                    teams.push(arming.team.clone());
+                    self.arm(arming, path);
+                }
+                Err(err) => {
+                    tracing::error!(%err, path = %path.display(), "cannot read an armed blind drill; left in place");
+                }
+            }
+        }
+        teams
     }
 
     /// Disarms every blind drill that has not started yet; returns how many.
     fn disarm(&self) -> usize {
         let armed = std::mem::take(&mut *self.armed());
         for blind in armed.values() {
+            armed::remove(&blind.file);
             blind.cancel.cancel();
         }
         armed.len()

@@ -9,6 +9,7 @@ pub fn wall_ms() -> u64 {
 }
 
 pub mod alertmanager;
+pub mod armed;
 pub mod event;
 pub mod journal;
 pub mod manager;

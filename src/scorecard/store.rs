@@ -11,18 +11,27 @@ pub fn write(root: &Path, card: &Scorecard) -> io::Result<PathBuf> {
     let dir = root.join(sanitize(&card.team));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}.json", sanitize(&card.run_id)));
-    let temporary = dir.join(format!(".{}.json.tmp", sanitize(&card.run_id)));
     let mut text = serde_json::to_string_pretty(card).map_err(io::Error::other)?;
     text.push('\n');
+    write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, fsync, rename, fsync of
+/// the directory. A crash leaves the old file or the new one, never a torn one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp"));
     let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(text.as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
-    std::fs::rename(&temporary, &path)?;
-    if let Ok(dir) = std::fs::File::open(&dir) {
+    std::fs::rename(&temporary, path)?;
+    if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
-    Ok(path)
+    Ok(())
 }
 
 /// A scorecard file that could not be read; the report lists these and goes on.

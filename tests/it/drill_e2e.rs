@@ -408,6 +408,63 @@ fn the_kill_switch_disarms_a_blind_drill_before_it_starts() {
     assert!(toxics(&serve).is_empty());
 }
 
+#[test]
+fn a_blind_drill_stays_armed_across_a_restart_until_disarmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serve = ServeProcess::start_in(dir.path(), &args);
+    let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1h", "--team", "solo", "--seed", "5"]);
+    assert_eq!(code, Some(0), "{err}");
+    serve.signal("TERM");
+    assert_eq!(serve.wait(Duration::from_secs(10)).0, Some(0));
+
+    let mut serve = ServeProcess::start_in(dir.path(), &args);
+    let (_, json, _) = serve.verb(&["status", "--json"]);
+    let sealed = serde_json::json!([{ "sealed": true, "team": "solo" }]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), sealed, "still armed after a restart");
+    let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a blind drill is armed"), "{err}");
+    let (_, out, _) = serve.verb(&["abort", "--all", "--as", "solo"]);
+    assert!(out.contains("disarmed a blind drill that had not started"), "{out}");
+    serve.signal("TERM");
+    serve.wait(Duration::from_secs(10));
+
+    let serve = ServeProcess::start_in(dir.path(), &args);
+    let (_, json, _) = serve.verb(&["status", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), serde_json::json!([]), "disarmed for good");
+}
+
+#[test]
+fn a_blind_drill_due_while_the_daemon_was_down_starts_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = setup(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let within = Duration::from_secs(3);
+    // A seed whose moment is late enough to crash the daemon before it.
+    let seed = (0..1000u64)
+        .find(|&s| firedrill::run::manager::blind_pick(1, s, within).unwrap().1 > Duration::from_millis(1500))
+        .unwrap();
+    let mut serve = ServeProcess::start_in(dir.path(), &args);
+    let armed_at = std::time::Instant::now();
+    let (code, _, err) =
+        serve.verb(&["run", "--blind", "--within", "3s", "--team", "solo", "--seed", &seed.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    serve.signal("KILL");
+    serve.wait(Duration::from_secs(10));
+    assert!(armed_at.elapsed() < Duration::from_millis(1500), "the daemon died before the drill's moment");
+    std::thread::sleep(within.saturating_sub(armed_at.elapsed()));
+
+    let serve = ServeProcess::start_in(dir.path(), &args);
+    assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
+    let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(0), "the drill is running: {err}");
+    serve.verb(&["abort", "--all", "--as", "solo"]);
+    assert!(toxics(&serve).is_empty());
+    assert_eq!(std::fs::read_dir(dir.path().join(".firedrill/armed")).unwrap().count(), 0, "nothing left armed");
+}
+
 fn spawn_watch(serve: &ServeProcess, run_id: &str, terminal: bool) -> std::process::Child {
     let binary = env!("CARGO_BIN_EXE_firedrill");
     let mut command = if terminal {
