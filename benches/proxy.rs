@@ -19,7 +19,7 @@ use common::Daemon;
 const BULK_BYTES: usize = 1 << 30;
 const ROUNDS: usize = 5;
 const ROUND_TRIPS: usize = 20_000;
-const LATENCY_SAMPLES: usize = 100;
+const LATENCY_SAMPLES: usize = 500;
 const IDLE_CONNECTIONS: usize = 10_000;
 /// This machine's hard limit on descriptors (20,000) is below the 2 per connection a single
 /// daemon needs for 10,000 connections, so the idle connections are spread over two daemons.

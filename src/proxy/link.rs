@@ -23,7 +23,8 @@ const READ_CHUNK: usize = 32 * 1024;
 /// Chunks queued between the reader and the writer of one direction (bounds memory per link).
 const CHUNK_QUEUE: usize = 16;
 
-/// Half of tokio's timer resolution (1 ms), see [`Direction::write_pieces`].
+/// Half of tokio's timer resolution (1 ms), for when no precise timer could be made
+/// (see [`Direction::write_pieces`]).
 const HALF_TIMER_TICK: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The toxics of a proxy, as its links see them: upstream ones first, then downstream.
@@ -80,6 +81,18 @@ struct Direction<'a> {
     /// The splice pipe, made on first use so idle connections hold no pipe.
     #[cfg(target_os = "linux")]
     pipe: Option<super::sys::Pipe>,
+    /// The timer scheduled pieces wait on, made on first use.
+    timer: Timer,
+}
+
+/// What a direction's scheduled pieces wait on.
+enum Timer {
+    /// Not needed yet: most links never wait.
+    Untried,
+    /// A timer with the kernel's resolution.
+    Precise(super::sys::Timer),
+    /// None could be made: tokio's millisecond timer.
+    Coarse,
 }
 
 impl<'a> Direction<'a> {
@@ -101,6 +114,7 @@ impl<'a> Direction<'a> {
             chain: Chain::new(stream, seed, shared.metrics.clone()),
             #[cfg(target_os = "linux")]
             pipe: None,
+            timer: Timer::Untried,
         }
     }
 
@@ -300,10 +314,24 @@ impl<'a> Direction<'a> {
     async fn write_pieces(&mut self, pieces: Vec<Piece>) -> Result<(), Verdict> {
         let mut interrupted = false;
         for piece in pieces {
-            // tokio's timer fires on the first millisecond tick at or after a deadline; aiming
-            // half a tick early centres the error on the configured value instead of +0..1 ms.
-            let due = piece.ready_at.checked_sub(HALF_TIMER_TICK).unwrap_or(piece.ready_at);
+            if !interrupted && Instant::now() < piece.ready_at && matches!(self.timer, Timer::Untried) {
+                self.timer = super::sys::Timer::new().map_or_else(
+                    |err| {
+                        tracing::debug!(%err, "no timerfd; latency waits on tokio's timer");
+                        Timer::Coarse
+                    },
+                    Timer::Precise,
+                );
+            }
+            // Without the precise timer: tokio's fires on the first millisecond tick at or after a
+            // deadline; aiming half a tick early centres its error on the configured value.
+            let due = if matches!(self.timer, Timer::Precise(_)) {
+                piece.ready_at
+            } else {
+                piece.ready_at.checked_sub(HALF_TIMER_TICK).unwrap_or(piece.ready_at)
+            };
             while !interrupted && Instant::now() < due {
+                let precise = if let Timer::Precise(timer) = &self.timer { Some(timer) } else { None };
                 tokio::select! {
                     biased;
                     () = self.cancel.cancelled() => return Err(Verdict::Close),
@@ -313,7 +341,7 @@ impl<'a> Direction<'a> {
                         }
                         interrupted = true;
                     }
-                    () = sleep_until(due) => {}
+                    () = sleep_on(precise, due) => {}
                 }
             }
             write_all(self.dst, &piece.data, self.cancel).await.map_err(|_| Verdict::Close)?;
@@ -338,6 +366,16 @@ impl<'a> Direction<'a> {
         }
         Step::Changed
     }
+}
+
+/// Sleeps until `due` on the precise timer, or on tokio's if there is none or it fails.
+async fn sleep_on(precise: Option<&super::sys::Timer>, due: Instant) {
+    if let Some(timer) = precise
+        && timer.sleep_until(due.into_std()).await.is_ok()
+    {
+        return;
+    }
+    sleep_until(due).await;
 }
 
 /// Reads chunks, stamped with their arrival, until end of stream, an error, or `stop`. A chunk

@@ -1,4 +1,5 @@
-//! The Linux system calls the proxy needs: `splice(2)` through a pipe, and the open-files limit.
+//! The Linux system calls the proxy needs: `splice(2)` through a pipe, a `timerfd` for waits
+//! finer than tokio's millisecond timer, and the open-files limit.
 //!
 //! This is the only module with `unsafe`; each block is a plain libc call on descriptors the
 //! caller keeps open for the call's duration.
@@ -71,6 +72,62 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// A one-shot timer with the kernel's resolution (`timerfd_create(2)`, `CLOCK_MONOTONIC`, the
+/// clock behind [`std::time::Instant`]). tokio's timer works in whole milliseconds and its
+/// driver's `epoll_wait` rounds its timeout up, so a tokio sleep ends 0–2 ms late; the latency
+/// toxic waits on this instead. It must be used inside a tokio runtime with I/O enabled.
+#[derive(Debug)]
+pub struct Timer {
+    fd: tokio::io::unix::AsyncFd<OwnedFd>,
+}
+
+impl Timer {
+    /// Opens a non-blocking timerfd and registers it with the runtime.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain flags; the result is checked before use.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: timerfd_create succeeded, so `fd` is open and owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: the AsyncFd owns `fd`, which stays open and the same until it is dropped.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
+        Ok(Self { fd })
+    }
+
+    /// Waits until `deadline` (at once if it has passed). Cancel-safe: dropping the future
+    /// leaves the timer armed, and the next call re-arms it.
+    pub async fn sleep_until(&self, deadline: std::time::Instant) -> io::Result<()> {
+        let Some(wait) = deadline.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) else {
+            return Ok(());
+        };
+        let value = libc::timespec {
+            tv_sec: libc::time_t::try_from(wait.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(wait.subsec_nanos().cast_signed()),
+        };
+        let spec = libc::itimerspec { it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 }, it_value: value };
+        // SAFETY: `spec` is a valid itimerspec; a null old value is allowed.
+        if unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &raw const spec, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        loop {
+            let mut ready = self.fd.readable().await?;
+            let mut expirations = [0_u8; 8];
+            let read = ready.try_io(|fd| {
+                // SAFETY: reads 8 bytes into an 8-byte buffer from the timerfd we own.
+                let n = unsafe { libc::read(fd.as_raw_fd(), expirations.as_mut_ptr().cast(), expirations.len()) };
+                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+            });
+            match read {
+                Ok(result) => return result,
+                // Not expired yet (or an expiry consumed by a dropped wait: re-armed above).
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit (a proxy holds two sockets and up to
 /// two pipes per connection) and returns the new soft limit.
 pub fn raise_open_files_limit() -> io::Result<u64> {
@@ -108,6 +165,23 @@ mod tests {
         let mut out = [0; 16];
         reader.read_exact(&mut out).unwrap();
         assert_eq!(&out, b"through the pipe");
+    }
+
+    #[tokio::test]
+    async fn the_timer_ends_at_its_deadline_not_before() {
+        let timer = Timer::new().unwrap();
+        for wait in [300_u64, 2_500, 10_000] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_micros(wait);
+            timer.sleep_until(deadline).await.unwrap();
+            assert!(std::time::Instant::now() >= deadline, "never early ({wait} µs)");
+        }
+        // A deadline already past returns at once; a dropped wait leaves the timer usable.
+        timer.sleep_until(std::time::Instant::now()).await.unwrap();
+        let long = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(5), timer.sleep_until(long)).await;
+        assert!(cancelled.is_err());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1);
+        tokio::time::timeout(std::time::Duration::from_secs(5), timer.sleep_until(deadline)).await.unwrap().unwrap();
     }
 
     #[test]

@@ -16,7 +16,8 @@ async fn latency_delays_each_round_trip() {
     for _ in 0..3 {
         let (back, took) = round_trip(&mut stream, b"ping").await;
         assert_eq!(back, b"ping");
-        assert!(took >= ms(195) && took < ms(600), "round trip took {took:?}");
+        // Never early: the pieces wait on a timer with the kernel's resolution.
+        assert!(took >= ms(200) && took < ms(600), "round trip took {took:?}");
     }
 }
 
@@ -31,7 +32,7 @@ async fn jitter_spreads_latency_within_bounds() {
         samples.push(round_trip(&mut stream, b"j").await.1);
     }
     let (min, max) = (samples.iter().min().unwrap(), samples.iter().max().unwrap());
-    assert!(*min >= ms(48), "below latency - jitter: {min:?}");
+    assert!(*min >= ms(50), "below latency - jitter: {min:?}");
     assert!(*max < ms(400), "far above latency + jitter: {max:?}");
     assert!(max.saturating_sub(*min) > ms(20), "jitter should spread the samples: {samples:?}");
 }
