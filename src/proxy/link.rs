@@ -123,7 +123,13 @@ impl<'a> Direction<'a> {
             if self.sync() != Verdict::Continue {
                 break Verdict::Close;
             }
-            let step = if self.chain.is_empty() { self.fast_path().await } else { self.toxic_path().await };
+            let step = if self.chain.is_empty() {
+                // Back on the fast path a link holds no timer: descriptors go to connections.
+                self.timer = Timer::Untried;
+                self.fast_path().await
+            } else {
+                self.toxic_path().await
+            };
             if let Step::Done(verdict) = step {
                 break verdict;
             }
