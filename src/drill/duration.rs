@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-/// Parses a duration made of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`, `d`.
+/// The longest duration accepted anywhere (ten years): far beyond any drill, report window or
+/// backoff, and small enough that adding a few of them to a clock reading cannot overflow.
+pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Parses a duration made of one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`, `d`,
+/// of at most [`MAX`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     let expected = "expected a duration such as \"500ms\", \"30s\", \"45m\" or \"1h30m\"";
     let trimmed = text.trim();
@@ -30,6 +35,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         };
         total = total.checked_add(part).ok_or_else(|| format!("`{text}` is too large a duration"))?;
         rest = &rest[unit_len..];
+    }
+    if total > MAX {
+        return Err(format!("`{text}` is too large a duration (at most 10 years, `3650d`)"));
     }
     Ok(total)
 }
@@ -74,5 +82,9 @@ mod tests {
         assert!(parse("10 minutes").unwrap_err().contains("unknown unit ` minutes`"));
         assert!(parse("m").unwrap_err().contains("is not a duration"));
         assert!(parse("").unwrap_err().contains("empty duration"));
+        assert_eq!(parse("3650d"), Ok(MAX));
+        for huge in ["3651d", "99999999999999999d", "18446744073709551616s", "999999999999999h1s"] {
+            assert!(parse(huge).unwrap_err().contains("too large a duration"), "{huge}");
+        }
     }
 }

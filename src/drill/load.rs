@@ -137,6 +137,9 @@ impl<'a> Errors<'a> {
     }
 }
 
+/// The most pulses one burst may have (each is a fault the runner schedules and journals).
+const MAX_PULSES: u32 = 1000;
+
 struct Validator<'e, 'a> {
     errors: &'e mut Errors<'a>,
     environment: &'e Environment,
@@ -437,26 +440,33 @@ impl Validator<'_, '_> {
         else {
             return Vec::new();
         };
-        if on.is_zero() || section.times == 0 {
-            self.errors.at(&span, "faults.burst needs `on` longer than 0s and `times` of at least 1");
+        if on.is_zero() || !(1..=MAX_PULSES).contains(&section.times) {
+            self.errors.at(&span, format!("faults.burst needs `on` longer than 0s and `times` from 1 to {MAX_PULSES}"));
             return Vec::new();
         }
-        let pulses: Vec<Fault> = (0..section.times)
-            .map(|k| Fault { at: fault.at + (on + off) * k, duration: Some(on), action: fault.action.clone() })
-            .collect();
-        if let (Some(last), Some(timebox)) = (pulses.last(), timebox)
-            && last.at >= timebox
-        {
+        // Without a valid timebox (already reported) there is nothing to place the pulses in.
+        let Some(limit) = timebox else { return Vec::new() };
+        // Where the last pulse starts, checked before any pulse is made: `times` is the file's.
+        let last_at = on
+            .checked_add(off)
+            .and_then(|period| period.checked_mul(section.times - 1))
+            .and_then(|span| fault.at.checked_add(span))
+            .filter(|last| last.checked_add(on).is_some());
+        if last_at.is_none_or(|last| last >= limit) {
+            let last =
+                last_at.map_or_else(|| "too late to count".to_owned(), |d| format!("at {}", duration::format(d)));
             self.errors.at(
                 &span,
                 format!(
-                    "the last burst starts at {}, after the timebox ({}); fewer `times` or a longer timebox",
-                    duration::format(last.at),
-                    duration::format(timebox)
+                    "the last burst starts {last}, after the timebox ({}); fewer `times` or a longer timebox",
+                    duration::format(limit)
                 ),
             );
+            return Vec::new();
         }
-        pulses
+        (0..section.times)
+            .map(|k| Fault { at: fault.at + (on + off) * k, duration: Some(on), action: fault.action.clone() })
+            .collect()
     }
 
     fn toxic(&mut self, proxy: &Spanned<String>, toxic: &Spanned<toml::Table>) -> Option<FaultAction> {
@@ -873,6 +883,16 @@ text = "Compare the gateway's latency by upstream."
         assert!(found[0].contains("http_error is a request-level toxic, and proxy `partner` is not in http mode"));
         let late = burst.replace("times = 3", "times = 100");
         assert!(errors(&late).iter().any(|e| e.contains("the last burst starts at 1h39m, after the timebox (45m)")));
+        // The file's numbers are checked before any pulse is made: no four billion faults, no
+        // overflowing sums.
+        let many = burst.replace("times = 3", "times = 4000000000");
+        assert!(errors(&many).iter().any(|e| e.contains("`times` from 1 to 1000")), "{:?}", errors(&many));
+        let long = burst.replace("off = \"40s\"", "off = \"3650d\"").replace("times = 3", "times = 1000");
+        assert!(
+            errors(&long).iter().any(|e| e.contains("the last burst starts at 87512405h33m")),
+            "{:?}",
+            errors(&long)
+        );
     }
 
     #[test]

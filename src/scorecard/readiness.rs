@@ -28,12 +28,37 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// Reads a policy file; every problem is located (file, line, column), the window included.
+    pub fn load(path: &std::path::Path) -> Result<Self, Vec<crate::drill::DrillError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let message = format!("cannot read the file: {e}");
+            vec![crate::drill::DrillError { path: path.to_owned(), line: 1, column: 1, message }]
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates policy text; `path` is only used in messages.
+    pub fn parse(path: &std::path::Path, text: &str) -> Result<Self, Vec<crate::drill::DrillError>> {
+        /// Where the window is written, to point at it when it does not parse.
+        #[derive(Deserialize)]
+        struct Window {
+            window: Option<toml::Spanned<String>>,
+        }
+        let mut errors = crate::drill::Errors::new(path, text);
+        let Some(policy) = errors.parse::<Self>() else { return Err(errors.into_list()) };
+        if let Err(e) = parse_window(&policy.window) {
+            let span = toml::from_str::<Window>(text).ok().and_then(|w| w.window).map_or(0..0, |w| w.span());
+            errors.at(&span, format!("window: {e} (write days as `60d`, or a duration such as `12h`)"));
+            return Err(errors.into_list());
+        }
+        Ok(policy)
+    }
+}
+
 /// Parses `"60d"`, `"12h"` or any drill duration.
 pub fn parse_window(text: &str) -> Result<Duration, String> {
-    match text.strip_suffix('d').and_then(|d| d.trim().parse::<u64>().ok()) {
-        Some(days) => Ok(Duration::from_secs(days * 86_400)),
-        None => crate::drill::duration::parse(text),
-    }
+    crate::drill::duration::parse(text)
 }
 
 /// One requirement and whether it holds.
@@ -180,12 +205,10 @@ pub fn run(
 ) -> Result<(), crate::cli::Failure> {
     use crate::cli::Failure;
     use anyhow::anyhow;
-    let policy: Policy = match policy {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Failure::BadInput(anyhow!("{}: {e}", path.display())))?;
-            toml::from_str(&text).map_err(|e| Failure::BadInput(anyhow!("{}: {}", path.display(), e.message())))?
-        }
+    let policy = match policy {
+        Some(path) => Policy::load(path).map_err(|errors| {
+            Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+        })?,
         None => Policy::default(),
     };
     let required = if policy.required_drills.is_empty() {

@@ -7,6 +7,7 @@ mod clients;
 mod demo;
 mod docker;
 mod drill_e2e;
+mod garbage;
 mod grpc;
 mod harness;
 mod http;

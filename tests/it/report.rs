@@ -175,6 +175,14 @@ fn the_cli_gates_on_readiness_with_exit_codes() {
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<failure message=\"0 run(s) in the last 60d\"/>"));
     let bad = run(Some("min_runz = 3\n"));
     assert_eq!(bad.status.code(), Some(2), "a bad policy is bad input");
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(err.contains("policy.toml:1:1: unknown field `min_runz`"), "{err}");
+    let bad = run(Some("min_runs = 3\nwindow = \"sixty days\"\n"));
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(err.contains("policy.toml:2:10: window: "), "the window's own place: {err}");
+    let bad = run(Some("window = \"99999999999999999d\"\n"));
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
 
     let report = Command::new(env!("CARGO_BIN_EXE_firedrill"))
         .args(["report", "--format", "json", "--scorecards"])
