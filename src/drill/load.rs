@@ -540,7 +540,7 @@ impl Validator<'_, '_> {
                 (None, Some(docker), None) => (
                     self.docker(docker, radius),
                     KillAction::Kill,
-                    &[KillAction::Kill, KillAction::Stop, KillAction::Restart, KillAction::Pause],
+                    &[KillAction::Kill, KillAction::Crash, KillAction::Stop, KillAction::Restart, KillAction::Pause],
                 ),
                 (None, None, Some(kubernetes)) => {
                     (self.kubernetes(kubernetes, blast), KillAction::Delete, &[KillAction::Delete])

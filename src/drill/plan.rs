@@ -177,6 +177,9 @@ pub enum KillAction {
     Pause,
     /// Kubernetes pod delete with the grace period.
     Delete,
+    /// Docker: the signal to the container's main process from this host, not through the
+    /// API, so Docker sees a crash and the container's restart policy applies.
+    Crash,
 }
 
 impl KillAction {
@@ -188,6 +191,7 @@ impl KillAction {
             Self::Restart => "restart",
             Self::Pause => "pause",
             Self::Delete => "delete",
+            Self::Crash => "crash",
         }
     }
 

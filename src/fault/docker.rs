@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 
 use super::kill::Target;
 use crate::drill::{KillAction, KillPlan};
+use crate::supervise::Signal;
 
 /// A lazily connected Docker client (the engine's API version is negotiated on first use).
 #[derive(Debug, Clone, Default)]
@@ -104,9 +105,52 @@ impl DockerTargets {
                 .await
                 .map(|()| format!("restarted with {}s grace", grace_secs(plan.grace))),
             KillAction::Pause => docker.pause_container(id).await.map(|()| "paused".to_owned()),
+            KillAction::Crash => return self.crash(&docker, plan, id).await,
             KillAction::Delete => return Err("containers are not deleted; use kill, stop, restart or pause".into()),
         };
         result.map_err(|e| format!("Docker {} {id}: {e}", plan.action.as_str()))
+    }
+
+    /// Signals the container's main process from this host (`State.Pid`): to Docker that is the
+    /// process dying by itself, so the restart policy brings the container back, as it would
+    /// after a real crash (a kill through the API counts as stopped by hand, and stays down).
+    /// Needs firedrill on the Docker host, allowed to signal that process (root, usually).
+    async fn crash(&self, docker: &Docker, plan: &KillPlan, id: &str) -> Result<String, String> {
+        let inspect = docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| format!("Docker crash {id}: {e}"))?;
+        let state = inspect.state.unwrap_or_default();
+        let pid = state
+            .pid
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|&p| p > 0 && state.running == Some(true))
+            .ok_or_else(|| format!("Docker crash {id}: the container is not running"))?;
+        plan.signal.send(pid).map_err(|e| {
+            format!(
+                "Docker crash {id}: cannot signal its process (pid {pid}) from here: {e}; crash needs firedrill                  on the Docker host with the right to signal it (root), or use action = \"kill\""
+            )
+        })?;
+        if plan.grace.is_zero() || plan.signal == Signal::KILL {
+            return Ok(format!("{} to its process (pid {pid}) on the host", plan.signal));
+        }
+        // A grace period: SIGKILL follows if the same process still runs.
+        let (docker, id_owned, started, grace) = (docker.clone(), id.to_owned(), state.started_at, plan.grace);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let Ok(inspect) = docker.inspect_container(&id_owned, None::<InspectContainerOptions>).await else {
+                return;
+            };
+            let now = inspect.state.unwrap_or_default();
+            if now.running == Some(true) && now.started_at == started && now.pid == Some(i64::from(pid)) {
+                let _ = Signal::KILL.send(pid);
+            }
+        });
+        Ok(format!(
+            "{} to its process (pid {pid}) on the host, SIGKILL after {}",
+            plan.signal,
+            crate::drill::duration::format(grace)
+        ))
     }
 
     /// Undoes a stop (start) or a pause (unpause); a container that is gone needs nothing.

@@ -37,13 +37,21 @@ struct Containers {
 
 impl Containers {
     fn new() -> Self {
-        let tag = format!("t{}-{}", std::process::id(), firedrill::run::wall_ms());
+        // Tests run in parallel: the counter keeps two started in the same millisecond apart.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("t{}-{}-{n}", std::process::id(), firedrill::run::wall_ms());
         Self { tag }
     }
 
     fn run(&self, name: &str, scope: &str) -> String {
+        self.run_with(name, scope, &[])
+    }
+
+    fn run_with(&self, name: &str, scope: &str, options: &[&str]) -> String {
         let out = Command::new("docker")
             .args(["run", "-d", "--name", &format!("fd-{}-{name}", self.tag)])
+            .args(options)
             .args(["--label", &format!("firedrill.test={scope}"), "--label", "app=wallet"])
             .args(["--label", &format!("firedrill.cleanup={}", self.tag)])
             .args([IMAGE, "--listen", "0.0.0.0:8080"])
@@ -195,4 +203,32 @@ fn a_crashed_daemon_unpauses_on_restart() {
     let (code, _, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("Docker kills need a label scope"), "{err}");
+}
+
+#[test]
+fn a_crash_brings_the_restart_policy_into_play() {
+    if !docker_ready() {
+        return;
+    }
+    let containers = Containers::new();
+    let scope = containers.tag.clone();
+    let a = containers.run_with("a", &scope, &["--restart", "always"]);
+    let dir = tempfile::tempdir().unwrap();
+    let crash = r#"kill = { docker = { labels = { app = "wallet" } }, action = "crash" }"#;
+    write_drill(dir.path(), &drill(&scope, crash));
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let before = state(&a);
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // Docker saw its process die and restarted it by policy: nobody started it.
+    assert!(eventually(Duration::from_secs(20), || events_of(&journal(dir.path()), "target_recovered").len() == 1));
+    let after = state(&a);
+    assert_eq!(after["Running"], true);
+    assert_ne!(after["StartedAt"], before["StartedAt"]);
+    assert_ne!(after["Pid"], before["Pid"]);
+    let inspect = Command::new("docker").args(["inspect", "--format", "{{.RestartCount}}", &a]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "1", "restarted by its policy");
+    let killed = events_of(&journal(dir.path()), "target_killed");
+    assert!(killed.iter().all(|k| k["backend"] == "docker" && k["action"] == "crash"), "{killed:?}");
+    serve.verb(&["abort", "--all"]);
 }
