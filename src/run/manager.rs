@@ -239,6 +239,10 @@ impl Manager {
     }
 
     fn find_drill(&self, name: &str) -> Result<PathBuf, ManagerError> {
+        // A name, never a path: nothing outside the drill directory is read.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ManagerError::NoDrill(name.to_owned()));
+        }
         let direct = self.dirs.drills.join(format!("{name}.toml"));
         if direct.is_file() {
             return Ok(direct);

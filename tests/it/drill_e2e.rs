@@ -97,6 +97,20 @@ fn start_run(serve: &ServeProcess) -> String {
 }
 
 #[test]
+fn drills_are_named_never_read_from_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = serve_in(dir.path());
+    // A valid drill outside the drill directory, one `..` away.
+    std::fs::write(dir.path().join("outside.toml"), DRILL).unwrap();
+    for name in ["../outside", "drills/../outside", "/etc/passwd", ""] {
+        let (code, _, err) = serve.verb(&["run", name, "--team", "payments"]);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(err.contains(&format!("no drill `{name}` in the drill directory")), "{name}: {err}");
+    }
+    assert!(toxics(&serve).is_empty(), "nothing ran");
+}
+
+#[test]
 fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     let dir = tempfile::tempdir().unwrap();
     let serve = serve_in(dir.path());
