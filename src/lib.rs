@@ -30,3 +30,22 @@ pub mod validate;
 pub fn wire_name(value: impl serde::Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
+
+/// Whether an `Authorization` value is `Bearer <token>`. The comparison takes the same time
+/// wherever the first difference is, so response times do not leak the token byte by byte (the
+/// admin and control APIs need a token when bound beyond loopback).
+pub fn bearer_matches(header: &str, token: &str) -> bool {
+    let Some(given) = header.strip_prefix("Bearer ") else { return false };
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0_u8, |diff, (a, b)| diff | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bearer_tokens_match_exactly() {
+        assert!(super::bearer_matches("Bearer s3cret", "s3cret"));
+        for wrong in ["Bearer s3creT", "Bearer s3cre", "Bearer s3crets", "s3cret", "bearer s3cret", "Bearer ", ""] {
+            assert!(!super::bearer_matches(wrong, "s3cret"), "{wrong}");
+        }
+    }
+}

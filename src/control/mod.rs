@@ -27,7 +27,7 @@ pub async fn serve(
         move |request: tonic::Request<()>| {
             let Some(token) = &token else { return Ok(request) };
             let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if given.strip_prefix("Bearer ") == Some(token.as_str()) {
+            if crate::bearer_matches(given, token) {
                 Ok(request)
             } else {
                 Err(tonic::Status::unauthenticated("missing or wrong token (FIREDRILL_TOKEN)"))

@@ -113,7 +113,7 @@ async fn guard(State(api): State<Api>, request: Request, next: Next) -> Response
         ApiError { status: StatusCode::FORBIDDEN, message: "User agent not allowed".into() }.into_response()
     } else if let Some(token) = &api.token {
         let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if given.strip_prefix("Bearer ") == Some(&**token) {
+        if crate::bearer_matches(given, token) {
             next.run(request).await
         } else {
             ApiError {
