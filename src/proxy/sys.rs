@@ -81,9 +81,28 @@ pub struct Timer {
     fd: tokio::io::unix::AsyncFd<OwnedFd>,
 }
 
+/// Timers open at once, across the process. Each holds a descriptor, and descriptors belong to
+/// connections first: past this many, waits fall back to tokio's timer.
+const MAX_TIMERS: usize = 1024;
+
+/// Timers open now.
+static TIMERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Timer {
-    /// Opens a non-blocking timerfd and registers it with the runtime.
+    /// Opens a non-blocking timerfd and registers it with the runtime; fails when
+    /// [`MAX_TIMERS`] are open already.
     pub fn new() -> io::Result<Self> {
+        use std::sync::atomic::Ordering;
+        if TIMERS.fetch_add(1, Ordering::Relaxed) >= MAX_TIMERS {
+            TIMERS.fetch_sub(1, Ordering::Relaxed);
+            return Err(io::Error::other(format!("{MAX_TIMERS} precise timers are open already")));
+        }
+        Self::open().inspect_err(|_| {
+            TIMERS.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
+    fn open() -> io::Result<Self> {
         // SAFETY: plain flags; the result is checked before use.
         let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
         if fd < 0 {
@@ -125,6 +144,12 @@ impl Timer {
                 Err(_would_block) => {}
             }
         }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        TIMERS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -182,6 +207,17 @@ mod tests {
         assert!(cancelled.is_err());
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1);
         tokio::time::timeout(std::time::Duration::from_secs(5), timer.sleep_until(deadline)).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn precise_timers_are_bounded_and_counted_back() {
+        raise_open_files_limit().unwrap();
+        let timers: Vec<Timer> = std::iter::from_fn(|| Timer::new().ok()).take(MAX_TIMERS + 1).collect();
+        // Other tests in this process may hold a few.
+        assert!(timers.len() <= MAX_TIMERS && timers.len() > MAX_TIMERS - 16, "{}", timers.len());
+        assert!(Timer::new().is_err());
+        drop(timers);
+        assert!(Timer::new().is_ok(), "dropped timers free their places");
     }
 
     #[test]
