@@ -90,7 +90,7 @@ static TIMERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 
 impl Timer {
     /// Opens a non-blocking timerfd and registers it with the runtime; fails when
-    /// [`MAX_TIMERS`] are open already.
+    /// 1,024 are open already.
     pub fn new() -> io::Result<Self> {
         use std::sync::atomic::Ordering;
         if TIMERS.fetch_add(1, Ordering::Relaxed) >= MAX_TIMERS {
