@@ -36,14 +36,7 @@ pub fn save(dir: &Path, key: &str, arming: &Arming) -> io::Result<PathBuf> {
 /// Every armed drill in `dir`, by file name. A file that does not parse is returned as an error
 /// beside the others (and left in place for a person to look at), never dropped silently.
 pub fn load_all(dir: &Path) -> Vec<(PathBuf, Result<Arming, String>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
+    super::files_with_extension(dir, "json")
         .into_iter()
         .map(|path| {
             let parsed = std::fs::read(&path)

@@ -215,14 +215,7 @@ impl Manager {
     /// Returns the ids of the runs it closed.
     pub async fn recover(&self) -> Vec<String> {
         let mut closed = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.journal_dir()) else { return closed };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        paths.sort();
-        for path in paths {
+        for path in super::files_with_extension(&self.journal_dir(), "jsonl") {
             match runner::recover(&path, &self.proxies, &self.kills).await {
                 Ok(Some(card)) => {
                     if let Err(err) = store::write(&self.dirs.scorecards, &card) {

@@ -2,7 +2,6 @@
 //! reason, and the same as JUnit XML so any CI system can gate a release on it.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -47,18 +46,13 @@ impl Policy {
         }
         let mut errors = crate::drill::Errors::new(path, text);
         let Some(policy) = errors.parse::<Self>() else { return Err(errors.into_list()) };
-        if let Err(e) = parse_window(&policy.window) {
+        if let Err(e) = crate::drill::duration::parse(&policy.window) {
             let span = toml::from_str::<Window>(text).ok().and_then(|w| w.window).map_or(0..0, |w| w.span());
             errors.at(&span, format!("window: {e} (write days as `60d`, or a duration such as `12h`)"));
             return Err(errors.into_list());
         }
         Ok(policy)
     }
-}
-
-/// Parses `"60d"`, `"12h"` or any drill duration.
-pub fn parse_window(text: &str) -> Result<Duration, String> {
-    crate::drill::duration::parse(text)
 }
 
 /// One requirement and whether it holds.
@@ -80,7 +74,7 @@ pub fn evaluate(
     cards: &[Scorecard],
     now_ms: u64,
 ) -> Result<Vec<Requirement>, String> {
-    let window = parse_window(&policy.window).map_err(|e| format!("policy window: {e}"))?;
+    let window = crate::drill::duration::parse(&policy.window).map_err(|e| format!("policy window: {e}"))?;
     let since = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let mut out = Vec::new();
     for drill in required {

@@ -434,7 +434,7 @@ pub fn run(
 ) -> Result<(), crate::cli::Failure> {
     use crate::cli::{Failure, ReportFormat};
     let span = |text: &str, flag: &str| {
-        super::readiness::parse_window(text)
+        crate::drill::duration::parse(text)
             .map(|d| crate::run::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
             .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
     };
