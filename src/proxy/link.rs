@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +20,13 @@ use super::toxics::{Chain, Piece, Verdict};
 
 /// Bytes read from a socket at once on the toxic pipeline.
 const READ_CHUNK: usize = 32 * 1024;
-/// Chunks queued between the reader and the writer of one direction (bounds memory per link).
-const CHUNK_QUEUE: usize = 16;
+/// Bytes one direction's toxic pipeline holds at most (read, not yet written): about a TCP
+/// window, so a latency toxic limits a bulk transfer as a long network path does (a window per
+/// period) rather than to a few chunks per period. This bounds memory per link.
+const IN_FLIGHT_BYTES: usize = 4 * 1024 * 1024;
+/// Chunks it holds at most, however small: Toxiproxy's latency toxic buffers 1,024 chunks so
+/// that a stream of small messages is not held behind earlier ones.
+const IN_FLIGHT_CHUNKS: usize = 1024;
 
 /// Half of tokio's timer resolution (1 ms), for when no precise timer could be made
 /// (see [`Direction::write_pieces`]).
@@ -63,8 +68,9 @@ enum Step {
 }
 
 /// An item the toxic reader hands to the toxic writer.
-enum Item {
-    Data(Bytes, Instant),
+enum Item<'a> {
+    /// Bytes, when they arrived, and their share of the in-flight budget (returned on drop).
+    Data(Bytes, Instant, SemaphorePermit<'a>),
     Eof,
     Failed,
 }
@@ -253,10 +259,11 @@ impl<'a> Direction<'a> {
 
     /// Runs the direction through the toxic chain until the chain empties or the stream ends.
     async fn toxic_path(&mut self) -> Step {
-        let (tx, mut rx) = mpsc::channel(CHUNK_QUEUE);
+        let budget = Semaphore::new(IN_FLIGHT_BYTES);
+        let (tx, mut rx) = mpsc::channel(IN_FLIGHT_CHUNKS);
         let stop = self.cancel.child_token();
         let src = self.src;
-        let reader = read_chunks(src, tx, &stop);
+        let reader = read_chunks(src, tx, &budget, &stop);
         let writer = async {
             let step = self.write_chunks(&mut rx).await;
             stop.cancel();
@@ -274,7 +281,7 @@ impl<'a> Direction<'a> {
         step
     }
 
-    async fn write_chunks(&mut self, rx: &mut mpsc::Receiver<Item>) -> Step {
+    async fn write_chunks(&mut self, rx: &mut mpsc::Receiver<Item<'_>>) -> Step {
         loop {
             if self.chain.is_empty() {
                 return Step::Changed;
@@ -292,7 +299,8 @@ impl<'a> Direction<'a> {
                     return Step::Done(deadline.map_or(Verdict::Close, |(_, verdict)| verdict));
                 }
                 item = rx.recv() => match item {
-                    Some(Item::Data(data, arrived)) => {
+                    // The chunk keeps its share of the budget until it has been written.
+                    Some(Item::Data(data, arrived, _held)) => {
                         let (pieces, verdict) = self.chain.on_data(data, arrived);
                         if let Err(verdict) = self.write_pieces(pieces).await {
                             return Step::Done(verdict);
@@ -357,10 +365,10 @@ impl<'a> Direction<'a> {
     }
 
     /// Forwards whatever is left in the queue untouched; the reader has been told to stop.
-    async fn flush_plain(&mut self, rx: &mut mpsc::Receiver<Item>) -> Step {
+    async fn flush_plain(&mut self, rx: &mut mpsc::Receiver<Item<'_>>) -> Step {
         while let Some(item) = rx.recv().await {
             match item {
-                Item::Data(data, _) => {
+                Item::Data(data, _, _held) => {
                     if write_all(self.dst, &data, self.cancel).await.is_err() {
                         return Step::Done(Verdict::Close);
                     }
@@ -384,11 +392,21 @@ async fn sleep_on(precise: Option<&super::sys::Timer>, due: Instant) {
     sleep_until(due).await;
 }
 
-/// Reads chunks, stamped with their arrival, until end of stream, an error, or `stop`. A chunk
-/// already read is always handed over: `stop` is only honoured while waiting for data.
-async fn read_chunks(src: &TcpStream, tx: mpsc::Sender<Item>, stop: &CancellationToken) {
+/// Reads chunks, stamped with their arrival, until end of stream, an error, or `stop`, holding
+/// at most `budget` bytes in flight. A chunk already read is always handed over: `stop` is only
+/// honoured while waiting for room or for data.
+async fn read_chunks<'a>(src: &TcpStream, tx: mpsc::Sender<Item<'a>>, budget: &'a Semaphore, stop: &CancellationToken) {
     let mut buf = BytesMut::new();
     loop {
+        // Room for a whole read first, so the bytes read always fit the budget.
+        let mut room = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            room = budget.acquire_many(READ_CHUNK as u32) => match room {
+                Ok(room) => room,
+                Err(_) => return,
+            },
+        };
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
@@ -398,9 +416,13 @@ async fn read_chunks(src: &TcpStream, tx: mpsc::Sender<Item>, stop: &Cancellatio
             },
         }
         buf.reserve(READ_CHUNK);
-        let item = match src.try_read_buf(&mut buf) {
+        let item = match src.try_read_buf(&mut (&mut buf).limit(READ_CHUNK)) {
             Ok(0) => Item::Eof,
-            Ok(_) => Item::Data(buf.split().freeze(), Instant::now()),
+            Ok(n) => {
+                // Only what was read stays held; the rest of the room goes back.
+                drop(room.split(READ_CHUNK - n));
+                Item::Data(buf.split().freeze(), Instant::now(), room)
+            }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => Item::Failed,
         };

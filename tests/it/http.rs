@@ -226,9 +226,9 @@ async fn a_tcp_toxic_added_mid_response_loses_and_reorders_nothing() {
     d.toxic("web", r#"{"name":"wire","type":"latency","stream":"downstream","attributes":{"latency":100}}"#).await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
-    // More than the socket buffers hold (about 4 MiB by default) was still to come, so it went
-    // through the toxic, whose queue lets 512 KiB per 100 ms through.
-    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    // More than the socket buffers hold (about 4 MiB by default) was still to come, so some of
+    // it went through the toxic and waited its 100 ms.
+    assert!(started.elapsed() >= Duration::from_millis(100), "{:?}", started.elapsed());
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..split]));
     assert_eq!(answer.len() - split, BIG);

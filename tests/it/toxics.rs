@@ -188,3 +188,54 @@ async fn large_transfers_are_intact_on_both_paths() {
     }
     let _ = TcpStream::connect(listen).await;
 }
+
+/// Latency delays every chunk from its own arrival, as a long network path would: a stream
+/// of small messages is not held behind earlier ones (Toxiproxy buffers 1,024 chunks for the
+/// same reason), so message 60 is as late as message 1, not later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_holds_many_small_messages_in_flight_at_once() {
+    const MESSAGES: u64 = 60;
+    let d = Daemon::start().await;
+    let listen = d.proxy("p", echo_server().await).await;
+    d.toxic("p", r#"{"type":"latency","attributes":{"latency":500}}"#).await;
+    let (mut read, mut write) = connect(listen).await.into_split();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for i in 0..MESSAGES {
+            sent.push(started.elapsed());
+            write.write_all(&i.to_be_bytes()).await.unwrap();
+            tokio::time::sleep(ms(10)).await;
+        }
+        sent
+    });
+    let mut arrived = Vec::new();
+    for i in 0..MESSAGES {
+        let mut message = [0; 8];
+        tokio::time::timeout(PATIENCE, read.read_exact(&mut message)).await.unwrap().unwrap();
+        assert_eq!(u64::from_be_bytes(message), i);
+        arrived.push(started.elapsed());
+    }
+    let sent = writer.await.unwrap();
+    for (i, (sent, arrived)) in sent.iter().zip(&arrived).enumerate() {
+        let delay = arrived.saturating_sub(*sent);
+        // Were only a few messages held at once, the later ones would wait a period more.
+        assert!(delay >= ms(495) && delay < ms(650), "message {i} took {delay:?}");
+    }
+}
+
+/// A latency toxic limits a bulk transfer the way a long path limits TCP (a window per round
+/// trip, here several MiB), not to a few chunks per latency period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_leaves_a_window_of_bytes_in_flight() {
+    const BYTES: usize = 16 * 1024 * 1024;
+    let d = Daemon::start().await;
+    let listen = d.proxy("p", source_server(BYTES).await).await;
+    d.toxic("p", r#"{"type":"latency","attributes":{"latency":100}}"#).await;
+    let mut stream = connect(listen).await;
+    let (bytes, took) = read_to_end(&mut stream).await;
+    assert!(bytes == pattern(BYTES), "{} of {BYTES} bytes back intact", bytes.len());
+    // 16 MiB through a 4 MiB window takes about four latency periods; 512 KiB per period
+    // (the old bound) took 32.
+    assert!(took >= ms(100) && took < ms(2000), "took {took:?}");
+}
