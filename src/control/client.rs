@@ -152,6 +152,17 @@ pub async fn ack(remote: &Remote, run_id: String, by: String) -> Result<(), Fail
     if run.sealed {
         // A blind run whose status was read before the acknowledgement took effect.
         println!("acknowledged by {by}; `firedrill status` shows the run");
+    } else if let Some((actual, phase)) =
+        run.phases.iter().find(|p| p.phase == "detect").and_then(|p| Some((p.actual_ms?, p)))
+    {
+        // Phases count from the fault going in, not from the run's start (traffic warm-up).
+        println!(
+            "acknowledged by {by}: run {} detected {} after the fault went in (target {}: {})",
+            run.run_id,
+            clock(actual),
+            clock(phase.target_ms),
+            phase.verdict
+        );
     } else {
         println!("acknowledged by {by} at {} into run {}", clock(run.elapsed_ms), run.run_id);
     }

@@ -511,7 +511,9 @@ impl Manager {
 
     /// Acknowledges on behalf of `by`.
     pub async fn ack(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
-        self.send(run_id, Command::Ack { by }).await
+        let (reply, recorded) = oneshot::channel();
+        self.send(run_id, Command::Ack { by, reply }).await?;
+        recorded.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
     }
 
     /// Submits a diagnosis; true if it matched the answer key.

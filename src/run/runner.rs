@@ -82,6 +82,8 @@ pub enum Command {
     Ack {
         /// Who.
         by: String,
+        /// Told once the acknowledgement is in the journal.
+        reply: oneshot::Sender<()>,
     },
     /// A diagnosis; the answer says whether it matched the key.
     Diagnose {
@@ -443,7 +445,10 @@ impl<T: FaultTarget> Runner<'_, T> {
     /// Handles a command; `Some` ends the run with that outcome.
     fn command(&mut self, command: Command) -> Result<Option<End>, RunError> {
         match command {
-            Command::Ack { by } => self.log(Event::Ack { by })?,
+            Command::Ack { by, reply } => {
+                self.log(Event::Ack { by })?;
+                let _ = reply.send(());
+            }
             Command::Diagnose { by, text, reply } => {
                 let correct = self.spec.drill.answer.matches(&text);
                 self.log(Event::Diagnosis { by, text, correct })?;

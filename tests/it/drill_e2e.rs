@@ -126,7 +126,11 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
 
     let (code, out, _) = serve.verb(&["ack", "--as", "bo"]);
     assert_eq!(code, Some(0));
-    assert!(out.starts_with("acknowledged by bo"), "{out}");
+    assert!(out.starts_with("acknowledged by bo: run "), "{out}");
+    assert!(
+        out.contains(" after the fault went in (target 1:00: met)"),
+        "detection from t0, against its target: {out}"
+    );
     let (_, out, _) = serve.verb(&["diagnose", "--as", "bo", "the database is down"]);
     assert!(out.starts_with("not the cause"), "{out}");
     let (_, out, _) = serve.verb(&["hint", "--as", "ana"]);

@@ -114,7 +114,9 @@ async fn a_full_timeline_scores_every_phase() {
     assert_eq!(toxic_names(&registry).await, ["firedrill_0_latency_downstream"]);
     at_minute(1.0).await; // 2m30s
     assert_eq!(toxic_names(&registry).await.len(), 2);
-    tx.send(Command::Ack { by: "bo".into() }).await.unwrap();
+    let (reply, recorded) = oneshot::channel();
+    tx.send(Command::Ack { by: "bo".into(), reply }).await.unwrap();
+    recorded.await.unwrap();
     at_minute(2.5).await; // 5m
     let (reply, answer) = oneshot::channel();
     tx.send(Command::Diagnose { by: "bo".into(), text: "the database is down".into(), reply }).await.unwrap();
