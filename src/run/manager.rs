@@ -378,7 +378,8 @@ impl Manager {
         let drill = names.swap_remove(index);
         let now = super::wall_ms();
         let at_wall_ms = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-        let arming = Arming { drill, team, responder, seed, at_wall_ms };
+        let within_ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+        let arming = Arming { drill, team, responder, seed, at_wall_ms, within_ms };
         let key = format!("{now}-{}", self.counter.fetch_add(1, Ordering::Relaxed));
         let file = armed::save(&self.armed_dir(), &key, &arming).map_err(|e| ManagerError::Arm(e.to_string()))?;
         self.arm(arming, file);
@@ -415,17 +416,23 @@ impl Manager {
     }
 
     /// Arms again the blind drills an earlier daemon armed and did not start (it stopped or
-    /// crashed while they waited). One whose moment passed meanwhile starts at once. Returns the
-    /// teams they are for.
+    /// crashed while they waited). One whose moment passed meanwhile gets a new moment within its
+    /// span from now ([`Arming::redrawn`]), kept in its file. Returns the teams they are for.
     pub fn rearm(self: &Arc<Self>) -> Vec<String> {
         let mut teams = Vec::new();
         for (path, arming) in armed::load_all(&self.armed_dir()) {
             match arming {
-                Ok(arming) => {
-                    if arming.at_wall_ms < super::wall_ms() {
+                Ok(mut arming) => {
+                    let now = super::wall_ms();
+                    if arming.at_wall_ms < now {
+                        arming.at_wall_ms = arming.redrawn(now);
+                        if let Err(err) = armed::save_to(&path, &arming) {
+                            // The drill is armed all the same; a second restart would draw again.
+                            tracing::error!(%err, path = %path.display(), "could not keep a blind drill's new moment");
+                        }
                         tracing::warn!(
                             team = arming.team,
-                            "a blind drill's moment passed while the daemon was down; it starts now"
+                            "a blind drill's moment passed while the daemon was down; a new one is drawn within its span"
                         );
                     }
                     teams.push(arming.team.clone());

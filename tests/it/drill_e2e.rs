@@ -455,7 +455,7 @@ fn a_blind_drill_stays_armed_across_a_restart_until_disarmed() {
 }
 
 #[test]
-fn a_blind_drill_due_while_the_daemon_was_down_starts_when_it_is_back() {
+fn a_blind_drill_due_while_the_daemon_was_down_gets_a_new_moment_when_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let args = setup(dir.path());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -474,13 +474,34 @@ fn a_blind_drill_due_while_the_daemon_was_down_starts_when_it_is_back() {
     assert!(armed_at.elapsed() < Duration::from_millis(1500), "the daemon died before the drill's moment");
     std::thread::sleep(within.saturating_sub(armed_at.elapsed()));
 
+    // The moment passed while no daemon was up. Starting the instant the daemon is back would
+    // tell the responder when: the new daemon draws a new moment within the same span instead.
+    let armed_dir = dir.path().join(".firedrill/armed");
+    let file = std::fs::read_dir(&armed_dir).unwrap().next().unwrap().unwrap().path();
+    let before: firedrill::run::armed::Arming = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(before.within_ms, 3_000);
+    let restarted = firedrill::run::wall_ms();
     let serve = ServeProcess::start_in(dir.path(), &args);
-    assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
+    let bytes = std::fs::read(&file).expect("the drill is still armed, with its new moment kept");
+    let after: firedrill::run::armed::Arming = serde_json::from_slice(&bytes).unwrap();
+    let now = firedrill::run::wall_ms();
+    // The new moment is the documented draw, made at the restart.
+    let drawn_at = after.at_wall_ms - before.redrawn(0);
+    assert!((restarted..=now).contains(&drawn_at), "drawn at {drawn_at}, restarted at {restarted}, now {now}");
+    if after.at_wall_ms > now + 300 {
+        assert!(toxics(&serve).is_empty(), "nothing before the new moment");
+    }
+    let patience = Duration::from_millis(after.at_wall_ms.saturating_sub(now)) + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + patience;
+    while toxics(&serve).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(toxics(&serve), ["firedrill_0_latency_downstream"]);
     let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
     assert_eq!(code, Some(0), "the drill is running: {err}");
     serve.verb(&["abort", "--all", "--as", "solo"]);
     assert!(toxics(&serve).is_empty());
-    assert_eq!(std::fs::read_dir(dir.path().join(".firedrill/armed")).unwrap().count(), 0, "nothing left armed");
+    assert_eq!(std::fs::read_dir(&armed_dir).unwrap().count(), 0, "nothing left armed");
 }
 
 fn spawn_watch(serve: &ServeProcess, run_id: &str, terminal: bool) -> std::process::Child {
