@@ -473,13 +473,18 @@ impl Validator<'_, '_> {
         let name = proxy.get_ref();
         if !self.environment.proxies.contains(name) {
             let known: Vec<&str> = self.environment.proxies.iter().map(String::as_str).collect();
-            self.errors.at(
-                &proxy.span(),
+            let message = if known.is_empty() {
+                format!(
+                    "proxy `{name}` is not in the environment, which has no proxies at all: give the proxy \
+                     file that defines it (to `firedrill validate` beside the drill, or to `firedrill serve`)"
+                )
+            } else {
                 format!(
                     "proxy `{name}` is not in the environment (known: {}); fix the name or add it to a proxy file",
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-                ),
-            );
+                    known.join(", ")
+                )
+            };
+            self.errors.at(&proxy.span(), message);
         }
         let json = serde_json::to_value(toxic.get_ref()).unwrap_or_default();
         let checked = match Toxic::from_create(&lowercase_keys(json)) {
@@ -841,6 +846,21 @@ text = "Compare the gateway's latency by upstream."
                 "drills/x.toml:12:6: this fault starts at 50m but the drill's timebox is 45m; move it earlier or lengthen drill.timebox",
                 "drills/x.toml:13:9: proxy `wallet` is not in the environment (known: api, ledger, partner); fix the name or add it to a proxy file",
                 "drills/x.toml:22:9: hints.after: `ten minutes` is not a duration; expected a duration such as \"500ms\", \"30s\", \"45m\" or \"1h30m\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_environment_without_proxies_says_which_file_is_missing() {
+        let errs: Vec<String> = parse(Path::new("drills/x.toml"), GOOD, &Environment::default())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "drills/x.toml:13:9: proxy `partner` is not in the environment, which has no proxies at all: give the proxy file that defines it (to `firedrill validate` beside the drill, or to `firedrill serve`)"
             ]
         );
     }

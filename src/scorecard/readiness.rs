@@ -206,7 +206,14 @@ pub fn run(
         None => Policy::default(),
     };
     let required = if policy.required_drills.is_empty() {
-        crate::drill::names_in(drills).map_err(|e| Failure::BadInput(anyhow!("{}: {e}", drills.display())))?
+        crate::drill::names_in(drills).map_err(|e| {
+            Failure::BadInput(anyhow!(
+                "cannot list the required drills in `{}` ({e}): the policy names none, so every drill \
+                 there is required; give the drill directory with --drills DIR, or a policy with \
+                 required_drills (--policy FILE)",
+                drills.display()
+            ))
+        })?
     } else {
         policy.required_drills.clone()
     };

@@ -183,6 +183,18 @@ fn the_cli_gates_on_readiness_with_exit_codes() {
     assert!(err.contains("policy.toml:2:10: window: "), "the window's own place: {err}");
     let bad = run(Some("window = \"99999999999999999d\"\n"));
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+    // No required drills in the policy, and no drill directory to take them from.
+    let missing = dir.path().join("no-drills-here");
+    let bad = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["readiness", "--team", "payments", "--scorecards"])
+        .arg(&root)
+        .arg("--drills")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(err.contains("cannot list the required drills in `") && err.contains("--drills DIR"), "{err}");
 
     let report = Command::new(env!("CARGO_BIN_EXE_firedrill"))
         .args(["report", "--format", "json", "--scorecards"])
