@@ -47,8 +47,36 @@ fn status(err: ManagerError) -> Status {
     }
 }
 
+/// The longest responder or team name taken.
+const MAX_NAME: usize = 64;
+/// The longest diagnosis taken: a sentence or a short paragraph, not a log file.
+const MAX_DIAGNOSIS: usize = 2_000;
+
 fn who(by: &str) -> Result<String, Status> {
-    if by.trim().is_empty() { Err(Status::invalid_argument("say who you are (--as NAME)")) } else { Ok(by.to_owned()) }
+    if by.trim().is_empty() {
+        return Err(Status::invalid_argument("say who you are (--as NAME)"));
+    }
+    if by.chars().count() > MAX_NAME || by.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "a responder's name is one line of at most {MAX_NAME} characters (--as NAME)"
+        )));
+    }
+    Ok(by.to_owned())
+}
+
+/// A team names a scorecard directory: letters, digits, `-`, `_` and `.`, not starting with `.`.
+fn team(name: &str) -> Result<(), Status> {
+    let fits = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name.is_empty() {
+        Err(Status::invalid_argument("a run needs a team (--team TEAM)"))
+    } else if !fits || name.starts_with('.') || name.len() > MAX_NAME {
+        Err(Status::invalid_argument(format!(
+            "team `{name}`: use letters, digits, `-`, `_` and `.` (not first), at most {MAX_NAME}; it names the \
+             team's scorecard directory"
+        )))
+    } else {
+        Ok(())
+    }
 }
 
 /// A run as the API reports it.
@@ -100,8 +128,9 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<RunEvent, Status>> + Send>>;
 impl Control for ControlService {
     async fn start(&self, request: Request<StartRequest>) -> Result<Response<RunStatus>, Status> {
         let r = request.into_inner();
-        if r.team.trim().is_empty() {
-            return Err(Status::invalid_argument("a run needs a team (--team TEAM)"));
+        team(&r.team)?;
+        if !r.responder.is_empty() {
+            who(&r.responder)?;
         }
         let responder = (!r.responder.is_empty()).then_some(r.responder);
         if r.drill.is_empty() && r.blind_within_ms > 0 {
@@ -123,6 +152,11 @@ impl Control for ControlService {
     async fn diagnose(&self, request: Request<DiagnoseRequest>) -> Result<Response<DiagnoseReply>, Status> {
         let r = request.into_inner();
         let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        if r.text.trim().is_empty() || r.text.chars().count() > MAX_DIAGNOSIS {
+            return Err(Status::invalid_argument(format!(
+                "a diagnosis is a sentence or two (1 to {MAX_DIAGNOSIS} characters): what is wrong, and where"
+            )));
+        }
         let correct = self.manager.diagnose(&id, who(&r.by)?, r.text).await.map_err(status)?;
         Ok(Response::new(DiagnoseReply { correct }))
     }

@@ -83,8 +83,18 @@ fn read_one(path: &Path) -> Result<Scorecard, Skipped> {
 }
 
 /// Keeps a name safe as a path component.
+/// A name made safe as one path component: no separators, and no leading `.` (so never `.` or
+/// `..`, and never hidden).
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
+    match safe.strip_prefix('.') {
+        Some(rest) => format!("_{rest}"),
+        None if safe.is_empty() => "_".to_owned(),
+        None => safe,
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +114,12 @@ mod tests {
         assert_eq!(back, card);
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn names_never_leave_their_directory() {
+        for (name, safe) in [("..", "_."), (".", "_"), ("", "_"), (".hidden", "_hidden"), ("a/../b", "a_.._b")] {
+            assert_eq!(sanitize(name), safe);
+        }
     }
 }

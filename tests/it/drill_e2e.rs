@@ -111,6 +111,35 @@ fn drills_are_named_never_read_from_a_path() {
 }
 
 #[test]
+fn names_and_texts_are_checked_before_anything_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = serve_in(dir.path());
+    // A team names a scorecard directory: never one outside `scorecards/`.
+    for team in ["..", ".", "a/b", "payments eu", &"t".repeat(65)] {
+        let (code, _, err) = serve.verb(&["run", "slow-partner", "--team", team]);
+        assert_eq!(code, Some(2), "{team}: {err}");
+        assert!(err.contains("it names the team's scorecard directory"), "{team}: {err}");
+    }
+    let (code, _, err) = serve.verb(&["run", "slow-partner", "--team", "payments", "--responder", "ana\nbo"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(toxics(&serve).is_empty(), "nothing ran");
+
+    let run_id = start_run(&serve);
+    let (code, _, err) = serve.verb(&["diagnose", "--as", "ana", &"partner ".repeat(300)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a diagnosis is a sentence or two (1 to 2000 characters)"), "{err}");
+    let (code, _, err) = serve.verb(&["ack", "--as", &"x".repeat(65)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("a responder's name is one line of at most 64 characters"), "{err}");
+    serve.verb(&["abort", "--as", "ana"]);
+    let journal = std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
+    assert!(
+        !journal.contains("\"ack\"") && !journal.contains("\"diagnosis\""),
+        "nothing refused was recorded: {journal}"
+    );
+}
+
+#[test]
 fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     let dir = tempfile::tempdir().unwrap();
     let serve = serve_in(dir.path());
