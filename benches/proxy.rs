@@ -41,6 +41,7 @@ fn main() {
     throughput(&daemon, sink);
     round_trips(&daemon, echo);
     latency_accuracy(&daemon, echo);
+    latency_window(&daemon, sink);
     if std::env::var_os("FIREDRILL_BENCH_SKIP_IDLE").is_none() {
         idle_memory();
     }
@@ -126,16 +127,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Sends `BULK_BYTES` and waits for the sink's acknowledgement; returns GB/s.
 fn bulk(address: SocketAddr) -> f64 {
+    bulk_of(address, BULK_BYTES)
+}
+
+/// Sends `bytes` and waits for the sink's acknowledgement; returns GB/s.
+fn bulk_of(address: SocketAddr, bytes: usize) -> f64 {
     let chunk = vec![0xA5_u8; 256 * 1024];
     let mut stream = TcpStream::connect(address).unwrap();
     let started = Instant::now();
-    for _ in 0..BULK_BYTES / chunk.len() {
+    for _ in 0..bytes / chunk.len() {
         stream.write_all(&chunk).unwrap();
     }
     stream.shutdown(Shutdown::Write).unwrap();
     let mut ack = [0; 1];
     stream.read_exact(&mut ack).unwrap();
-    BULK_BYTES as f64 / started.elapsed().as_secs_f64() / 1e9
+    bytes as f64 / started.elapsed().as_secs_f64() / 1e9
 }
 
 fn throughput(daemon: &Daemon, sink: SocketAddr) {
@@ -290,6 +296,23 @@ fn latency_accuracy(daemon: &Daemon, echo: SocketAddr) {
     let (p50, p99) = (ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99)));
     println!("\nlatency toxic, configured 100 ms, {LATENCY_SAMPLES} round trips");
     println!("  observed    p50 {p50:7.2} ms   p99 {p99:7.2} ms   (target p99 within 2 ms of 100)");
+}
+
+/// A bulk transfer under a latency toxic moves about one in-flight window (4 MiB) per latency
+/// period, as TCP over a long path moves a window per round trip.
+fn latency_window(daemon: &Daemon, sink: SocketAddr) {
+    const BYTES: usize = 64 << 20;
+    let proxied = daemon.proxy("bulk_latency", sink);
+    daemon
+        .post("/proxies/bulk_latency/toxics", r#"{"type":"latency","stream":"upstream","attributes":{"latency":50}}"#);
+    let mut rates: Vec<f64> = (0..ROUNDS).map(|_| bulk_of(proxied, BYTES) * 1e3).collect();
+    let rate = median(&mut rates);
+    let window = 4.0 * 1.048_576 / 0.050; // MB per second: 4 MiB per 50 ms
+    println!("\nbulk under a 50 ms latency toxic, 64 MiB per round");
+    println!(
+        "  observed    {rate:7.1} MB/s   ({:.2}x of one 4 MiB window per period, {window:.1} MB/s)",
+        rate / window
+    );
 }
 
 fn idle_memory() {
