@@ -56,6 +56,9 @@ fn correct_diagnosis(key: &crate::drill::AnswerKey) -> String {
     format!("the {}", words.join(" "))
 }
 
+/// The fixed ports of the example shop and its proxies (`proxies/shop.json`).
+const PORTS: &str = "the ports 18080, 18091-18093 and 19091-19093";
+
 fn failed(e: impl std::fmt::Display) -> Failure {
     Failure::Failed(anyhow!("{e}"))
 }
@@ -74,9 +77,20 @@ pub fn run(options: &DemoOptions) -> Result<(), Failure> {
     // The shop's working directory, its journals and logs.
     std::fs::create_dir_all(&work).map_err(failed)?;
     let runtime = tokio::runtime::Runtime::new().map_err(failed)?;
-    let result = runtime.block_on(demo(options, proxies, drills, &work));
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    match runtime.block_on(demo(options, proxies, drills, &work)) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(())
+        }
+        // A failed demo keeps the shop's logs: they say why.
+        Err(Failure::Failed(e)) if work.join("data/logs").is_dir() => {
+            Err(Failure::Failed(anyhow!("{e}\nthe shop's logs are kept in {}", work.join("data/logs").display())))
+        }
+        Err(other) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(other)
+        }
+    }
 }
 
 async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &Path) -> Result<(), Failure> {
@@ -90,7 +104,10 @@ async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &P
     let dirs = RunDirs { drills, data: work.join("data"), scorecards: PathBuf::from("scorecards") };
     let serve =
         ServeOptions { api, token: None, seed: options.seed, files: vec![proxies], control, dirs, toxiproxy: None };
-    let daemon = Daemon::start(serve).await?;
+    let daemon = Daemon::start(serve).await.map_err(|failure| match failure {
+        Failure::Failed(e) => Failure::Failed(anyhow!("{e} (the demo needs {PORTS} free)")),
+        other @ Failure::BadInput(_) => other,
+    })?;
     let (manager, control) = (daemon.manager.clone(), daemon.control);
     let stop = CancellationToken::new();
     let serving = tokio::spawn(daemon.run(stop.clone().cancelled_owned()));

@@ -117,7 +117,9 @@ fn common(counters: Arc<Counters>) -> Router {
 }
 
 async fn serve(listen: SocketAddr, app: Router) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
     tracing::info!(%listen, "listening");
     axum::serve(listener, app).with_graceful_shutdown(crate::serve::shutdown_signal()).await
 }
@@ -276,4 +278,18 @@ async fn wallet(listen: SocketAddr, partner: String, ledger: String) -> std::io:
     };
     let grpc = tonic::service::Routes::new(proto::wallet_server::WalletServer::new(service)).into_axum_router();
     serve(listen, grpc.merge(common(counters))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_port_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let err = serve(address, Router::new()).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(err.to_string().starts_with(&format!("cannot listen on {address}: ")), "{err}");
+    }
 }
