@@ -239,3 +239,27 @@ async fn latency_leaves_a_window_of_bytes_in_flight() {
     // (the old bound) took 32.
     assert!(took >= ms(100) && took < ms(2000), "took {took:?}");
 }
+
+/// What a toxic holds back is bounded: a sender facing a stalled toxic is pushed back by TCP
+/// once the socket buffers and the pipeline's window (4 MiB) are full, never buffered without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_toxic_pushes_back_on_the_sender() {
+    let d = Daemon::start().await;
+    let listen = d.proxy("p", echo_server().await).await;
+    d.toxic("p", r#"{"type":"bandwidth","stream":"upstream","attributes":{"rate":0}}"#).await;
+    let mut stream = connect(listen).await;
+    let chunk = vec![7_u8; 256 * 1024];
+    let mut accepted = 0_usize;
+    // Write until the writes stop being accepted for half a second (or 256 MiB went in).
+    while accepted < 256 << 20 {
+        match tokio::time::timeout(ms(500), stream.write_all(&chunk)).await {
+            Ok(result) => {
+                result.unwrap();
+                accepted += chunk.len();
+            }
+            Err(_) => break,
+        }
+    }
+    // Loopback socket buffers hold up to about 4 MiB (send) + 6 MiB (receive) by default.
+    assert!(accepted < 24 << 20, "{} MiB went in against a stalled toxic", accepted >> 20);
+}
