@@ -146,6 +146,17 @@ pub async fn dry_run(
                 let address = listen.get(proxy).map_or("?", String::as_str);
                 println!("  fault {index}: at {at} {until}, proxy `{proxy}` ({address}): toxic {toxic}");
             }
+            FaultAction::Spike { rps } => {
+                let entry = match drill.traffic.as_ref().map(|t| &t.target) {
+                    Some(crate::drill::plan::TrafficTarget::Http(url)) => format!("GET {url}"),
+                    Some(crate::drill::plan::TrafficTarget::Grpc { address, path }) => format!("gRPC {address}{path}"),
+                    None => "?".to_owned(),
+                };
+                let base = drill.traffic.as_ref().map_or(0.0, |t| t.rps);
+                println!(
+                    "  fault {index}: at {at} {until}, traffic spike: {rps} more requests/s to {entry} (on top of {base}/s)"
+                );
+            }
             FaultAction::Kill(plan) => {
                 let every = plan.every.map_or_else(String::new, |e| format!(", every {}", drill::duration::format(e)));
                 println!(

@@ -108,7 +108,15 @@ pub struct FaultSection {
     pub proxy: Option<Spanned<String>>,
     pub toxic: Option<Spanned<toml::Table>>,
     pub kill: Option<Spanned<KillSection>>,
+    pub spike: Option<Spanned<SpikeSection>>,
     pub burst: Option<Spanned<BurstSection>>,
+}
+
+/// `faults.spike`: more of the drill's synthetic traffic while the fault lasts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeSection {
+    pub rps: Spanned<f64>,
 }
 
 /// `faults.burst`: the toxic goes in for `on`, out for `off`, `times` times.

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::duration;
 use super::file::{
     BlastRadiusSection, DockerSelector, DrillFile, FaultSection, GuardrailsSection, KillSection, KubernetesSelector,
-    SloSection, TrafficSection,
+    SloSection, SpikeSection, TrafficSection,
 };
 use super::plan::{
     AnswerKey, Drill, ExpectedAlert, Fault, FaultAction, Guardrails, Hint, HttpProbe, KillAction, KillPlan, Pick,
@@ -167,8 +167,9 @@ impl Validator<'_, '_> {
         let targets = self.targets(&file.targets);
         let blast = file.blast_radius.as_ref();
         let mut faults: Vec<(Range<usize>, Fault)> = Vec::new();
+        let has_traffic = file.traffic.is_some();
         for spanned in &file.faults {
-            if let Some(fault) = self.fault(spanned, timebox, blast) {
+            if let Some(fault) = self.fault(spanned, timebox, blast, has_traffic) {
                 faults.extend(self.burst(spanned, fault, timebox).into_iter().map(|f| (spanned.span(), f)));
             }
         }
@@ -363,7 +364,7 @@ impl Validator<'_, '_> {
         let end = |f: &Fault| f.duration.map_or(Duration::MAX, |d| f.at.saturating_add(d));
         let toxic = |f: &Fault| match &f.action {
             FaultAction::Toxic { proxy, toxic } => Some((proxy.clone(), external_name(toxic))),
-            FaultAction::Kill(_) => None,
+            FaultAction::Kill(_) | FaultAction::Spike { .. } => None,
         };
         for (i, (span, fault)) in faults.iter().enumerate() {
             let Some((proxy, name)) = toxic(fault) else { continue };
@@ -389,6 +390,7 @@ impl Validator<'_, '_> {
         spanned: &Spanned<FaultSection>,
         timebox: Option<Duration>,
         blast: Option<&Spanned<BlastRadiusSection>>,
+        has_traffic: bool,
     ) -> Option<Fault> {
         let fault = spanned.get_ref();
         let at = self.duration(&fault.at, "faults.at");
@@ -408,18 +410,37 @@ impl Validator<'_, '_> {
                 ),
             );
         }
-        let action = match (&fault.proxy, &fault.toxic, &fault.kill) {
-            (Some(proxy), Some(toxic), None) => self.toxic(proxy, toxic),
-            (None, None, Some(kill)) => self.kill(kill, blast).map(FaultAction::Kill),
+        let action = match (&fault.proxy, &fault.toxic, &fault.kill, &fault.spike) {
+            (Some(proxy), Some(toxic), None, None) => self.toxic(proxy, toxic),
+            (None, None, Some(kill), None) => self.kill(kill, blast).map(FaultAction::Kill),
+            (None, None, None, Some(spike)) => self.spike(spike, has_traffic),
             _ => {
                 self.errors.at(
                     &spanned.span(),
-                    "a fault needs either `proxy` and `toxic` (a network fault) or `kill` (processes, containers, pods)",
+                    "a fault needs exactly one of: `proxy` and `toxic` (a network fault), `kill` (processes, \
+                     containers, pods) or `spike` (more synthetic traffic)",
                 );
                 None
             }
         };
         Some(Fault { at: at?, duration, action: action? })
+    }
+
+    /// A traffic spike: more of the drill's own synthetic traffic, so it needs `[traffic]`.
+    fn spike(&mut self, spike: &Spanned<SpikeSection>, has_traffic: bool) -> Option<FaultAction> {
+        let rps = &spike.get_ref().rps;
+        if !has_traffic {
+            self.errors.at(
+                &spike.span(),
+                "faults.spike sends more of the drill's synthetic traffic: add a [traffic] section (url or grpc, rps)",
+            );
+            return None;
+        }
+        if !(*rps.get_ref() > 0.0 && *rps.get_ref() <= MAX_TRAFFIC_RPS) {
+            self.errors.at(&rps.span(), format!("faults.spike.rps must be above 0 and at most {MAX_TRAFFIC_RPS}"));
+            return None;
+        }
+        Some(FaultAction::Spike { rps: *rps.get_ref() })
     }
 
     /// A fault with `burst` becomes `times` faults, `on` long, `on + off` apart: the error burst.
@@ -432,7 +453,8 @@ impl Validator<'_, '_> {
             return Vec::new();
         }
         if matches!(fault.action, FaultAction::Kill(_)) {
-            self.errors.at(&span, "faults.burst switches a toxic on and off; for repeated kills use kill.every");
+            self.errors
+                .at(&span, "faults.burst switches a toxic or a spike on and off; for repeated kills use kill.every");
             return Vec::new();
         }
         let (Some(on), Some(off)) =
@@ -829,7 +851,7 @@ text = "Compare the gateway's latency by upstream."
         assert_eq!(
             errors(&text),
             [
-                "drills/x.toml:13:1: unknown field `when`, expected one of `at`, `duration`, `proxy`, `toxic`, `kill`, `burst`"
+                "drills/x.toml:13:1: unknown field `when`, expected one of `at`, `duration`, `proxy`, `toxic`, `kill`, `spike`, `burst`"
             ]
         );
     }
@@ -848,6 +870,28 @@ text = "Compare the gateway's latency by upstream."
                 "drills/x.toml:22:9: hints.after: `ten minutes` is not a duration; expected a duration such as \"500ms\", \"30s\", \"45m\" or \"1h30m\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_spike_is_more_of_the_drills_traffic() {
+        let spike = "[[faults]]\nat = \"1m\"\nduration = \"2m\"\nspike = { rps = 200 }\n";
+        let traffic = "[traffic]\nurl = \"http://127.0.0.1:8080/pay\"\nrps = 20\n";
+        let text = format!("{GOOD}{spike}{traffic}");
+        let drill = parse(Path::new("x.toml"), &text, &environment()).unwrap();
+        assert_eq!(drill.faults[1].action, FaultAction::Spike { rps: 200.0 });
+        assert_eq!((drill.faults[1].kind(), drill.faults[1].duration), ("spike", Some(Duration::from_secs(120))));
+        // Without [traffic] there is nothing to spike; a rate is bounded like traffic's.
+        assert_eq!(
+            errors(&format!("{GOOD}{spike}")),
+            [
+                "drills/x.toml:27:9: faults.spike sends more of the drill's synthetic traffic: add a [traffic] section (url or grpc, rps)"
+            ]
+        );
+        let errs = errors(&format!("{GOOD}{}{traffic}", spike.replace("200", "0")));
+        assert_eq!(errs, ["drills/x.toml:27:17: faults.spike.rps must be above 0 and at most 1000"]);
+        // One kind of fault per fault.
+        let both = spike.replace("spike =", "proxy = \"partner\"\nspike =");
+        assert!(errors(&format!("{GOOD}{both}{traffic}"))[0].contains("a fault needs exactly one of"));
     }
 
     #[test]

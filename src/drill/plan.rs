@@ -65,14 +65,21 @@ pub enum FaultAction {
     },
     /// Processes, containers or pods killed (once, or every interval).
     Kill(KillPlan),
+    /// A traffic spike: the drill's synthetic traffic, `rps` more requests per second on top of
+    /// `[traffic]`, to the same entry point and counted in the same SLI, while the fault lasts.
+    Spike {
+        /// Extra requests per second.
+        rps: f64,
+    },
 }
 
 impl Fault {
-    /// The kind recorded on scorecards: the toxic's type, or `kill`.
+    /// The kind recorded on scorecards: the toxic's type, `kill` or `spike`.
     pub fn kind(&self) -> &'static str {
         match &self.action {
             FaultAction::Toxic { toxic, .. } => toxic.kind.type_name(),
             FaultAction::Kill(_) => "kill",
+            FaultAction::Spike { .. } => "spike",
         }
     }
 }

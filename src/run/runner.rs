@@ -214,6 +214,15 @@ fn backend(selector: &Selector) -> &'static str {
     }
 }
 
+/// The drill's synthetic traffic, as spike faults send more of it: the same entry point and
+/// timeout, counted in the same SLI, stopped with the run's traffic.
+struct SpikeSource {
+    plan: crate::drill::plan::TrafficPlan,
+    latency: Option<Duration>,
+    counts: Arc<sli::Counts>,
+    stop: CancellationToken,
+}
+
 /// A target acted on and not yet seen back.
 struct Pending {
     fault: usize,
@@ -237,6 +246,10 @@ struct Runner<'a, T> {
     started: Instant,
     /// Faults applied and not yet removed, by index: (proxy, toxic name).
     active: BTreeMap<usize, (String, String)>,
+    /// Where spike faults send their traffic (the drill's own, if it has `[traffic]`).
+    spike_source: Option<SpikeSource>,
+    /// Spike faults in force: each one's traffic stops when its token is cancelled.
+    spikes: BTreeMap<usize, CancellationToken>,
     hints_shown: Vec<bool>,
 }
 
@@ -252,20 +265,35 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(())
     }
 
+    /// Journals fault `index` going in somewhere other than a proxy (a kill, a spike).
+    fn applied_elsewhere(&mut self, index: usize) -> Result<(), RunError> {
+        let kind = self.spec.drill.faults[index].kind().to_owned();
+        self.log(Event::FaultApplied { fault: index, proxy: String::new(), toxic: String::new(), kind })
+    }
+
     /// Applies fault `index`; false if it failed (journaled).
     async fn apply(&mut self, index: usize) -> Result<bool, RunError> {
         let fault = &self.spec.drill.faults[index];
         let (proxy, original) = match &fault.action {
             FaultAction::Toxic { proxy, toxic } => (proxy.clone(), toxic),
             FaultAction::Kill(plan) => {
-                self.log(Event::FaultApplied {
-                    fault: index,
-                    proxy: String::new(),
-                    toxic: String::new(),
-                    kind: fault.kind().to_owned(),
-                })?;
+                self.applied_elsewhere(index)?;
                 self.kills_active.insert(index, Vec::new());
                 return self.kill_round(index, plan, 0).await;
+            }
+            FaultAction::Spike { rps } => {
+                let rps = *rps;
+                self.applied_elsewhere(index)?;
+                let Some(source) = &self.spike_source else {
+                    let error = "a spike needs the drill's [traffic]".to_owned();
+                    self.log(Event::FaultFailed { fault: index, error })?;
+                    return Ok(false);
+                };
+                let stop = source.stop.child_token();
+                let plan = crate::drill::plan::TrafficPlan { rps, ..source.plan.clone() };
+                sli::send_traffic(&plan, source.latency, &stop, source.counts.clone());
+                self.spikes.insert(index, stop);
+                return Ok(true);
             }
         };
         let mut toxic = original.clone();
@@ -355,6 +383,11 @@ impl<T: FaultTarget> Runner<'_, T> {
     }
 
     async fn remove(&mut self, index: usize, reason: &str) -> Result<(), RunError> {
+        if let Some(stop) = self.spikes.remove(&index) {
+            stop.cancel();
+            let (proxy, toxic, reason) = (String::new(), String::new(), reason.to_owned());
+            return self.log(Event::FaultRemoved { fault: index, proxy, toxic, reason });
+        }
         if let Some(undo) = self.kills_active.remove(&index) {
             if let FaultAction::Kill(plan) = &self.spec.drill.faults[index].action {
                 for target in undo {
@@ -422,7 +455,8 @@ impl<T: FaultTarget> Runner<'_, T> {
 
     /// Every fault in force, toxic or kill.
     fn in_force(&self) -> Vec<usize> {
-        let mut indexes: Vec<usize> = self.active.keys().chain(self.kills_active.keys()).copied().collect();
+        let mut indexes: Vec<usize> =
+            self.active.keys().chain(self.kills_active.keys()).chain(self.spikes.keys()).copied().collect();
         indexes.sort_unstable();
         indexes
     }
@@ -513,6 +547,8 @@ pub async fn run<T: FaultTarget>(
         log,
         started: Instant::now(),
         active: BTreeMap::new(),
+        spike_source: None,
+        spikes: BTreeMap::new(),
         hints_shown: vec![false; drill.hints.len()],
     };
     runner.log(started_event(spec))?;
@@ -520,6 +556,7 @@ pub async fn run<T: FaultTarget>(
     // Synthetic traffic starts now; the timeline waits out its warm-up, so t0 has a steady state.
     let mut live = Live::start(drill, &shutdown);
     let shift = live.shift;
+    runner.spike_source = live.spike_source(drill);
 
     let mut steps = schedule(drill, shift);
     let mut commands_open = true;
@@ -706,6 +743,16 @@ impl Live {
             since_sample: 0,
             stop,
         }
+    }
+
+    /// Where spike faults send their traffic: the drill's own, if it has some.
+    fn spike_source(&self, drill: &Drill) -> Option<SpikeSource> {
+        Some(SpikeSource {
+            plan: drill.traffic.clone()?,
+            latency: drill.slo.as_ref().and_then(|s| s.latency),
+            counts: self.traffic.clone()?,
+            stop: self.stop.clone(),
+        })
     }
 
     /// Marks t0 for the guardrails; the counts then, if the drill has an SLI.

@@ -76,6 +76,13 @@ async fn call(
 /// `latency` (or the plan's timeout) is bad.
 pub fn start_traffic(plan: &TrafficPlan, latency: Option<Duration>, stop: &CancellationToken) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
+    send_traffic(plan, latency, stop, counts.clone());
+    counts
+}
+
+/// Sends `plan`'s requests until `stop`, counting them in `counts` (a spike adds to the drill's
+/// own traffic this way).
+pub fn send_traffic(plan: &TrafficPlan, latency: Option<Duration>, stop: &CancellationToken, counts: Arc<Counts>) {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let http1: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector.clone());
@@ -83,7 +90,7 @@ pub fn start_traffic(plan: &TrafficPlan, latency: Option<Duration>, stop: &Cance
         Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
     let limit = latency.map_or(plan.timeout, |l| l.min(plan.timeout));
     let (target, period, stop, shared) =
-        (Arc::new(plan.target.clone()), Duration::from_secs_f64(1.0 / plan.rps), stop.clone(), counts.clone());
+        (Arc::new(plan.target.clone()), Duration::from_secs_f64(1.0 / plan.rps), stop.clone(), counts);
     tokio::spawn(async move {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut ticks = tokio::time::interval(period);
@@ -112,7 +119,6 @@ pub fn start_traffic(plan: &TrafficPlan, latency: Option<Duration>, stop: &Cance
             });
         }
     });
-    counts
 }
 
 /// Why a guardrail stopped the run.

@@ -397,8 +397,10 @@ pub fn catalogue(dir: &std::path::Path) -> Catalogue {
             .into_iter()
             .flatten()
             .filter_map(|f| {
-                if f.get("kill").is_some() {
-                    return Some("kill".to_owned());
+                for kind in ["kill", "spike"] {
+                    if f.get(kind).is_some() {
+                        return Some(kind.to_owned());
+                    }
                 }
                 f.get("toxic")?.get("type")?.as_str().map(str::to_owned)
             })

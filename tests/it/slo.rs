@@ -250,3 +250,80 @@ fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
     assert!(alert["fingerprint"].as_str().is_some_and(|f| !f.is_empty()), "{alert}");
     serve.verb(&["abort", "--all"]);
 }
+
+fn spike_drill(api: &str) -> String {
+    format!(
+        r#"
+[drill]
+name = "api-burst"
+title = "A rush on the API"
+briefing = "Checkout is busier than ever."
+timebox = "1m"
+
+[targets]
+production = {{ detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }}
+
+[[faults]]
+at = "2s"
+duration = "3s"
+spike = {{ rps = 80 }}
+
+[answer]
+component = "api"
+kind = "load"
+accept = ["load|traffic"]
+
+[traffic]
+url = "http://{api}/pay"
+rps = 20
+warmup = "1s"
+"#
+    )
+}
+
+/// Requests the `api` proxy has seen so far, from the daemon's `/metrics`.
+fn requests(serve: &ServeProcess) -> u64 {
+    let metrics = reqwest::blocking::get(format!("http://{}/metrics", serve.api)).unwrap().text().unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(r#"firedrill_http_requests_total{proxy="api""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Requests per second through the proxy over `span`.
+fn rate(serve: &ServeProcess, span: Duration) -> f64 {
+    let before = requests(serve);
+    std::thread::sleep(span);
+    (requests(serve) - before) as f64 / span.as_secs_f64()
+}
+
+#[test]
+fn a_traffic_spike_adds_to_the_drills_traffic_while_it_lasts() {
+    let (dir, serve) = daemon_with(spike_drill);
+    let drills = dir.path().join("drills");
+    let (code, out, err) =
+        serve.verb(&["run", "api-burst", "--team", "payments", "--dry-run", "--drills", drills.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("fault 0: at 2s for 3s, traffic spike: 80 more requests/s to GET http://"), "{out}");
+    assert_eq!(requests(&serve), 0, "a dry run sends nothing");
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let applied = || events_of(&journal(dir.path()), "fault_applied");
+    assert!(eventually(Duration::from_secs(10), || !applied().is_empty()), "the spike went in");
+    assert_eq!(applied()[0]["kind"], "spike");
+    std::thread::sleep(Duration::from_millis(300));
+    let during = rate(&serve, Duration::from_secs(2));
+    let removed = || events_of(&journal(dir.path()), "fault_removed");
+    assert!(eventually(Duration::from_secs(10), || !removed().is_empty()), "the spike ended");
+    assert_eq!(removed()[0]["reason"], "duration");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rate(&serve, Duration::from_secs(2));
+    // 20/s of traffic, plus 80/s during the spike (bounds wide for a noisy 2-core machine).
+    assert!(during > 60.0 && during < 140.0, "during the spike: {during}/s");
+    assert!(after > 5.0 && after < 40.0, "after it: {after}/s");
+    let (code, _, err) = serve.verb(&["abort", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rate(&serve, Duration::from_secs(1)) < 0.5, "all traffic stops with the run");
+}
