@@ -162,10 +162,17 @@ fn mangled_drills_get_located_errors() {
         .collect();
     files.sort();
     assert!(files.len() >= 8, "{files:?}");
+    let mut drills: Vec<(&PathBuf, String)> = files.iter().map(|p| (p, std::fs::read_to_string(p).unwrap())).collect();
+    // No catalogue drill has a traffic spike yet: one with a spike and a burst of them.
+    let spiked =
+        "\n[[faults]]\nat = \"1m\"\nspike = { rps = 200 }\nburst = { on = \"20s\", off = \"40s\", times = 3 }\n";
+    let latency = files.iter().find(|p| p.ends_with("partner-latency.toml")).unwrap();
+    drills.push((latency, format!("{}{spiked}", std::fs::read_to_string(latency).unwrap())));
+    let unmangled = firedrill::drill::parse(latency, &drills[drills.len() - 1].1, &environment).unwrap();
+    assert_eq!(unmangled.faults.iter().filter(|f| f.kind() == "spike").count(), 3, "three pulses of traffic");
     let (mut accepted, mut rejected) = (0, 0);
-    for (seed, path) in (1..).zip(&files) {
-        let text = std::fs::read_to_string(path).unwrap();
-        each_mutation(seed, &text, |mangled| match firedrill::drill::parse(path, mangled, &environment) {
+    for (seed, (path, text)) in (1..).zip(&drills) {
+        each_mutation(seed, text, |mangled| match firedrill::drill::parse(path, mangled, &environment) {
             Ok(_) => accepted += 1,
             Err(errors) => {
                 rejected += 1;
