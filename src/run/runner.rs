@@ -453,7 +453,7 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(trip.map(|reason| (Outcome::Guardrail, Some(reason), "guardrail")))
     }
 
-    /// Every fault in force, toxic or kill.
+    /// Every fault in force: toxic, kill or spike.
     fn in_force(&self) -> Vec<usize> {
         let mut indexes: Vec<usize> =
             self.active.keys().chain(self.kills_active.keys()).chain(self.spikes.keys()).copied().collect();
