@@ -76,8 +76,11 @@ pub fn print_status(run: &RunStatus) {
         return;
     }
     let state = if run.outcome.is_empty() { "in progress".to_owned() } else { run.outcome.clone() };
+    // Phases count from the fault going in, which a traffic warm-up puts after the start.
+    let fault_in =
+        run.fault_in_ms.map_or_else(String::new, |t| format!(" (fault in at {}; phases count from there)", clock(t)));
     println!(
-        "run {}  drill {}  team {}  {}  elapsed {}",
+        "run {}  drill {}  team {}  {}  elapsed {}{fault_in}",
         run.run_id,
         if run.drill.is_empty() { "(blind)" } else { &run.drill },
         run.team,
@@ -106,6 +109,7 @@ fn status_json(run: &RunStatus) -> serde_json::Value {
         "team": run.team,
         "briefing": run.briefing,
         "elapsed_ms": run.elapsed_ms,
+        "fault_in_ms": run.fault_in_ms,
         "outcome": if run.outcome.is_empty() { None } else { Some(&run.outcome) },
         "scorecard_path": if run.scorecard_path.is_empty() { None } else { Some(&run.scorecard_path) },
         "phases": run.phases.iter().map(|p| serde_json::json!({

@@ -87,6 +87,7 @@ pub fn run_status(view: RunView) -> RunStatus {
         drill: view.drill,
         team: view.team,
         elapsed_ms: view.elapsed_ms,
+        fault_in_ms: view.fault_in_ms,
         phases: card
             .as_ref()
             .map(|c| {

@@ -102,6 +102,8 @@ pub struct RunView {
     pub team: String,
     /// Milliseconds since it started (or its length, once ended).
     pub elapsed_ms: u64,
+    /// When the first fault went in (t0), ms from the start; `None` before then.
+    pub fault_in_ms: Option<u64>,
     /// The scorecard so far (outcome `None` while in progress).
     pub card: Option<Scorecard>,
     /// What responders are told.
@@ -124,6 +126,7 @@ fn sealed(team: &str) -> RunView {
         drill: String::new(),
         team: team.to_owned(),
         elapsed_ms: 0,
+        fault_in_ms: None,
         card: None,
         briefing: String::new(),
         scorecard_path: None,
@@ -598,11 +601,16 @@ impl Manager {
                 _ => String::new(),
             };
             let acknowledged = records.iter().any(|r| matches!(r.event, crate::run::event::Event::Ack { .. }));
+            let fault_in_ms = records
+                .iter()
+                .find(|r| matches!(r.event, crate::run::event::Event::FaultApplied { .. }))
+                .map(|r| r.t_ms);
             let view = RunView {
                 run_id: id.clone(),
                 drill: if entry.blind && !ended { String::new() } else { entry.drill.clone() },
                 team: entry.team.clone(),
                 elapsed_ms,
+                fault_in_ms,
                 card,
                 briefing,
                 scorecard_path: finished.and_then(Result::ok),

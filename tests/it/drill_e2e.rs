@@ -174,6 +174,10 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     assert_eq!(status[0]["run_id"], run_id.as_str());
     assert_eq!(status[0]["outcome"], serde_json::Value::Null, "still in progress");
     assert_eq!(status[0]["phases"][1]["verdict"], "met");
+    let fault_in = status[0]["fault_in_ms"].as_u64().expect("the fault is in");
+    assert!(fault_in <= status[0]["elapsed_ms"].as_u64().unwrap(), "{status}");
+    let (_, out, _) = serve.verb(&["status"]);
+    assert!(out.contains(" (fault in at 0:00; phases count from there)"), "{out}");
 
     let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
     assert_eq!(code, Some(0), "{err}");

@@ -312,6 +312,10 @@ fn a_traffic_spike_adds_to_the_drills_traffic_while_it_lasts() {
     let applied = || events_of(&journal(dir.path()), "fault_applied");
     assert!(eventually(Duration::from_secs(10), || !applied().is_empty()), "the spike went in");
     assert_eq!(applied()[0]["kind"], "spike");
+    // The spike went in 2 s after a 1 s warm-up: phases count from there, and status says so.
+    let (_, json, _) = serve.verb(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(status[0]["fault_in_ms"].as_u64().is_some_and(|t| t >= 2_900), "{status}");
     std::thread::sleep(Duration::from_millis(300));
     let during = rate(&serve, Duration::from_secs(2));
     let removed = || events_of(&journal(dir.path()), "fault_removed");
