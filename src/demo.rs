@@ -153,7 +153,10 @@ async fn practise(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("the shop is healthy; logs in {}", work.join("data/logs").display());
+    println!(
+        "the shop is healthy; logs in {} (while the demo runs; kept only if it fails)",
+        work.join("data/logs").display()
+    );
     let names = crate::drill::names_in(manager.drills_dir()).unwrap_or_default();
     let drill = match &options.drill {
         Some(d) => d.clone(),
