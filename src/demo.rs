@@ -147,7 +147,7 @@ async fn practise(
                 .map(|r| format!("{} {:?} {}", r.id, r.state, r.last_exit.clone().unwrap_or_default()))
                 .collect();
             return Err(failed(format!(
-                "the shop did not become healthy (is a port of 18080-18093 or 19091-19093 taken?): {}",
+                "the shop did not become healthy (is one of {PORTS} taken?): {}",
                 states.join("; ")
             )));
         }

@@ -39,6 +39,13 @@ pub fn bearer_matches(header: &str, token: &str) -> bool {
     given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0_u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
+/// A plain name (a drill, a service): non-empty, only ASCII letters, digits, `-` and `_`, so it
+/// is safe as a file name and never a path.
+#[must_use]
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -66,7 +66,8 @@ fn who(by: &str) -> Result<String, Status> {
 
 /// A team names a scorecard directory: letters, digits, `-`, `_` and `.`, not starting with `.`.
 fn team(name: &str) -> Result<(), Status> {
-    let fits = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    // A plain name that may also hold dots, but not first (never `.` or `..`).
+    let fits = crate::is_plain_name(&name.replace('.', "_"));
     if name.is_empty() {
         Err(Status::invalid_argument("a run needs a team (--team TEAM)"))
     } else if !fits || name.starts_with('.') || name.len() > MAX_NAME {

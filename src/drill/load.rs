@@ -159,7 +159,7 @@ impl Validator<'_, '_> {
     fn drill(&mut self, file: DrillFile) -> Option<Drill> {
         let section = file.drill.into_inner();
         let name = section.name.get_ref().trim().to_owned();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !crate::is_plain_name(&name) {
             self.errors
                 .at(&section.name.span(), "drill.name must be non-empty and use only letters, digits, `-` and `_`");
         }

@@ -236,7 +236,7 @@ impl Manager {
 
     fn find_drill(&self, name: &str) -> Result<PathBuf, ManagerError> {
         // A name, never a path: nothing outside the drill directory is read.
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !crate::is_plain_name(name) {
             return Err(ManagerError::NoDrill(name.to_owned()));
         }
         let direct = self.dirs.drills.join(format!("{name}.toml"));
@@ -601,10 +601,8 @@ impl Manager {
                 _ => String::new(),
             };
             let acknowledged = records.iter().any(|r| matches!(r.event, crate::run::event::Event::Ack { .. }));
-            let fault_in_ms = records
-                .iter()
-                .find(|r| matches!(r.event, crate::run::event::Event::FaultApplied { .. }))
-                .map(|r| r.t_ms);
+            // The scorecard's t0 is the run's start until a fault goes in.
+            let fault_in_ms = card.as_ref().filter(|c| c.faults_applied > 0).map(|c| c.t0_ms);
             let view = RunView {
                 run_id: id.clone(),
                 drill: if entry.blind && !ended { String::new() } else { entry.drill.clone() },

@@ -164,7 +164,7 @@ fn duration_at(errors: &mut Errors<'_>, value: Option<&Spanned<String>>, default
 
 fn service(errors: &mut Errors<'_>, section: ServiceSection, dir: &Path, names: &mut BTreeSet<String>) -> Service {
     let name = section.name.get_ref().clone();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !crate::is_plain_name(&name) {
         errors.at(&section.name.span(), "services.name must be non-empty and use only letters, digits, `-` and `_`");
     } else if !names.insert(name.clone()) {
         errors.at(&section.name.span(), format!("a service named `{name}` is already declared; names must be unique"));
