@@ -106,6 +106,9 @@ pub enum Command {
     },
     /// Reveal the next hint.
     Hint(Act),
+    /// Declare the impact mitigated with the fault still in (a fallback, a rollback, more
+    /// replicas): waits until the steady state confirms it.
+    Mitigate(Act),
     /// Declare the incident resolved: the run ends and its faults come out.
     Resolve(Act),
     /// End a run now, removing its faults; --all is the kill switch for every run.
@@ -421,6 +424,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             runtime()?.block_on(client::diagnose(&act.remote.remote(), act.run_id.clone(), act.by(), text))
         }
         Command::Hint(act) => runtime()?.block_on(client::hint(&act.remote.remote(), act.run_id.clone(), act.by())),
+        Command::Mitigate(act) => {
+            runtime()?.block_on(client::mitigate(&act.remote.remote(), act.run_id.clone(), act.by()))
+        }
         Command::Resolve(act) => {
             runtime()?.block_on(client::resolve(&act.remote.remote(), act.run_id.clone(), act.by()))
         }

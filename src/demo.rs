@@ -174,10 +174,15 @@ async fn practise(
         other => failed(other),
     })?;
     let remote = Remote { addr: control.to_string(), token: None };
-    let briefing =
-        manager.status(Some(&run_id)).ok().and_then(|v| v.into_iter().next()).map(|v| v.briefing).unwrap_or_default();
+    let view = manager.status(Some(&run_id)).ok().and_then(|v| v.into_iter().next());
+    let briefing = view.as_ref().map(|v| v.briefing.clone()).unwrap_or_default();
+    // The drill's name (and the run id, which carries it) would give the diagnosis away: both
+    // are printed with the scorecard, when the run ends.
+    let due = view.and_then(|v| v.fault_due_ms).map_or_else(String::new, |ms| {
+        format!(" Traffic is warming up: the fault goes in at {} from now, and nothing counts before it.", client::clock(ms))
+    });
     println!(
-        "\ndrill `{drill}` started (run {run_id}); synthetic traffic is calling the gateway.\nbriefing: {briefing}\n"
+        "\na drill started; synthetic traffic is calling the gateway.{due}\nbriefing: {briefing}\n"
     );
     if options.auto {
         responder(&remote, manager, &run_id).await?;
@@ -246,9 +251,11 @@ fn print_scorecard(manager: &Manager, run_id: &str) {
     let Some(path) = view.scorecard_path else { return };
     let Ok(text) = std::fs::read_to_string(&path) else { return };
     let Ok(card) = serde_json::from_str::<crate::scorecard::Scorecard>(&text) else { return };
-    println!("\nscorecard of {} ({}):", card.run_id, card.drill);
+    println!("\nthe drill was `{}`: {}", card.drill, card.title);
+    println!("scorecard of {} ({}):", card.run_id, card.drill);
     let outcome = card.outcome.map(crate::wire_name);
-    println!("  outcome: {}", outcome.unwrap_or_else(|| "open".into()));
+    let void = if card.void { " (void: the fault never went in, nothing is scored)" } else { "" };
+    println!("  outcome: {}{void}", outcome.unwrap_or_else(|| "open".into()));
     println!("  phase      target   actual   verdict");
     for phase in &card.phases {
         let name = crate::wire_name(phase.phase);
@@ -266,6 +273,17 @@ fn print_scorecard(manager: &Manager, run_id: &str) {
         card.wrong_diagnoses.len(),
         card.hints.len()
     );
+    if !card.false_alarms.is_empty() {
+        println!("  false alarms (acknowledged before the fault went in): {}", card.false_alarms.len());
+    }
+    match card.mitigation {
+        Some(crate::scorecard::Mitigation::FaultIn) => println!("  mitigated with the fault still in"),
+        Some(crate::scorecard::Mitigation::Resolution) => println!("  mitigated only by the resolution"),
+        None => {}
+    }
+    if card.resolved_without_diagnosis {
+        println!("  resolved without a matching diagnosis");
+    }
     if let Some(budget) = &card.budget {
         println!(
             "  budget: {} of {} requests failed during the impact; in production this response would have burned {:.2}% of the monthly budget (at the dev target {:.2}%, at the production target {:.2}%)",

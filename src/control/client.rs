@@ -77,8 +77,13 @@ pub fn print_status(run: &RunStatus) {
     }
     let state = if run.outcome.is_empty() { "in progress".to_owned() } else { run.outcome.clone() };
     // Phases count from the fault going in, which a traffic warm-up puts after the start.
-    let fault_in =
-        run.fault_in_ms.map_or_else(String::new, |t| format!(" (fault in at {}; phases count from there)", clock(t)));
+    let fault_in = match (run.fault_in_ms, run.fault_due_ms) {
+        (Some(t), _) => format!(" (fault in at {}; phases count from there)", clock(t)),
+        (None, Some(due)) => {
+            format!(" (traffic warming up; the fault goes in at {}: nothing counts before it)", clock(due))
+        }
+        (None, None) => String::new(),
+    };
     println!(
         "run {}  drill {}  team {}  {}  elapsed {}{fault_in}",
         run.run_id,
@@ -110,6 +115,8 @@ fn status_json(run: &RunStatus) -> serde_json::Value {
         "briefing": run.briefing,
         "elapsed_ms": run.elapsed_ms,
         "fault_in_ms": run.fault_in_ms,
+        "fault_due_ms": run.fault_due_ms,
+        "detected_by": if run.detected_by.is_empty() { None } else { Some(&run.detected_by) },
         "outcome": if run.outcome.is_empty() { None } else { Some(&run.outcome) },
         "scorecard_path": if run.scorecard_path.is_empty() { None } else { Some(&run.scorecard_path) },
         "phases": run.phases.iter().map(|p| serde_json::json!({
@@ -154,18 +161,30 @@ pub async fn ack(remote: &Remote, run_id: String, by: String) -> Result<(), Fail
     let request = client.request(ActRequest { run_id, by: by.clone() });
     let run = client.inner.ack(request).await.map_err(|s| failure(&s))?.into_inner();
     if run.sealed {
-        // A blind run whose status was read before the acknowledgement took effect.
-        println!("acknowledged by {by}; `firedrill status` shows the run");
+        // A blind drill says the same armed as running: whether this counted shows once it ends.
+        println!("acknowledged by {by} (blind drill: `firedrill status` shows the run once an acknowledgement counts)");
     } else if let Some((actual, phase)) =
         run.phases.iter().find(|p| p.phase == "detect").and_then(|p| Some((p.actual_ms?, p)))
     {
         // Phases count from the fault going in, not from the run's start (traffic warm-up).
+        let first = if run.detected_by.starts_with("alert ") {
+            format!("; the {} detected it first, at {}", run.detected_by, clock(actual))
+        } else {
+            String::new()
+        };
         println!(
-            "acknowledged by {by}: run {} detected {} after the fault went in (target {}: {})",
+            "acknowledged by {by} at {} into run {}: detected {} after the fault went in (target {}: {}){first}",
+            clock(run.elapsed_ms),
             run.run_id,
             clock(actual),
             clock(phase.target_ms),
             phase.verdict
+        );
+    } else if run.fault_in_ms.is_none() {
+        println!(
+            "acknowledged by {by} at {} into run {}: the fault has not gone in yet, so this is recorded as a false alarm",
+            clock(run.elapsed_ms),
+            run.run_id
         );
     } else {
         println!("acknowledged by {by} at {} into run {}", clock(run.elapsed_ms), run.run_id);
@@ -199,6 +218,24 @@ pub async fn hint(remote: &Remote, run_id: String, by: String) -> Result<(), Fai
     Ok(())
 }
 
+/// `firedrill mitigate`: waits until the steady state confirms the mitigation with the fault in.
+pub async fn mitigate(remote: &Remote, run_id: String, by: String) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(ActRequest { run_id, by });
+    let run = client.inner.mitigate(request).await.map_err(|s| failure(&s))?.into_inner();
+    if let Some((actual, phase)) = run.phases.iter().find(|p| p.phase == "mitigate").and_then(|p| Some((p.actual_ms?, p)))
+    {
+        println!(
+            "mitigated with the fault still in: {} after the fault went in (target {}: {})",
+            clock(actual),
+            clock(phase.target_ms),
+            phase.verdict
+        );
+    }
+    print_status(&run);
+    Ok(())
+}
+
 /// `firedrill resolve`.
 pub async fn resolve(remote: &Remote, run_id: String, by: String) -> Result<(), Failure> {
     let mut client = Client::connect(remote).await?;
@@ -220,7 +257,12 @@ pub async fn abort(remote: &Remote, run_id: String, by: String, all: bool) -> Re
         println!("aborted run {id}; its faults were removed");
     }
     for _ in 0..reply.disarmed {
-        println!("disarmed a blind drill that had not started");
+        if all {
+            println!("disarmed a blind drill that had not started");
+        } else {
+            // The same words armed or running: calling a blind drill off tells nothing of when.
+            println!("called off the blind drill; anything it put in was removed");
+        }
     }
     Ok(())
 }

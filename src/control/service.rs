@@ -12,7 +12,8 @@ use super::proto::{
     PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusReply, StatusRequest, UpRequest, WatchRequest,
 };
 use crate::run::journal::Record;
-use crate::run::manager::{Manager, ManagerError, RunView};
+use crate::run::manager::{Manager, ManagerError, Route, RunView};
+use crate::run::runner::Refusal;
 
 /// How many events a watcher may have in flight.
 const WATCH_QUEUE: usize = 64;
@@ -41,7 +42,9 @@ fn status(err: ManagerError) -> Status {
             Status::not_found(err.to_string())
         }
         ManagerError::BadDrill(_) => Status::invalid_argument(err.to_string()),
-        ManagerError::Ambiguous(_) | ManagerError::Ended(_) => Status::failed_precondition(err.to_string()),
+        ManagerError::Ambiguous(_) | ManagerError::Ended(_) | ManagerError::Refused(_) | ManagerError::Conflict { .. } => {
+            Status::failed_precondition(err.to_string())
+        }
         ManagerError::Run(_) | ManagerError::Arm(_) => Status::internal(err.to_string()),
         ManagerError::Proxies(_) => Status::unavailable(err.to_string()),
     }
@@ -80,6 +83,15 @@ fn team(name: &str) -> Result<(), Status> {
     }
 }
 
+/// The run an act goes to; a blind drill that is armed takes nothing but acknowledgements, and
+/// says so as a blind run that has not been acknowledged does.
+fn run_of(route: Route) -> Result<String, Status> {
+    match route {
+        Route::Run(id) => Ok(id),
+        Route::Armed => Err(status(ManagerError::Refused(Refusal::AckFirst))),
+    }
+}
+
 /// A run as the API reports it.
 pub fn run_status(view: RunView) -> RunStatus {
     let card = view.card;
@@ -89,6 +101,8 @@ pub fn run_status(view: RunView) -> RunStatus {
         team: view.team,
         elapsed_ms: view.elapsed_ms,
         fault_in_ms: view.fault_in_ms,
+        fault_due_ms: view.fault_due_ms,
+        detected_by: view.detected_by.unwrap_or_default(),
         phases: card
             .as_ref()
             .map(|c| {
@@ -146,34 +160,54 @@ impl Control for ControlService {
 
     async fn ack(&self, request: Request<ActRequest>) -> Result<Response<RunStatus>, Status> {
         let r = request.into_inner();
-        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
-        self.manager.ack(&id, who(&r.by)?).await.map_err(status)?;
+        let by = who(&r.by)?;
+        let id = match self.manager.route(&r.run_id).map_err(status)? {
+            Route::Run(id) => id,
+            // Recorded as a false alarm; the answer is the one a blind run before its fault gives.
+            Route::Armed => {
+                let view = self.manager.ack_armed(by).ok_or_else(|| status(ManagerError::NoBlindDrill))?;
+                return Ok(Response::new(run_status(view)));
+            }
+        };
+        self.manager.ack(&id, by).await.map_err(status)?;
         self.view(&id).map(Response::new)
     }
 
     async fn diagnose(&self, request: Request<DiagnoseRequest>) -> Result<Response<DiagnoseReply>, Status> {
         let r = request.into_inner();
-        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        let route = self.manager.route(&r.run_id).map_err(status)?;
         if r.text.trim().is_empty() || r.text.chars().count() > MAX_DIAGNOSIS {
             return Err(Status::invalid_argument(format!(
                 "a diagnosis is a sentence or two (1 to {MAX_DIAGNOSIS} characters): what is wrong, and where"
             )));
         }
-        let correct = self.manager.diagnose(&id, who(&r.by)?, r.text).await.map_err(status)?;
+        let by = who(&r.by)?;
+        let id = run_of(route)?;
+        let correct = self.manager.diagnose(&id, by, r.text).await.map_err(status)?;
         Ok(Response::new(DiagnoseReply { correct }))
     }
 
     async fn hint(&self, request: Request<ActRequest>) -> Result<Response<HintReply>, Status> {
         let r = request.into_inner();
-        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
-        let hint = self.manager.hint(&id, who(&r.by)?).await.map_err(status)?;
+        let by = who(&r.by)?;
+        let id = run_of(self.manager.route(&r.run_id).map_err(status)?)?;
+        let hint = self.manager.hint(&id, by).await.map_err(status)?;
         Ok(Response::new(HintReply { revealed: hint.is_some(), text: hint.unwrap_or_default() }))
+    }
+
+    async fn mitigate(&self, request: Request<ActRequest>) -> Result<Response<RunStatus>, Status> {
+        let r = request.into_inner();
+        let by = who(&r.by)?;
+        let id = run_of(self.manager.route(&r.run_id).map_err(status)?)?;
+        self.manager.mitigate(&id, by).await.map_err(status)?;
+        self.view(&id).map(Response::new)
     }
 
     async fn resolve(&self, request: Request<ActRequest>) -> Result<Response<RunStatus>, Status> {
         let r = request.into_inner();
-        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
-        self.manager.resolve(&id, who(&r.by)?).await.map_err(status)?;
+        let by = who(&r.by)?;
+        let id = run_of(self.manager.route(&r.run_id).map_err(status)?)?;
+        self.manager.resolve(&id, by).await.map_err(status)?;
         self.view(&id).map(Response::new)
     }
 
@@ -185,8 +219,19 @@ impl Control for ControlService {
             let disarmed = u32::try_from(done.disarmed).unwrap_or(u32::MAX);
             return Ok(Response::new(AbortReply { aborted: done.runs, disarmed }));
         }
-        let id = self.manager.resolve_id(&r.run_id).map_err(status)?;
+        // A blind drill is called off alike, armed or running and not acknowledged.
+        let id = match self.manager.route(&r.run_id).map_err(status)? {
+            Route::Armed => {
+                let disarmed = u32::try_from(self.manager.disarm_waiting()).unwrap_or(u32::MAX);
+                return Ok(Response::new(AbortReply { aborted: vec![], disarmed }));
+            }
+            Route::Run(id) => id,
+        };
+        let sealed = self.view(&id)?.sealed;
         self.manager.abort(&id, by).await.map_err(status)?;
+        if sealed {
+            return Ok(Response::new(AbortReply { aborted: vec![], disarmed: 1 }));
+        }
         Ok(Response::new(AbortReply { aborted: vec![id], disarmed: 0 }))
     }
 

@@ -55,10 +55,10 @@ impl FaultTarget for Proxies {
         }
     }
 
-    fn toxic_name(&self, fault: usize, toxic: &Toxic) -> String {
+    fn toxic_name(&self, run: &str, fault: usize, toxic: &Toxic) -> String {
         match self {
-            Self::Local(registry) => registry.toxic_name(fault, toxic),
-            Self::External(api) => api.toxic_name(fault, toxic),
+            Self::Local(registry) => registry.toxic_name(run, fault, toxic),
+            Self::External(api) => api.toxic_name(run, fault, toxic),
         }
     }
 

@@ -135,7 +135,7 @@ fn toxics(proxy: &Proxy) -> Result<HashMap<String, ToxicPack>, String> {
 }
 
 impl FaultTarget for ToxiproxyApi {
-    fn toxic_name(&self, _fault: usize, toxic: &Toxic) -> String {
+    fn toxic_name(&self, _run: &str, _fault: usize, toxic: &Toxic) -> String {
         external_name(toxic)
     }
 

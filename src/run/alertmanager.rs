@@ -1,6 +1,7 @@
 //! `POST /webhooks/alertmanager`: Alertmanager's webhook (payload version 4). Firing alerts go
 //! to the runs in progress as alert events (machine detection), if their drill expects them;
-//! the answer is immediate, duplicates are ignored by the runs, malformed bodies get 400.
+//! the answer comes once every alert was recorded (`delivered` counts them), duplicates are
+//! ignored by the runs, malformed bodies get 400, bodies over the limit 413.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,15 +64,32 @@ fn answer(status: StatusCode, body: &serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], format!("{body}\n")).into_response()
 }
 
-async fn receive(State(manager): State<Arc<Manager>>, body: Bytes) -> Response {
+/// The largest webhook body taken (Alertmanager's grouped payloads are far smaller); a larger
+/// one gets 413 in Toxiproxy's error shape and nothing of it is recorded.
+pub const BODY_LIMIT: usize = 4 << 20;
+
+async fn receive(
+    State(manager): State<Arc<Manager>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let error = format!("{} (the webhook takes at most {BODY_LIMIT} bytes)", rejection.body_text());
+            return answer(status, &serde_json::json!({"error": error, "status": status.as_u16()}));
+        }
+    };
     let payload = match parse(&body) {
         Ok(payload) => payload,
         Err(error) => return answer(StatusCode::BAD_REQUEST, &serde_json::json!({"error": error, "status": 400})),
     };
+    // Every alert is handed over and waited for before the answer: a 200 means each one was
+    // recorded or deliberately ignored (not expected, a repeat), never dropped.
     let mut delivered = 0;
     for alert in payload.alerts.iter().filter(|a| a.status == "firing") {
         let name = alert.labels.get("alertname").map_or("", String::as_str);
-        delivered += manager.alert(name, &alert.labels, &alert.starts_at, &alert.fingerprint);
+        delivered += usize::from(manager.alert(name, &alert.labels, &alert.starts_at, &alert.fingerprint).await > 0);
     }
     answer(
         StatusCode::OK,
@@ -81,7 +99,10 @@ async fn receive(State(manager): State<Arc<Manager>>, body: Bytes) -> Response {
 
 /// The webhook route, for the daemon's API.
 pub fn router(manager: Arc<Manager>) -> Router {
-    Router::new().route("/webhooks/alertmanager", post(receive)).with_state(manager)
+    Router::new()
+        .route("/webhooks/alertmanager", post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(manager)
 }
 
 #[cfg(test)]

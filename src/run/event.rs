@@ -218,6 +218,10 @@ pub enum Event {
         valid: u64,
         /// Bad events.
         bad: u64,
+        /// The run-clock instant the counts were read at, when earlier than the record (the
+        /// start of a stable window, read then and journaled once the window held).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<u64>,
     },
     /// A responder submitted a diagnosis.
     Diagnosis {
@@ -237,10 +241,25 @@ pub enum Event {
         /// Who asked; `None` when revealed on schedule.
         by: Option<String>,
     },
-    /// The steady state held for the verification window, starting at `since_ms`.
+    /// The steady state held for the verification window, starting at `since_ms`, while a fault
+    /// was still doing damage (a toxic in force, a pulse on, a kill round): mitigated with the
+    /// fault still in.
     Mitigated {
         /// Run-clock milliseconds at which the stable window began.
         since_ms: u64,
+    },
+    /// A responder declared the impact mitigated with the fault still in (`firedrill mitigate`);
+    /// a `mitigated` event follows once the steady state proves it.
+    MitigateDeclared {
+        /// Who.
+        by: String,
+    },
+    /// A declared mitigation that the steady state did not confirm in time.
+    MitigationUnverified {
+        /// Who declared it.
+        by: String,
+        /// Why it was not confirmed.
+        reason: String,
     },
     /// A responder declared the incident resolved.
     ResolveDeclared {

@@ -181,7 +181,7 @@ mod tests {
         let mut journal = Journal::create(&path).unwrap();
         // More than the tail holds, so the start of the file is never read.
         for t in 0..2_000 {
-            journal.append(t, Event::Sli { valid: t, bad: 0 }).unwrap();
+            journal.append(t, Event::Sli { valid: t, bad: 0, at_ms: None }).unwrap();
         }
         journal.append(2_000, Event::Ack { by: "ana".into() }).unwrap();
         assert!(std::fs::metadata(&path).unwrap().len() > TAIL);

@@ -89,6 +89,52 @@ pub enum ManagerError {
     /// A blind drill could not be written down, so a restart would lose it.
     #[error("cannot arm the blind drill: {0} (check that the data directory is writable)")]
     Arm(String),
+    /// The run refused the command (nothing counts before the fault, …).
+    #[error(transparent)]
+    Refused(#[from] runner::Refusal),
+    /// Another run's faults touch what this drill's faults would.
+    #[error(
+        "run `{run}` is in progress on {what}: two runs there would undo or claim each other's faults; \
+         wait for it to end or `firedrill abort --run {run}`"
+    )]
+    Conflict {
+        /// The other run.
+        run: String,
+        /// What both would touch.
+        what: String,
+    },
+}
+
+/// Where an act goes: a run, or the blind drill armed and not started yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A run in progress (or the one named).
+    Run(String),
+    /// The one blind drill armed while no run is in progress.
+    Armed,
+}
+
+/// What a drill's faults touch, in words: two runs that touch one of the same may not overlap.
+/// Proxies by name, local services by name; Docker containers and Kubernetes pods (per
+/// namespace) as a whole, since two selectors may match the same ones.
+fn touches(drill: &crate::drill::Drill) -> Vec<String> {
+    use crate::drill::{FaultAction, Selector};
+    let mut out: Vec<String> = drill
+        .faults
+        .iter()
+        .filter_map(|fault| match &fault.action {
+            FaultAction::Toxic { proxy, .. } => Some(format!("proxy `{proxy}`")),
+            FaultAction::Kill(plan) => Some(match &plan.selector {
+                Selector::Process { service } => format!("local service `{service}`"),
+                Selector::Docker { .. } => "Docker containers".to_owned(),
+                Selector::Kubernetes { namespace, .. } => format!("Kubernetes namespace `{namespace}`"),
+            }),
+            FaultAction::Spike { .. } => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What status reports about a run.
@@ -113,6 +159,11 @@ pub struct RunView {
     /// What status says in place of an outcome for something that is not a run (a blind drill
     /// that could not start).
     pub note: Option<String>,
+    /// When the first fault is due, ms from the run's start, while the traffic warms up; never
+    /// set for a blind drill.
+    pub fault_due_ms: Option<u64>,
+    /// Who or what detected the fault first: a responder's name, or `alert NAME`.
+    pub detected_by: Option<String>,
     /// A blind drill, sealed: armed or in progress and not yet acknowledged. Everything that
     /// would tell the responder what or when (id, drill, briefing, elapsed time, phases) is
     /// left out until they acknowledge; the drill's name stays out until the run ends.
@@ -127,6 +178,8 @@ fn sealed(team: &str) -> RunView {
         team: team.to_owned(),
         elapsed_ms: 0,
         fault_in_ms: None,
+        fault_due_ms: None,
+        detected_by: None,
         card: None,
         briefing: String::new(),
         scorecard_path: None,
@@ -144,6 +197,8 @@ struct Armed {
     failed: Option<String>,
     /// Where it is kept across restarts ([`armed`]); removed when it starts or is disarmed.
     file: PathBuf,
+    /// Acknowledgements while it waited: false alarms, journaled when it starts.
+    acks: Vec<String>,
 }
 
 impl Armed {
@@ -158,6 +213,10 @@ struct Entry {
     team: String,
     /// Started by blind mode: status and watch keep it sealed (see [`RunView::sealed`]).
     blind: bool,
+    /// What its faults touch ([`touches`]).
+    touches: Vec<String>,
+    /// When its first fault is due, ms from its start.
+    fault_due_ms: Option<u64>,
     commands: mpsc::Sender<Command>,
     log: Arc<RunLog>,
     started: Instant,
@@ -293,6 +352,8 @@ impl Manager {
         let drill = drill::load(&path, &environment).map_err(|errors| {
             ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
+        let touched = touches(&drill);
+        self.check_overlap(&touched)?;
         // Kill faults are checked against what exists now, before anything is touched.
         for (index, fault) in drill.faults.iter().enumerate() {
             if let crate::drill::FaultAction::Kill(plan) = &fault.action {
@@ -314,7 +375,13 @@ impl Manager {
             }
         };
         let seed = seed.unwrap_or_else(rand::random);
-        let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind };
+        let armed_acks = armed.and_then(|n| self.armed().get_mut(&n).map(|a| std::mem::take(&mut a.acks))).unwrap_or_default();
+        let fault_due_ms = drill.faults.iter().map(|f| f.at).min().map(|at| {
+            let warmup = drill.traffic.as_ref().map_or(std::time::Duration::ZERO, |t| t.warmup);
+            u64::try_from((warmup + at).as_millis()).unwrap_or(u64::MAX)
+        });
+        let spec =
+            RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind, armed_acks };
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let log = Arc::new(RunLog::default());
         let (finished_tx, finished) = watch::channel(None);
@@ -322,6 +389,8 @@ impl Manager {
             drill: spec.drill.name.clone(),
             team: spec.team.clone(),
             blind,
+            touches: touched,
+            fault_due_ms,
             commands,
             log: log.clone(),
             started: Instant::now(),
@@ -330,6 +399,12 @@ impl Manager {
         {
             // Locks in status's order (runs, then armed): a blind drill is never listed twice.
             let mut runs = self.runs();
+            // Checked again under the lock: two starts at once must not both pass.
+            if let Some((run, what)) = overlap(&runs, &entry.touches) {
+                drop(runs);
+                let _ = std::fs::remove_file(self.journal_dir().join(format!("{run_id}.jsonl")));
+                return Err(ManagerError::Conflict { run, what });
+            }
             runs.insert(run_id.clone(), entry);
             // Its journal carries it from here: a crash no longer needs the armed file.
             if let Some(blind) = armed.and_then(|number| self.armed().remove(&number)) {
@@ -395,7 +470,8 @@ impl Manager {
         let delay = std::time::Duration::from_millis(arming.at_wall_ms.saturating_sub(super::wall_ms()));
         let cancel = self.shutdown.child_token();
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        let blind = Armed { team: arming.team.clone(), cancel: cancel.clone(), failed: None, file: file.clone() };
+        let blind =
+            Armed { team: arming.team.clone(), cancel: cancel.clone(), failed: None, file: file.clone(), acks: Vec::new() };
         self.armed().insert(number, blind);
         let manager = self.clone();
         self.tracker.spawn(async move {
@@ -459,6 +535,49 @@ impl Manager {
         armed.len()
     }
 
+    /// Refuses a drill whose faults touch what a run in progress touches.
+    fn check_overlap(&self, touched: &[String]) -> Result<(), ManagerError> {
+        match overlap(&self.runs(), touched) {
+            Some((run, what)) => Err(ManagerError::Conflict { run, what }),
+            None => Ok(()),
+        }
+    }
+
+    /// Where an act goes: the run named, the one run in progress, or — with no run in progress
+    /// and no id given — the blind drill armed and waiting, so that a blind drill answers the
+    /// same armed as running.
+    pub fn route(&self, run_id: &str) -> Result<Route, ManagerError> {
+        match self.resolve_id(run_id) {
+            Ok(id) => Ok(Route::Run(id)),
+            Err(ManagerError::Ambiguous(_))
+                if run_id.is_empty()
+                    && self.armed().values().any(Armed::waiting)
+                    && !self.runs().values().any(|e| e.finished.borrow().is_none()) =>
+            {
+                Ok(Route::Armed)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// An acknowledgement while a blind drill waits: a false alarm, kept for its journal.
+    pub fn ack_armed(&self, by: String) -> Option<RunView> {
+        let mut armed = self.armed();
+        let blind = armed.values_mut().find(|a| a.waiting())?;
+        blind.acks.push(by);
+        Some(sealed(&blind.team))
+    }
+
+    /// Disarms the blind drill that waits (abort without `--all` and with no run in progress).
+    pub fn disarm_waiting(&self) -> usize {
+        let mut armed = self.armed();
+        let Some(number) = armed.iter().find(|(_, a)| a.waiting()).map(|(n, _)| *n) else { return 0 };
+        let Some(blind) = armed.remove(&number) else { return 0 };
+        armed::remove(&blind.file);
+        blind.cancel.cancel();
+        1
+    }
+
     /// Resolves an optional run id: empty means the one run in progress.
     pub fn resolve_id(&self, run_id: &str) -> Result<String, ManagerError> {
         let runs = self.runs();
@@ -499,50 +618,67 @@ impl Manager {
         sender.send(command).await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
     }
 
-    /// Hands an Alertmanager alert to every run in progress (each decides whether it expected it).
-    /// Returns how many runs received it; never waits on a busy run.
-    pub fn alert(&self, name: &str, labels: &BTreeMap<String, String>, starts_at: &str, fingerprint: &str) -> usize {
+    /// Hands an Alertmanager alert to every run in progress (each decides whether it expected it)
+    /// and waits until each has handled it. Returns how many runs recorded it.
+    pub async fn alert(&self, name: &str, labels: &BTreeMap<String, String>, starts_at: &str, fingerprint: &str) -> usize {
         let senders: Vec<mpsc::Sender<Command>> =
             self.runs().values().filter(|e| e.finished.borrow().is_none()).map(|e| e.commands.clone()).collect();
-        senders
-            .iter()
-            .filter(|sender| {
-                sender
-                    .try_send(Command::Alert {
-                        name: name.to_owned(),
-                        labels: labels.clone(),
-                        starts_at: starts_at.to_owned(),
-                        fingerprint: fingerprint.to_owned(),
-                    })
-                    .is_ok()
-            })
-            .count()
+        let mut recorded = 0;
+        for sender in senders {
+            let (reply, answer) = oneshot::channel();
+            let command = Command::Alert {
+                name: name.to_owned(),
+                labels: labels.clone(),
+                starts_at: starts_at.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                reply,
+            };
+            // A run that ended meanwhile has nothing to record it in.
+            if sender.send(command).await.is_ok() && answer.await.unwrap_or(false) {
+                recorded += 1;
+            }
+        }
+        recorded
     }
 
-    /// Acknowledges on behalf of `by`.
-    pub async fn ack(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
+    /// Acknowledges on behalf of `by`; true if it counted as detection (false: before the
+    /// fault went in, a false alarm).
+    pub async fn ack(&self, run_id: &str, by: String) -> Result<bool, ManagerError> {
         let (reply, recorded) = oneshot::channel();
         self.send(run_id, Command::Ack { by, reply }).await?;
         recorded.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
     }
 
+    /// Sends a command that answers, and waits for the answer.
+    async fn ask<R>(
+        &self,
+        run_id: &str,
+        command: impl FnOnce(oneshot::Sender<Result<R, runner::Refusal>>) -> Command,
+    ) -> Result<R, ManagerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(run_id, command(reply)).await?;
+        Ok(answer.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))??)
+    }
+
     /// Submits a diagnosis; true if it matched the answer key.
     pub async fn diagnose(&self, run_id: &str, by: String, text: String) -> Result<bool, ManagerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(run_id, Command::Diagnose { by, text, reply }).await?;
-        answer.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
+        self.ask(run_id, |reply| Command::Diagnose { by, text, reply }).await
     }
 
     /// Reveals the next hint, if any is left.
     pub async fn hint(&self, run_id: &str, by: String) -> Result<Option<String>, ManagerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(run_id, Command::Hint { by, reply }).await?;
-        answer.await.map_err(|_| ManagerError::Ended(run_id.to_owned()))
+        self.ask(run_id, |reply| Command::Hint { by, reply }).await
+    }
+
+    /// Declares the impact mitigated with the fault still in; answers once the steady state
+    /// confirms it (the mitigation's time from t0) or it could not.
+    pub async fn mitigate(&self, run_id: &str, by: String) -> Result<u64, ManagerError> {
+        self.ask(run_id, |reply| Command::Mitigate { by, reply }).await
     }
 
     /// Declares the run resolved and waits until it has ended.
     pub async fn resolve(&self, run_id: &str, by: String) -> Result<(), ManagerError> {
-        self.send(run_id, Command::Resolve { by }).await?;
+        self.ask(run_id, |reply| Command::Resolve { by, reply }).await?;
         self.wait_finished(run_id).await;
         Ok(())
     }
@@ -600,15 +736,29 @@ impl Manager {
                 Some(crate::run::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
                 _ => String::new(),
             };
-            let acknowledged = records.iter().any(|r| matches!(r.event, crate::run::event::Event::Ack { .. }));
+            // Only an acknowledgement after the fault unseals a blind run: a false alarm must
+            // look the same as an acknowledgement while the drill is armed.
+            let acknowledged = card.as_ref().is_some_and(|c| c.detection.human_ms.is_some());
             // The scorecard's t0 is the run's start until a fault goes in.
-            let fault_in_ms = card.as_ref().filter(|c| c.faults_applied > 0).map(|c| c.t0_ms);
+            let fault_in_ms = card.as_ref().filter(|c| !c.void).map(|c| c.t0_ms);
+            let fault_due_ms = if entry.blind || ended { None } else { entry.fault_due_ms.filter(|_| fault_in_ms.is_none()) };
+            let detected_by = card.as_ref().and_then(|c| {
+                let d = &c.detection;
+                match (d.human_ms, d.machine_ms) {
+                    (Some(h), Some(m)) if m < h => d.machine_alert.as_ref().map(|a| format!("alert {a}")),
+                    (Some(_), _) => d.human_by.clone(),
+                    (None, Some(_)) => d.machine_alert.as_ref().map(|a| format!("alert {a}")),
+                    (None, None) => None,
+                }
+            });
             let view = RunView {
                 run_id: id.clone(),
                 drill: if entry.blind && !ended { String::new() } else { entry.drill.clone() },
                 team: entry.team.clone(),
                 elapsed_ms,
                 fault_in_ms,
+                fault_due_ms,
+                detected_by,
                 card,
                 briefing,
                 scorecard_path: finished.and_then(Result::ok),
@@ -650,6 +800,13 @@ impl Manager {
     pub fn drills_dir(&self) -> &Path {
         &self.dirs.drills
     }
+}
+
+/// The first run in progress whose faults touch one of `touched`: its id and what.
+fn overlap(runs: &BTreeMap<String, Entry>, touched: &[String]) -> Option<(String, String)> {
+    runs.iter().filter(|(_, e)| e.finished.borrow().is_none()).find_map(|(id, e)| {
+        e.touches.iter().find(|t| touched.contains(t)).map(|t| (id.clone(), t.clone()))
+    })
 }
 
 #[cfg(test)]

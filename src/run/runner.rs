@@ -25,9 +25,10 @@ use crate::scorecard::Scorecard;
 
 /// Where faults go: the daemon's own proxies, or an external Toxiproxy-compatible API.
 pub trait FaultTarget: Send + Sync {
-    /// The name fault number `fault` gets on its proxy: recognisable, and unique per fault index.
-    fn toxic_name(&self, fault: usize, toxic: &Toxic) -> String {
-        format!("firedrill_{fault}_{}", toxic.name)
+    /// The name fault number `fault` of run `run` gets on its proxy: recognisable, and unique
+    /// per run and fault index, so two runs never claim each other's toxics.
+    fn toxic_name(&self, run: &str, fault: usize, toxic: &Toxic) -> String {
+        format!("firedrill_{run}_{fault}_{}", toxic.name)
     }
     /// Puts `toxic` on `proxy`.
     fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send;
@@ -58,8 +59,8 @@ impl FaultTarget for Registry {
 }
 
 impl<T: FaultTarget> FaultTarget for Arc<T> {
-    fn toxic_name(&self, fault: usize, toxic: &Toxic) -> String {
-        self.as_ref().toxic_name(fault, toxic)
+    fn toxic_name(&self, run: &str, fault: usize, toxic: &Toxic) -> String {
+        self.as_ref().toxic_name(run, fault, toxic)
     }
 
     fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send {
@@ -75,15 +76,53 @@ impl<T: FaultTarget> FaultTarget for Arc<T> {
     }
 }
 
+/// Why a run refused a responder's command; nothing was journaled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The fault has not gone in yet: nothing counts before t0.
+    #[error("{}", not_yet(*.0))]
+    NotYet(Option<u64>),
+    /// A blind drill takes nothing but acknowledgements until one counts; the same answer
+    /// whether it is armed, running before its fault, or running after it.
+    #[error(
+        "nothing to act on yet: acknowledge (`firedrill ack`) when you notice symptoms; diagnoses, hints, \
+         mitigations and resolves follow an acknowledgement of the fault"
+    )]
+    AckFirst,
+    /// `mitigate` needs someone to have acknowledged the fault.
+    #[error("acknowledge the fault first (`firedrill ack`): mitigation never comes before detection")]
+    NotAcknowledged,
+    /// `mitigate` needs a steady-state probe to verify it.
+    #[error(
+        "this drill has no steady-state probe ([verify] http) to prove a mitigation with the fault in; \
+         `firedrill resolve` when it is fixed"
+    )]
+    NoProbe,
+    /// The steady state did not confirm a declared mitigation.
+    #[error("not mitigated: {0}; the run goes on")]
+    Unverified(String),
+}
+
+fn not_yet(due_ms: Option<u64>) -> String {
+    match due_ms {
+        Some(ms) => format!(
+            "the fault has not gone in yet (traffic warming up; it goes in at {} from the run's start): \
+             nothing counts before it",
+            crate::drill::duration::format(Duration::from_millis(ms))
+        ),
+        None => "the fault has not gone in yet: nothing counts before it".to_owned(),
+    }
+}
+
 /// What a responder (or the facilitator) can ask of a running drill.
 #[derive(Debug)]
 pub enum Command {
-    /// "I see it": human detection.
+    /// "I see it": human detection. Accepted at any time; before t0 it is a false alarm.
     Ack {
         /// Who.
         by: String,
-        /// Told once the acknowledgement is in the journal.
-        reply: oneshot::Sender<()>,
+        /// Told once the acknowledgement is in the journal: whether it counted as detection.
+        reply: oneshot::Sender<bool>,
     },
     /// A diagnosis; the answer says whether it matched the key.
     Diagnose {
@@ -92,19 +131,28 @@ pub enum Command {
         /// What they think is wrong.
         text: String,
         /// Receives whether the diagnosis was correct.
-        reply: oneshot::Sender<bool>,
+        reply: oneshot::Sender<Result<bool, Refusal>>,
     },
     /// Reveal the next hint; the answer is its text, or `None` when none is left.
     Hint {
         /// Who asked.
         by: String,
         /// Receives the hint.
-        reply: oneshot::Sender<Option<String>>,
+        reply: oneshot::Sender<Result<Option<String>, Refusal>>,
+    },
+    /// Declare the impact mitigated with the fault still in; verified by the steady state.
+    Mitigate {
+        /// Who.
+        by: String,
+        /// Receives the mitigation's time from t0 once verified.
+        reply: oneshot::Sender<Result<u64, Refusal>>,
     },
     /// Declare the incident resolved.
     Resolve {
         /// Who.
         by: String,
+        /// Told once the declaration is journaled (the run then ends), or why it was refused.
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// End the run now and remove its faults.
     Abort {
@@ -121,6 +169,8 @@ pub enum Command {
         starts_at: String,
         /// Alertmanager's fingerprint.
         fingerprint: String,
+        /// Told once handled: whether it was recorded (expected, and not a repeat).
+        reply: oneshot::Sender<bool>,
     },
 }
 
@@ -139,6 +189,8 @@ pub struct RunSpec {
     pub seed: u64,
     /// Started by blind mode: the responder knew neither what nor when.
     pub blind: bool,
+    /// Who acknowledged while the blind drill was armed: false alarms, journaled at the start.
+    pub armed_acks: Vec<String>,
 }
 
 /// Why a run could not be carried out at all.
@@ -188,6 +240,8 @@ impl RunLog {
 
 /// How long after a resolve the steady state may take to hold for a whole window.
 const RESOLVE_VERIFY_GRACE: Duration = Duration::from_secs(60);
+/// How long after a declared mitigation the steady state may take to hold for a whole window.
+const MITIGATE_VERIFY_GRACE: Duration = Duration::from_secs(60);
 
 /// How a run ends: outcome, reason, and the reason journaled on each fault's removal.
 type End = (Outcome, Option<String>, &'static str);
@@ -251,6 +305,35 @@ struct Runner<'a, T> {
     /// Spike faults in force: each one's traffic stops when its token is cancelled.
     spikes: BTreeMap<usize, CancellationToken>,
     hints_shown: Vec<bool>,
+    /// The traffic warm-up the timeline waits out before its offsets.
+    shift: Duration,
+    /// Run ms at which the first fault went in.
+    t0_ms: Option<u64>,
+    /// Run ms of the first acknowledgement after t0.
+    acked_ms: Option<u64>,
+    /// When each toxic or spike fault in force went in (run ms).
+    applied_at: BTreeMap<usize, u64>,
+    /// When each kill round acted (run ms).
+    kill_rounds: Vec<u64>,
+    /// The steady state and the evidence that a mitigation happened with the fault in.
+    evidence: Evidence,
+    /// A declared mitigation waiting for the steady state: who, until when, and the answer.
+    declared: Option<(String, u64, oneshot::Sender<Result<u64, Refusal>>)>,
+}
+
+/// What the steady-state probe has seen since t0, to tell a mitigation from a pause between
+/// pulses or a supervisor's restart.
+#[derive(Default)]
+struct Evidence {
+    /// The verification window and success ratio, when the drill has a probe.
+    steady: Option<verify::SteadyState>,
+    window_ms: u64,
+    /// A probe failed after t0: the fault bit.
+    bitten: bool,
+    /// The current streak's start and the SLI counts read then.
+    streak: Option<(u64, (u64, u64))>,
+    /// Mitigation was recorded (run ms from which it held).
+    mitigated: Option<u64>,
 }
 
 impl<T: FaultTarget> Runner<'_, T> {
@@ -293,11 +376,12 @@ impl<T: FaultTarget> Runner<'_, T> {
                 let plan = crate::drill::plan::TrafficPlan { rps, ..source.plan.clone() };
                 sli::send_traffic(&plan, source.latency, &stop, source.counts.clone());
                 self.spikes.insert(index, stop);
+                self.went_in(index, true);
                 return Ok(true);
             }
         };
         let mut toxic = original.clone();
-        toxic.name = self.target.toxic_name(index, original);
+        toxic.name = self.target.toxic_name(&self.spec.run_id, index, original);
         self.log(Event::FaultApplied {
             fault: index,
             proxy: proxy.clone(),
@@ -312,6 +396,7 @@ impl<T: FaultTarget> Runner<'_, T> {
             self.log(Event::FaultFailed { fault: index, error })?;
             return Ok(false);
         }
+        self.went_in(index, true);
         Ok(true)
     }
 
@@ -332,6 +417,8 @@ impl<T: FaultTarget> Runner<'_, T> {
                 return Ok(true);
             }
         };
+        // The fault is in once its targets are chosen, as the scorecard reads the journal.
+        self.went_in(index, false);
         for acted in chosen {
             self.log(Event::TargetKilled {
                 fault: index,
@@ -346,9 +433,11 @@ impl<T: FaultTarget> Runner<'_, T> {
             {
                 undo.push(acted.target.id.clone());
             }
+            let at = self.now_ms();
             match self.kills.act(plan, &acted.target).await {
                 Ok(detail) => {
                     tracing::info!(target = acted.target.id, detail, "killed");
+                    self.kill_rounds.push(at);
                     self.pending.push(Pending { fault: index, acted });
                 }
                 Err(error) => {
@@ -382,7 +471,18 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(())
     }
 
+    /// A fault went in now (the first one sets t0); `continuous` is a toxic or spike fault
+    /// that does damage for as long as it is in force (a kill acts in rounds instead).
+    fn went_in(&mut self, index: usize, continuous: bool) {
+        let now = self.now_ms();
+        self.t0_ms.get_or_insert(now);
+        if continuous {
+            self.applied_at.entry(index).or_insert(now);
+        }
+    }
+
     async fn remove(&mut self, index: usize, reason: &str) -> Result<(), RunError> {
+        self.applied_at.remove(&index);
         if let Some(stop) = self.spikes.remove(&index) {
             stop.cancel();
             let (proxy, toxic, reason) = (String::new(), String::new(), reason.to_owned());
@@ -428,7 +528,7 @@ impl<T: FaultTarget> Runner<'_, T> {
         live.since_sample += 1;
         if live.since_sample >= SLI_SAMPLE_EVERY || transitions.iter().any(|t| t.firing) {
             live.since_sample = 0;
-            self.log(Event::Sli { valid: counts.0, bad: counts.1 })?;
+            self.log(Event::Sli { valid: counts.0, bad: counts.1, at_ms: None })?;
         }
         for t in transitions {
             let source = "burn-rate".to_owned();
@@ -476,39 +576,111 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(text)
     }
 
+    /// Refuses a responder's act (other than an acknowledgement) that would count for nothing:
+    /// before t0, or, in a blind drill, before an acknowledgement that counts.
+    fn refusal(&self) -> Option<Refusal> {
+        if self.spec.blind && self.acked_ms.is_none() {
+            return Some(Refusal::AckFirst);
+        }
+        self.t0_ms.is_none().then(|| {
+            let due = self.spec.drill.faults.iter().map(|f| f.at).min().map(|at| self.shift + at);
+            Refusal::NotYet(due.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        })
+    }
+
+    /// Journals the SLI counts read now (or at `at_ms`, when read earlier), if the drill has one.
+    async fn sample(&mut self, live: &Live, at_ms: Option<u64>, counts: Option<(u64, u64)>) -> Result<(), RunError> {
+        if live.watch.is_none() {
+            return Ok(());
+        }
+        let (valid, bad) = match counts {
+            Some(counts) => counts,
+            None => live.counts(&self.spec.drill, self.target).await,
+        };
+        self.log(Event::Sli { valid, bad, at_ms })
+    }
+
     /// Handles a command; `Some` ends the run with that outcome.
-    fn command(&mut self, command: Command) -> Result<Option<End>, RunError> {
+    async fn command(&mut self, command: Command, live: &Live) -> Result<Option<End>, RunError> {
         match command {
             Command::Ack { by, reply } => {
                 self.log(Event::Ack { by })?;
-                let _ = reply.send(());
+                let counted = self.t0_ms.is_some();
+                if counted && self.acked_ms.is_none() {
+                    self.acked_ms = Some(self.now_ms());
+                    // Mitigation may start here: its counts must be exact.
+                    self.sample(live, None, None).await?;
+                }
+                let _ = reply.send(counted);
             }
             Command::Diagnose { by, text, reply } => {
+                if let Some(refusal) = self.refusal() {
+                    let _ = reply.send(Err(refusal));
+                    return Ok(None);
+                }
                 let correct = self.spec.drill.answer.matches(&text);
                 self.log(Event::Diagnosis { by, text, correct })?;
-                let _ = reply.send(correct);
+                let _ = reply.send(Ok(correct));
             }
             Command::Hint { by, reply } => {
+                if let Some(refusal) = self.refusal() {
+                    let _ = reply.send(Err(refusal));
+                    return Ok(None);
+                }
                 let next = self.hints_shown.iter().position(|shown| !shown);
                 let text = match next {
                     Some(index) => Some(self.reveal(index, Some(by))?),
                     None => None,
                 };
-                let _ = reply.send(text);
+                let _ = reply.send(Ok(text));
             }
-            Command::Resolve { by } => {
+            Command::Mitigate { by, reply } => {
+                let refusal = self.refusal().or_else(|| {
+                    if self.evidence.steady.is_none() && self.evidence.mitigated.is_none() {
+                        Some(Refusal::NoProbe)
+                    } else if self.acked_ms.is_none() {
+                        Some(Refusal::NotAcknowledged)
+                    } else {
+                        None
+                    }
+                });
+                if let Some(refusal) = refusal {
+                    let _ = reply.send(Err(refusal));
+                    return Ok(None);
+                }
+                self.log(Event::MitigateDeclared { by: by.clone() })?;
+                if let Some(at) = self.evidence.mitigated {
+                    let _ = reply.send(Ok(at.saturating_sub(self.t0_ms.unwrap_or(0))));
+                    return Ok(None);
+                }
+                let deadline = self.now_ms()
+                    + self.evidence.window_ms
+                    + u64::try_from(MITIGATE_VERIFY_GRACE.as_millis()).unwrap_or(u64::MAX);
+                if let Some((_, _, earlier)) = self.declared.replace((by, deadline, reply)) {
+                    let _ = earlier.send(Err(Refusal::Unverified("a later declaration replaced this one".into())));
+                }
+            }
+            Command::Resolve { by, reply } => {
+                if let Some(refusal) = self.refusal() {
+                    let _ = reply.send(Err(refusal));
+                    return Ok(None);
+                }
+                // The impact's end, if nothing mitigated it before: exact counts now.
+                self.sample(live, None, None).await?;
                 self.log(Event::ResolveDeclared { by })?;
+                let _ = reply.send(Ok(()));
                 return Ok(Some((Outcome::Resolved, None, "resolved")));
             }
             Command::Abort { by } => return Ok(Some((Outcome::Aborted, Some(format!("aborted by {by}")), "aborted"))),
-            Command::Alert { name, labels, starts_at, fingerprint } => {
+            Command::Alert { name, labels, starts_at, fingerprint, reply } => {
                 let expected = self
                     .spec
                     .drill
                     .alerts
                     .iter()
                     .any(|a| a.name == name && a.labels.iter().all(|(k, v)| labels.get(k) == Some(v)));
-                if expected && self.alerts_seen.insert((fingerprint.clone(), starts_at.clone())) {
+                let recorded = expected && self.alerts_seen.insert((fingerprint.clone(), starts_at.clone()));
+                if recorded {
                     self.log(Event::Alert {
                         source: "alertmanager".to_owned(),
                         name,
@@ -517,9 +689,68 @@ impl<T: FaultTarget> Runner<'_, T> {
                         fingerprint: Some(fingerprint),
                     })?;
                 }
+                let _ = reply.send(recorded);
             }
         }
         Ok(None)
+    }
+
+    /// One steady-state probe at `now`. Mitigation with the fault in is recorded once the state
+    /// has held a window while a fault was doing damage in it — a toxic or pulse in force for a
+    /// whole window, or a kill round inside it — after the fault had bitten (a probe failed
+    /// after t0) and after someone acknowledged. A pause between pulses, or a supervisor that
+    /// restarts what a kill took down, is therefore never a mitigation.
+    async fn probe(&mut self, live: &Live, now: u64, ok: bool) -> Result<(), RunError> {
+        let Some(t0) = self.t0_ms else { return Ok(()) };
+        if self.evidence.mitigated.is_some() {
+            return Ok(());
+        }
+        let Some(steady) = self.evidence.steady.as_mut() else { return Ok(()) };
+        if !ok {
+            self.evidence.bitten = true;
+        }
+        let held = steady.observe(now, ok);
+        let start = steady.streak_start();
+        match (start, self.evidence.streak) {
+            (Some(start), Some((known, _))) if known == start => {}
+            (Some(start), _) => {
+                let counts = if live.watch.is_some() { Some(live.counts(&self.spec.drill, self.target).await) } else { None };
+                self.evidence.streak = Some((start, counts.unwrap_or_default()));
+            }
+            (None, _) => self.evidence.streak = None,
+        }
+        let (Some(since), Some(acked)) = (held, self.acked_ms) else { return Ok(()) };
+        let window = self.evidence.window_ms;
+        let biting = self.applied_at.values().any(|&at| now.saturating_sub(at.max(since)) >= window)
+            || self.kill_rounds.iter().any(|&k| k >= since && k <= now && !self.kills_active.is_empty());
+        if !(self.evidence.bitten && biting && since >= t0) {
+            return Ok(());
+        }
+        let at = since.max(acked);
+        let counts = match self.evidence.streak {
+            Some((start, counts)) if start >= acked => Some(counts),
+            _ => None, // the acknowledgement's own sample is the later bound
+        };
+        if let Some(counts) = counts {
+            self.sample(live, Some(at), Some(counts)).await?;
+        }
+        self.log(Event::Mitigated { since_ms: at })?;
+        self.evidence.mitigated = Some(at);
+        if let Some((_, _, reply)) = self.declared.take() {
+            let _ = reply.send(Ok(at.saturating_sub(t0)));
+        }
+        Ok(())
+    }
+
+    /// A declared mitigation whose verification time ran out.
+    fn mitigation_unverified(&mut self) -> Result<(), RunError> {
+        if let Some((by, _, reply)) = self.declared.take() {
+            let window = crate::drill::duration::format(Duration::from_millis(self.evidence.window_ms));
+            let reason = format!("the steady state did not hold for {window} while the fault was still in");
+            self.log(Event::MitigationUnverified { by, reason: reason.clone() })?;
+            let _ = reply.send(Err(Refusal::Unverified(reason)));
+        }
+        Ok(())
     }
 }
 
@@ -550,12 +781,23 @@ pub async fn run<T: FaultTarget>(
         spike_source: None,
         spikes: BTreeMap::new(),
         hints_shown: vec![false; drill.hints.len()],
+        shift: Duration::ZERO,
+        t0_ms: None,
+        acked_ms: None,
+        applied_at: BTreeMap::new(),
+        kill_rounds: Vec::new(),
+        evidence: Evidence::default(),
+        declared: None,
     };
     runner.log(started_event(spec))?;
+    for by in &spec.armed_acks {
+        runner.log(Event::Ack { by: by.clone() })?;
+    }
 
     // Synthetic traffic starts now; the timeline waits out its warm-up, so t0 has a steady state.
     let mut live = Live::start(drill, &shutdown);
     let shift = live.shift;
+    runner.shift = shift;
     runner.spike_source = live.spike_source(drill);
 
     let mut steps = schedule(drill, shift);
@@ -566,7 +808,8 @@ pub async fn run<T: FaultTarget>(
     let probe = drill.verify.as_ref().and_then(|v| v.http.clone().map(|http| (http, v.window, v.success_ratio)));
     let probe_stop = shutdown.child_token();
     let mut probes = spawn_probe(probe.as_ref().map(|(http, _, _)| http.clone()), probe_stop.clone());
-    let mut steady = probe.as_ref().map(|(_, window, ratio)| verify::SteadyState::new(*window, *ratio));
+    runner.evidence.steady = probe.as_ref().map(|(_, window, ratio)| verify::SteadyState::new(*window, *ratio));
+    runner.evidence.window_ms = probe.as_ref().map_or(0, |(_, w, _)| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
     let mut faulted = false;
 
     let (outcome, reason, why) = loop {
@@ -574,15 +817,14 @@ pub async fn run<T: FaultTarget>(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break (Outcome::Interrupted, Some("the daemon stopped".to_owned()), "interrupted"),
-            Some(ok) = probes.recv(), if steady.is_some() => {
+            Some(ok) = probes.recv(), if runner.evidence.steady.is_some() => {
                 let now = runner.now_ms();
-                if faulted && let Some(since) = steady.as_mut().and_then(|s| s.observe(now, ok)) {
-                    runner.log(Event::Mitigated { since_ms: since })?;
-                    steady = None; // mitigation is recorded once
-                }
+                runner.probe(&live, now, ok).await?;
             }
+            () = sleep_until(runner.started + Duration::from_millis(runner.declared.as_ref().map_or(0, |d| d.1))),
+                if runner.declared.is_some() => runner.mitigation_unverified()?,
             command = commands.recv(), if commands_open => match command {
-                Some(command) => if let Some(end) = runner.command(command)? { break end },
+                Some(command) => if let Some(end) = runner.command(command, &live).await? { break end },
                 None => commands_open = false,
             },
             _ = recovery.tick(), if !runner.pending.is_empty() => runner.poll_recovery().await?,
@@ -597,7 +839,7 @@ pub async fn run<T: FaultTarget>(
                 match step {
                     Step::Apply(index) => {
                         if !faulted && let Some(counts) = live.t0(drill, target).await {
-                            runner.log(Event::Sli { valid: counts.0, bad: counts.1 })?;
+                            runner.log(Event::Sli { valid: counts.0, bad: counts.1, at_ms: None })?;
                         }
                         faulted = true;
                         if !runner.apply(index).await? {
@@ -631,10 +873,8 @@ pub async fn run<T: FaultTarget>(
         _ => (outcome, reason),
     };
     probe_stop.cancel();
-    if live.watch.is_some() {
-        let counts = live.counts(drill, target).await;
-        runner.log(Event::Sli { valid: counts.0, bad: counts.1 })?;
-    }
+    runner.mitigation_unverified()?;
+    runner.sample(&live, None, None).await?;
     live.stop.cancel();
     runner.end(outcome, reason, why).await?;
     Ok(Scorecard::from_journal(&runner.records)?)

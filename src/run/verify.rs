@@ -56,6 +56,11 @@ impl SteadyState {
         Self { window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX), ratio, streak: None }
     }
 
+    /// Where the current streak of (mostly) good probes began, if one is going on.
+    pub fn streak_start(&self) -> Option<u64> {
+        self.streak.map(|(start, _, _)| start)
+    }
+
     /// Records a probe at `t_ms`; returns the streak's start once the state has held a window.
     pub fn observe(&mut self, t_ms: u64, ok: bool) -> Option<u64> {
         let (start, good, total) = match self.streak {

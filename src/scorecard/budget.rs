@@ -50,15 +50,26 @@ pub struct AlertScore {
     /// Scorecards written before this field existed read as judged.
     #[serde(default = "judged")]
     pub due: bool,
+    /// It was already firing when the fault went in (received before t0, or its `startsAt` is
+    /// before t0): it proves nothing about this fault and is never met.
+    #[serde(default)]
+    pub already_firing: bool,
 }
 
 const fn judged() -> bool {
     true
 }
 
-/// The cumulative SLI sample at or before `t_ms` (or the first one after, if none is before).
+/// The cumulative SLI sample read at or before `t_ms` (or the first one after, if none is
+/// before). Samples are read at t0, at the mitigation, at a resolve and at the end, so the
+/// impact's bounds are exact counts, never interpolated.
 fn sample_at(samples: &[(u64, u64, u64)], t_ms: u64) -> Option<(u64, u64)> {
-    samples.iter().rev().find(|(t, _, _)| *t <= t_ms).or_else(|| samples.first()).map(|(_, valid, bad)| (*valid, *bad))
+    samples
+        .iter()
+        .filter(|(t, _, _)| *t <= t_ms)
+        .max_by_key(|(t, _, _)| *t)
+        .or_else(|| samples.iter().min_by_key(|(t, _, _)| *t))
+        .map(|(_, valid, bad)| (*valid, *bad))
 }
 
 /// The budget impact of a journal, if its drill had an SLO: t0 and the end of impact are run
@@ -73,7 +84,7 @@ pub fn impact(
     let samples: Vec<(u64, u64, u64)> = records
         .iter()
         .filter_map(|r| match r.event {
-            Event::Sli { valid, bad } => Some((r.t_ms, valid, bad)),
+            Event::Sli { valid, bad, at_ms } => Some((at_ms.unwrap_or(r.t_ms), valid, bad)),
             _ => None,
         })
         .collect();
@@ -102,14 +113,24 @@ pub fn impact(
     })
 }
 
-/// Each expected alert against the alert events of the journal (times from t0).
-pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64) -> Vec<AlertScore> {
+/// Each expected alert against the alert events of the journal (times from t0, whose wall
+/// clock is `t0_wall`): only an alert received after t0 whose `startsAt` is not before t0 counts.
+pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64, t0_wall: u64) -> Vec<AlertScore> {
     let lasted_ms = records.last().map_or(0, |r| r.t_ms.saturating_sub(t0));
+    let t0_at = super::t0_position(records).unwrap_or(records.len());
     expected
         .iter()
         .map(|e| {
-            let fired_after_ms = records.iter().find_map(|r| match &r.event {
-                Event::Alert { name, .. } if *name == e.name => Some(r.t_ms.saturating_sub(t0)),
+            let mut already_firing = false;
+            let fired_after_ms = records.iter().enumerate().find_map(|(position, r)| match &r.event {
+                Event::Alert { name, starts_at, .. } if *name == e.name => {
+                    if position > t0_at && super::alert_started_after(starts_at.as_deref(), t0_wall) {
+                        Some(r.t_ms.saturating_sub(t0))
+                    } else {
+                        already_firing = true;
+                        None
+                    }
+                }
                 _ => None,
             });
             AlertScore {
@@ -118,6 +139,7 @@ pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64) -> Vec
                 fired_after_ms,
                 met: fired_after_ms.is_some_and(|t| t <= e.within_ms),
                 due: fired_after_ms.is_some() || lasted_ms >= e.within_ms,
+                already_firing,
             }
         })
         .collect()
@@ -149,15 +171,41 @@ mod tests {
         let t0 = 1_000;
         let ack = |seq, t_ms| record(seq, t_ms, Event::Ack { by: "ana".into() });
         // The run ends 30 s after t0, before the deadlines: only what fired is judged.
-        let short = [fired(1, t0 + 20_000, "in-time"), ack(2, t0 + 30_000)];
-        let scores = alerts(&short, &expect, t0);
+        let fault = || {
+            let event = Event::FaultApplied { fault: 0, proxy: "p".into(), toxic: "t".into(), kind: "latency".into() };
+            record(0, t0, event)
+        };
+        let short = [fault(), fired(1, t0 + 20_000, "in-time"), ack(2, t0 + 30_000)];
+        let scores = alerts(&short, &expect, t0, 0);
         let judged: Vec<(bool, bool)> = scores.iter().map(|a| (a.met, a.due)).collect();
         assert_eq!(judged, [(true, true), (false, false), (false, false)]);
         // The run lasts 90 s: the late one fired after its deadline, the silent one never did.
-        let long = [fired(1, t0 + 20_000, "in-time"), fired(2, t0 + 75_000, "late"), ack(3, t0 + 90_000)];
-        let scores = alerts(&long, &expect, t0);
+        let long = [fault(), fired(1, t0 + 20_000, "in-time"), fired(2, t0 + 75_000, "late"), ack(3, t0 + 90_000)];
+        let scores = alerts(&long, &expect, t0, 0);
         let judged: Vec<(Option<u64>, bool, bool)> = scores.iter().map(|a| (a.fired_after_ms, a.met, a.due)).collect();
         assert_eq!(judged, [(Some(20_000), true, true), (Some(75_000), false, true), (None, false, true)]);
+    }
+
+    #[test]
+    fn an_alert_that_started_before_t0_is_already_firing_and_never_met() {
+        let expect = [AlertExpectation { name: "page-1h".into(), within_ms: 60_000 }];
+        let t0_wall = 1_800_000_000_000; // 2027-01-15T08:00:00Z
+        let fault = Event::FaultApplied { fault: 0, proxy: "p".into(), toxic: "t".into(), kind: "latency".into() };
+        let alert = |starts_at: &str| Event::Alert {
+            source: "alertmanager".into(),
+            name: "page-1h".into(),
+            detail: None,
+            starts_at: Some(starts_at.into()),
+            fingerprint: Some("f".into()),
+        };
+        // Received after t0, but it started an hour before: it proves nothing.
+        let stale = [record(0, 1_000, fault.clone()), record(1, 5_000, alert("2027-01-15T07:00:00Z"))];
+        let score = &alerts(&stale, &expect, 1_000, t0_wall)[0];
+        assert!(score.already_firing && !score.met && score.fired_after_ms.is_none());
+        // Within the clock-skew allowance (and with an offset): it counts.
+        let fresh = [record(0, 1_000, fault), record(1, 5_000, alert("2027-01-15T08:59:57+01:00"))];
+        let score = &alerts(&fresh, &expect, 1_000, t0_wall)[0];
+        assert!(!score.already_firing && score.met && score.fired_after_ms == Some(4_000));
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::run::event::{Event, Outcome, PhaseMillis};
 use crate::run::journal::Record;
 
 /// The version of the scorecard's JSON; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `void`, `false_alarms`, `faults_failed`, `mitigation`,
+/// `resolved_without_diagnosis` and the alerts' `already_firing`; version 1 cards still load.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Whether a phase met its dev target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +60,25 @@ pub struct Detection {
     pub machine_ms: Option<u64>,
     /// Which alert.
     pub machine_alert: Option<String>,
+}
+
+/// An acknowledgement before the fault went in: a false alarm, never a detection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FalseAlarm {
+    /// When, run-clock ms (from the run's start: there is no t0 yet).
+    pub at_ms: u64,
+    /// Who.
+    pub by: String,
+}
+
+/// How a run's impact was mitigated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mitigation {
+    /// The steady state held while the fault was still doing damage.
+    FaultIn,
+    /// Only when the resolution took the fault out.
+    Resolution,
 }
 
 /// A diagnosis that did not match the answer key.
@@ -102,8 +123,11 @@ pub struct Scorecard {
     pub blind: bool,
     /// Wall-clock start, ms since the Unix epoch.
     pub started_wall_ms: u64,
-    /// Run-clock ms at which the first fault went in.
+    /// Run-clock ms at which the first fault went in (the run's start in a void run).
     pub t0_ms: u64,
+    /// No fault went in: nothing was practised, nothing is scored, readiness never counts it.
+    #[serde(default)]
+    pub void: bool,
     /// How the run ended (`None` when the journal has no end yet).
     pub outcome: Option<Outcome>,
     /// Why, when it did not end by itself.
@@ -112,6 +136,9 @@ pub struct Scorecard {
     pub phases: Vec<PhaseScore>,
     /// Human and machine detection.
     pub detection: Detection,
+    /// Acknowledgements before the fault went in (or while a blind drill was armed).
+    #[serde(default)]
+    pub false_alarms: Vec<FalseAlarm>,
     /// Who named the cause correctly.
     pub diagnosed_by: Option<String>,
     /// Wrong diagnoses, in order.
@@ -120,6 +147,9 @@ pub struct Scorecard {
     pub hints: Vec<HintUsed>,
     /// Faults applied.
     pub faults_applied: usize,
+    /// Faults that could not be applied.
+    #[serde(default)]
+    pub faults_failed: usize,
     /// Faults applied and never seen removed (must be 0 for a finished run).
     pub faults_left: usize,
     /// The toxic types the run applied (`latency`, `reset_peer`, …), sorted, for coverage.
@@ -128,6 +158,13 @@ pub struct Scorecard {
     /// Every target a kill fault acted on, and when it was seen healthy again.
     #[serde(default)]
     pub kills: Vec<KillScore>,
+    /// How the impact ended: with the fault still in (evidence from the steady state), or by
+    /// the resolution taking the fault out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigation: Option<Mitigation>,
+    /// Resolved without a diagnosis that matched the answer key.
+    #[serde(default)]
+    pub resolved_without_diagnosis: bool,
     /// What the run burned of its SLO's budget, and the production equivalent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetImpact>,
@@ -155,7 +192,7 @@ pub struct KillScore {
 
 impl Scorecard {
     /// Fills in the budget impact and the expected alerts, from the run's start event.
-    fn score_budget(&mut self, records: &[Record], t0: u64, mitigated: Option<u64>) {
+    fn score_budget(&mut self, records: &[Record], t0: u64, t0_wall: u64, mitigated: Option<u64>) {
         let Some(Event::RunStarted { slo, expected_alerts, .. }) = records.first().map(|r| &r.event) else { return };
         if let Some(slo) = slo {
             let end = mitigated.map_or_else(|| records.last().map_or(t0, |r| r.t_ms), |m| t0 + m);
@@ -163,7 +200,7 @@ impl Scorecard {
             let targets = (mitigate.target_ms, mitigate.production_target_ms);
             self.budget = budget::impact(records, slo, t0, end, targets);
         }
-        self.alerts = budget::alerts(records, expected_alerts, t0);
+        self.alerts = budget::alerts(records, expected_alerts, t0, t0_wall);
     }
 
     /// Adds a kill, or the recovery of the last unrecovered kill of that target, at `at` from t0.
@@ -218,15 +255,56 @@ pub enum ScoreError {
     NotStarted,
 }
 
+/// How far before t0 an Alertmanager alert's `startsAt` may lie and still count as caused by the
+/// fault: the clocks of Prometheus, Alertmanager and firedrill may disagree by this much.
+pub const ALERT_CLOCK_SKEW_MS: u64 = 5_000;
+
+/// Where t0 is in a journal: the first fault applied that did not fail. `None`: a void run.
+fn t0_position(records: &[Record]) -> Option<usize> {
+    let failed: std::collections::BTreeSet<usize> = records
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::FaultFailed { fault, .. } => Some(fault),
+            _ => None,
+        })
+        .collect();
+    records.iter().position(|r| matches!(r.event, Event::FaultApplied { fault, .. } if !failed.contains(&fault)))
+}
+
+/// Whether an alert received after t0 was caused by the fault: Alertmanager's `startsAt` (when
+/// it has one) is no earlier than t0's wall clock less [`ALERT_CLOCK_SKEW_MS`]. An unreadable
+/// `startsAt` proves nothing and does not count.
+pub fn alert_started_after(starts_at: Option<&str>, t0_wall_ms: u64) -> bool {
+    let Some(starts_at) = starts_at else { return true };
+    let Ok(at) = starts_at.parse::<jiff::Timestamp>() else { return false };
+    let at_ms = at.as_millisecond();
+    at_ms >= i64::try_from(t0_wall_ms.saturating_sub(ALERT_CLOCK_SKEW_MS)).unwrap_or(i64::MAX)
+}
+
 impl Scorecard {
     /// Computes the scorecard of a journal. Pure: the same records give the same scorecard.
+    ///
+    /// The rules (the README's scoring section states them):
+    /// - t0 is the first fault applied (one that failed does not count). Nothing before t0
+    ///   counts: an acknowledgement then is a false alarm, a diagnosis is not scored, an alert is
+    ///   noise. A run with no fault applied is void: no phase, and readiness never counts it.
+    /// - Detection is the earlier of the first acknowledgement and the first alert after t0; an
+    ///   Alertmanager alert whose `startsAt` is before t0 (less the clock skew) was already
+    ///   firing and proves nothing.
+    /// - Mitigation with the fault still in counts from the `mitigated` event (the runner writes
+    ///   it only when the steady state held while a fault was doing damage), never before
+    ///   detection; otherwise a resolution mitigates at the resolve declaration.
+    /// - Resolve is the declaration of a run that ended resolved, or that a crash interrupted
+    ///   while the resolution was being verified.
     pub fn from_journal(records: &[Record]) -> Result<Self, ScoreError> {
-        let Some((first, rest)) = records.split_first() else { return Err(ScoreError::NotStarted) };
+        let Some(first) = records.first() else { return Err(ScoreError::NotStarted) };
         let Event::RunStarted { run_id, drill, title, team, responder, production_ms, ratio, blind, .. } = &first.event
         else {
             return Err(ScoreError::NotStarted);
         };
-        let t0 = rest.iter().find(|r| matches!(r.event, Event::FaultApplied { .. })).map_or(first.t_ms, |r| r.t_ms);
+        let t0_at = t0_position(records);
+        let t0_record = t0_at.map_or(first, |i| &records[i]);
+        let (t0, t0_wall) = (t0_record.t_ms, t0_record.wall_ms);
         let since = |t: u64| t.saturating_sub(t0);
         let mut card = Self {
             schema_version: SCHEMA_VERSION,
@@ -238,23 +316,30 @@ impl Scorecard {
             blind: *blind,
             started_wall_ms: first.wall_ms,
             t0_ms: t0,
+            void: t0_at.is_none(),
             outcome: None,
             outcome_reason: None,
             phases: Vec::new(),
             detection: Detection::default(),
+            false_alarms: Vec::new(),
             diagnosed_by: None,
             wrong_diagnoses: Vec::new(),
             hints: Vec::new(),
             faults_applied: 0,
+            faults_failed: 0,
             faults_left: 0,
             fault_kinds: Vec::new(),
             kills: Vec::new(),
+            mitigation: None,
+            resolved_without_diagnosis: false,
             budget: None,
             alerts: Vec::new(),
         };
         let mut applied = std::collections::BTreeSet::new();
-        let (mut diagnosed, mut mitigated, mut resolved, mut declared) = (None, None, None, None);
-        for record in rest {
+        let (mut diagnosed, mut mitigated, mut declared) = (None, None, None);
+        let mut resolved = None;
+        for (position, record) in records.iter().enumerate().skip(1) {
+            let counts = t0_at.is_some_and(|t0_at| position >= t0_at);
             match &record.event {
                 Event::FaultApplied { fault, kind, .. } => {
                     card.faults_applied += 1;
@@ -272,18 +357,25 @@ impl Scorecard {
                 }
                 Event::FaultFailed { fault, .. } => {
                     card.faults_applied = card.faults_applied.saturating_sub(1);
+                    card.faults_failed += 1;
                     applied.remove(fault);
+                }
+                Event::Ack { by } if !counts => {
+                    card.false_alarms.push(FalseAlarm { at_ms: record.t_ms, by: by.clone() });
                 }
                 Event::Ack { by } if card.detection.human_ms.is_none() => {
                     card.detection.human_ms = Some(since(record.t_ms));
                     card.detection.human_by = Some(by.clone());
                 }
-                // An alert before the first fault is noise, not detection.
-                Event::Alert { name, .. } if card.detection.machine_ms.is_none() && record.t_ms >= t0 => {
+                Event::Alert { name, starts_at, .. }
+                    if counts
+                        && card.detection.machine_ms.is_none()
+                        && alert_started_after(starts_at.as_deref(), t0_wall) =>
+                {
                     card.detection.machine_ms = Some(since(record.t_ms));
                     card.detection.machine_alert = Some(name.clone());
                 }
-                Event::Diagnosis { by, text, correct } => {
+                Event::Diagnosis { by, text, correct } if counts => {
                     if *correct {
                         if diagnosed.is_none() {
                             diagnosed = Some(since(record.t_ms));
@@ -300,29 +392,47 @@ impl Scorecard {
                 Event::Hint { index, by, .. } => {
                     card.hints.push(HintUsed { at_ms: since(record.t_ms), index: *index, by: by.clone() });
                 }
-                Event::Mitigated { since_ms } if mitigated.is_none() => mitigated = Some(since(*since_ms)),
-                Event::ResolveDeclared { .. } => declared = Some(since(record.t_ms)),
+                Event::Mitigated { since_ms } if counts && mitigated.is_none() => mitigated = Some(since(*since_ms)),
+                Event::ResolveDeclared { .. } if counts => declared = Some(since(record.t_ms)),
                 Event::Ended { outcome, reason } => {
                     card.outcome = Some(*outcome);
                     card.outcome_reason.clone_from(reason);
-                    if *outcome == Outcome::Resolved {
-                        // The declaration is the timestamp: verifying the steady state afterwards
-                        // is not charged to the team.
-                        resolved = declared.or(Some(since(record.t_ms)));
+                    // The declaration is the timestamp: verifying the steady state afterwards is
+                    // not charged to the team. A crash during that verification keeps it.
+                    if matches!(outcome, Outcome::Resolved | Outcome::Interrupted) {
+                        resolved = declared;
                     }
                 }
                 _ => {}
             }
         }
+        if card.void {
+            resolved = None;
+        }
         card.faults_left = applied.len();
-        let detected = match (card.detection.human_ms, card.detection.machine_ms) {
-            (Some(h), Some(m)) => Some(h.min(m)),
-            (h, m) => h.or(m),
+        let alerted = card.detection.machine_ms;
+        // A responder who resolves without acknowledging has noticed by then at the latest.
+        let detected = [card.detection.human_ms, alerted, resolved].into_iter().flatten().min();
+        // Mitigation with the fault in needs detection first and never precedes it.
+        let mitigated = match (mitigated, detected) {
+            (Some(m), Some(d)) => Some(m.max(d)),
+            _ => None,
         };
-        // Without a steady-state check, mitigation is only known when the incident is resolved.
-        let mitigated = mitigated.or(resolved);
+        card.mitigation = match (mitigated, resolved) {
+            (Some(m), Some(r)) if m > r => Some(Mitigation::Resolution),
+            (Some(_), _) => Some(Mitigation::FaultIn),
+            (None, Some(_)) => Some(Mitigation::Resolution),
+            (None, None) => None,
+        };
+        let mitigated = match (mitigated, resolved) {
+            (Some(m), Some(r)) => Some(m.min(r)),
+            (m, r) => m.or(r),
+        };
+        card.resolved_without_diagnosis = resolved.is_some() && diagnosed.is_none();
         card.phases = phase_scores(production_ms.as_array(), *ratio, [detected, diagnosed, mitigated, resolved]);
-        card.score_budget(records, t0, mitigated);
+        if !card.void {
+            card.score_budget(records, t0, t0_wall, mitigated);
+        }
         Ok(card)
     }
 

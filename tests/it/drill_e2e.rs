@@ -58,12 +58,32 @@ fn serve_in(dir: &Path) -> ServeProcess {
 }
 
 fn toxics(serve: &ServeProcess) -> Vec<String> {
+    raw_toxics(serve).iter().map(|name| without_run(name)).collect()
+}
+
+/// The toxic names on the partner proxy, as the admin API lists them.
+fn raw_toxics(serve: &ServeProcess) -> Vec<String> {
     serve.proxies()["partner"]["toxics"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A run's toxic name without its run id (`firedrill_<run>_0_latency_downstream` →
+/// `firedrill_0_latency_downstream`), after checking that a run id is there: two runs never
+/// share a toxic name.
+fn without_run(name: &str) -> String {
+    let Some(rest) = name.strip_prefix("firedrill_") else { return name.to_owned() };
+    // Run ids end `-<seconds>-<counter>`; the fault index follows after `_`.
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let run_end = rest.match_indices('_').map(|(i, _)| i).find(|&i| {
+        let mut tail = rest[..i].rsplitn(3, '-');
+        digits(tail.next().unwrap_or("")) && tail.next().is_some_and(|s| s.len() >= 9 && digits(s))
+    });
+    let end = run_end.unwrap_or_else(|| panic!("toxic `{name}` does not carry its run id"));
+    format!("firedrill_{}", &rest[end + 1..])
 }
 
 /// The proxy's toxic names once they are `expected` (a run applies its faults just after `run`
@@ -155,7 +175,7 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
 
     let (code, out, _) = serve.verb(&["ack", "--as", "bo"]);
     assert_eq!(code, Some(0));
-    assert!(out.starts_with("acknowledged by bo: run "), "{out}");
+    assert!(out.starts_with("acknowledged by bo at ") && out.contains(" into run "), "{out}");
     assert!(
         out.contains(" after the fault went in (target 1:00: met)"),
         "detection from t0, against its target: {out}"
@@ -187,7 +207,7 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
 
     let path = dir.path().join(format!("scorecards/payments/{run_id}.json"));
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(card["schema_version"], 1);
+    assert_eq!(card["schema_version"], 2);
     assert_eq!(card["drill"], "slow-partner");
     assert_eq!(card["team"], "payments");
     assert_eq!(card["responder"], "ana");
@@ -313,9 +333,13 @@ fn mitigation_is_when_the_steady_state_returns_and_resolve_is_verified() {
 
     // Probes fail while the fault is in; the responder's workaround takes the latency away.
     std::thread::sleep(Duration::from_millis(2500));
+    // Mitigation never comes before detection: the responder acknowledges first.
+    let (code, _, err) = serve.verb(&["ack", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
     let mitigated_at = std::time::Instant::now();
+    let name = raw_toxics(&serve).pop().unwrap();
     let response = reqwest::blocking::Client::new()
-        .delete(format!("http://{}/proxies/partner/toxics/firedrill_0_latency_downstream", serve.api))
+        .delete(format!("http://{}/proxies/partner/toxics/{name}", serve.api))
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
@@ -448,9 +472,10 @@ fn the_kill_switch_disarms_a_blind_drill_before_it_starts() {
     assert_eq!(code, Some(0), "{err}");
     let (_, out, _) = serve.verb(&["status"]);
     assert!(out.contains("a blind drill for team solo is armed or running"), "{out}");
-    let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
-    assert_eq!(code, Some(2), "nothing to acknowledge before the drill starts: {err}");
-    assert!(err.contains("a blind drill is armed"), "{err}");
+    // Acknowledged as when the drill runs before its fault: a false alarm, and nothing said of when.
+    let (code, out, err) = serve.verb(&["ack", "--as", "solo"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("acknowledged by solo (blind drill"), "{out}");
     let (code, out, err) = serve.verb(&["abort", "--all", "--as", "solo"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("disarmed a blind drill that had not started"), "{out}");
@@ -474,9 +499,9 @@ fn a_blind_drill_stays_armed_across_a_restart_until_disarmed() {
     let (_, json, _) = serve.verb(&["status", "--json"]);
     let sealed = serde_json::json!([{ "sealed": true, "team": "solo" }]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), sealed, "still armed after a restart");
-    let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("a blind drill is armed"), "{err}");
+    let (code, out, err) = serve.verb(&["resolve", "--as", "solo"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("nothing to act on yet: acknowledge"), "{err}");
     let (_, out, _) = serve.verb(&["abort", "--all", "--as", "solo"]);
     assert!(out.contains("disarmed a blind drill that had not started"), "{out}");
     serve.signal("TERM");

@@ -39,6 +39,11 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
         blind: false,
         started_wall_ms: NOW_MS - days_ago * DAY_MS,
         t0_ms: 0,
+        void: false,
+        false_alarms: Vec::new(),
+        faults_failed: 0,
+        mitigation: seconds[2].map(|_| firedrill::scorecard::Mitigation::FaultIn),
+        resolved_without_diagnosis: false,
         outcome: Some(if seconds[3].is_some() { Outcome::Resolved } else { Outcome::Unresolved }),
         outcome_reason: None,
         phases,
@@ -273,6 +278,7 @@ fn readiness_requires_the_expected_alerts_when_a_drill_has_them() {
         fired_after_ms: met.then_some(60_000),
         met,
         due: true,
+        already_firing: false,
     };
     let fast = [Some(60), Some(200), Some(300), Some(600)];
     let mut cards = vec![card("payments", "api-burst", 1, 3, fast), card("payments", "api-burst", 2, 2, fast)];

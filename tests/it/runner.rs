@@ -75,6 +75,7 @@ fn spec() -> RunSpec {
         responder: Some("ana".into()),
         seed: 7,
         blind: false,
+        armed_acks: Vec::new(),
     }
 }
 
@@ -111,7 +112,7 @@ async fn a_full_timeline_scores_every_phase() {
     at_minute(0.5).await;
     assert!(toxic_names(&registry).await.is_empty(), "nothing before the first offset");
     at_minute(1.0).await; // 1m30s
-    assert_eq!(toxic_names(&registry).await, ["firedrill_0_latency_downstream"]);
+    assert_eq!(toxic_names(&registry).await, ["firedrill_run-1_0_latency_downstream"]);
     at_minute(1.0).await; // 2m30s
     assert_eq!(toxic_names(&registry).await.len(), 2);
     let (reply, recorded) = oneshot::channel();
@@ -120,17 +121,19 @@ async fn a_full_timeline_scores_every_phase() {
     at_minute(2.5).await; // 5m
     let (reply, answer) = oneshot::channel();
     tx.send(Command::Diagnose { by: "bo".into(), text: "the database is down".into(), reply }).await.unwrap();
-    assert!(!answer.await.unwrap());
+    assert_eq!(answer.await.unwrap(), Ok(false));
     at_minute(3.0).await; // 8m: the reset_peer fault has run its 5 minutes
-    assert_eq!(toxic_names(&registry).await, ["firedrill_0_latency_downstream"]);
+    assert_eq!(toxic_names(&registry).await, ["firedrill_run-1_0_latency_downstream"]);
     let (reply, hint) = oneshot::channel();
     tx.send(Command::Hint { by: "ana".into(), reply }).await.unwrap();
-    assert_eq!(hint.await.unwrap().as_deref(), Some("Compare latency by upstream."));
+    assert_eq!(hint.await.unwrap().unwrap().as_deref(), Some("Compare latency by upstream."));
     let (reply, answer) = oneshot::channel();
     tx.send(Command::Diagnose { by: "ana".into(), text: "Partner API is slow".into(), reply }).await.unwrap();
-    assert!(answer.await.unwrap());
+    assert_eq!(answer.await.unwrap(), Ok(true));
     at_minute(12.0).await; // 20m
-    tx.send(Command::Resolve { by: "ana".into() }).await.unwrap();
+    let (reply, resolved) = oneshot::channel();
+    tx.send(Command::Resolve { by: "ana".into(), reply }).await.unwrap();
+    assert_eq!(resolved.await.unwrap(), Ok(()));
     let card = task.await.unwrap();
 
     assert!(toxic_names(&registry).await.is_empty(), "resolving removes every fault");
@@ -219,14 +222,14 @@ async fn a_fault_that_cannot_be_applied_fails_the_run_cleanly() {
     let registry = registry().await;
     // A toxic of the same name is already there: the second fault's apply fails with 409.
     let clash = firedrill::proxy::toxic::Toxic::from_create(&serde_json::json!({
-        "type": "noop", "name": "firedrill_1_reset_peer_upstream"
+        "type": "noop", "name": "firedrill_run-1_1_reset_peer_upstream"
     }))
     .unwrap();
     registry.insert_toxic("partner", clash).await.unwrap();
     let (_tx, task) = start(&registry, dir.path(), &CancellationToken::new());
     let card = task.await.unwrap();
     assert_eq!(card.outcome, Some(Outcome::Failed));
-    assert_eq!(toxic_names(&registry).await, ["firedrill_1_reset_peer_upstream"], "only the stranger's toxic is left");
+    assert_eq!(toxic_names(&registry).await, ["firedrill_run-1_1_reset_peer_upstream"], "only the stranger's toxic is left");
 }
 
 fn killers() -> firedrill::fault::kill::Killers {
@@ -296,7 +299,7 @@ async fn outage_alerts(drill_text: &str) -> Vec<(String, String, u64)> {
     let environment =
         Environment { proxies: ["api".to_owned()].into(), http: std::collections::BTreeSet::new(), external: false };
     let drill = drill::parse(Path::new("outage.toml"), drill_text, &environment).unwrap();
-    let spec = RunSpec { run_id: "outage-1".into(), drill, team: "t".into(), responder: None, seed: 1, blind: false };
+    let spec = RunSpec { run_id: "outage-1".into(), drill, team: "t".into(), responder: None, seed: 1, blind: false, armed_acks: Vec::new() };
     let (tx, rx) = mpsc::channel(8);
     let path = dir.path().join("outage.jsonl");
     let journal = Journal::create(&path).unwrap();

@@ -103,11 +103,21 @@ fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
     assert!(eventually(Duration::from_secs(30), || !events_of(&journal(dir.path()), "alert").is_empty()));
 
     // Alertmanager: a matching alert counts once however often it is sent; a stranger's does not.
-    let firing = include_str!("../fixtures/alertmanager/firing.json");
-    assert_eq!(post(&serve, firing).0, 200);
+    // The fixture's alert started days ago: already firing when the fault went in, it proves
+    // nothing. The same alert starting now counts.
+    let stale = include_str!("../fixtures/alertmanager/firing.json");
+    let (status, body) = post(&serve, stale);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"delivered\":1"), "recorded, to be reported as already firing: {body}");
+    let now = jiff::Timestamp::now().to_string();
+    let firing = &stale.replace("2026-11-22T01:00:00.000Z", &now);
     let (status, body) = post(&serve, firing);
     assert_eq!(status, 200);
     assert!(body.contains("\"delivered\":1"), "{body}");
+    // `delivered` counts alerts recorded: a repeat is not.
+    let (status, body) = post(&serve, firing);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"delivered\":0"), "{body}");
     let other = firing.replace("\"service\": \"wallet\"", "\"service\": \"ledger\"").replace("a1b2c3d4", "ffffffff");
     assert_eq!(post(&serve, &other).0, 200);
     let (status, body) = post(&serve, "{\"version\": \"4\"");
@@ -122,7 +132,7 @@ fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
     let records = journal(dir.path());
     let alerts = events_of(&records, "alert");
     let from_alertmanager: Vec<_> = alerts.iter().filter(|a| a["source"] == "alertmanager").collect();
-    assert_eq!(from_alertmanager.len(), 1, "{alerts:#?}");
+    assert_eq!(from_alertmanager.len(), 2, "{alerts:#?}");
     assert_eq!(from_alertmanager[0]["starts_at"], "2026-11-22T01:00:00.000Z");
     assert!(alerts.iter().any(|a| a["source"] == "burn-rate" && a["name"] == "page-1h"), "{alerts:#?}");
 
@@ -137,6 +147,7 @@ fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
     eprintln!("page-1h fired after {fired} ms; budget {}", card["budget"]);
     assert_eq!(page["met"], true);
     assert_eq!(card["alerts"][1]["met"], true, "{}", card["alerts"]);
+    assert_eq!(card["alerts"][1]["already_firing"], true, "the stale one is reported: {}", card["alerts"]);
     assert_eq!(card["alerts"][2]["fired_after_ms"], serde_json::Value::Null, "never fired");
     assert_eq!(card["detection"]["machine_alert"], "page-1h");
 
