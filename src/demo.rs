@@ -179,11 +179,12 @@ async fn practise(
     // The drill's name (and the run id, which carries it) would give the diagnosis away: both
     // are printed with the scorecard, when the run ends.
     let due = view.and_then(|v| v.fault_due_ms).map_or_else(String::new, |ms| {
-        format!(" Traffic is warming up: the fault goes in at {} from now, and nothing counts before it.", client::clock(ms))
+        format!(
+            " Traffic is warming up: the fault goes in at {} from now, and nothing counts before it.",
+            client::clock(ms)
+        )
     });
-    println!(
-        "\na drill started; synthetic traffic is calling the gateway.{due}\nbriefing: {briefing}\n"
-    );
+    println!("\na drill started; synthetic traffic is calling the gateway.{due}\nbriefing: {briefing}\n");
     if options.auto {
         responder(&remote, manager, &run_id).await?;
     } else {

@@ -223,7 +223,8 @@ pub async fn mitigate(remote: &Remote, run_id: String, by: String) -> Result<(),
     let mut client = Client::connect(remote).await?;
     let request = client.request(ActRequest { run_id, by });
     let run = client.inner.mitigate(request).await.map_err(|s| failure(&s))?.into_inner();
-    if let Some((actual, phase)) = run.phases.iter().find(|p| p.phase == "mitigate").and_then(|p| Some((p.actual_ms?, p)))
+    if let Some((actual, phase)) =
+        run.phases.iter().find(|p| p.phase == "mitigate").and_then(|p| Some((p.actual_ms?, p)))
     {
         println!(
             "mitigated with the fault still in: {} after the fault went in (target {}: {})",

@@ -42,9 +42,10 @@ fn status(err: ManagerError) -> Status {
             Status::not_found(err.to_string())
         }
         ManagerError::BadDrill(_) => Status::invalid_argument(err.to_string()),
-        ManagerError::Ambiguous(_) | ManagerError::Ended(_) | ManagerError::Refused(_) | ManagerError::Conflict { .. } => {
-            Status::failed_precondition(err.to_string())
-        }
+        ManagerError::Ambiguous(_)
+        | ManagerError::Ended(_)
+        | ManagerError::Refused(_)
+        | ManagerError::Conflict { .. } => Status::failed_precondition(err.to_string()),
         ManagerError::Run(_) | ManagerError::Arm(_) => Status::internal(err.to_string()),
         ManagerError::Proxies(_) => Status::unavailable(err.to_string()),
     }

@@ -375,13 +375,13 @@ impl Manager {
             }
         };
         let seed = seed.unwrap_or_else(rand::random);
-        let armed_acks = armed.and_then(|n| self.armed().get_mut(&n).map(|a| std::mem::take(&mut a.acks))).unwrap_or_default();
+        let armed_acks =
+            armed.and_then(|n| self.armed().get_mut(&n).map(|a| std::mem::take(&mut a.acks))).unwrap_or_default();
         let fault_due_ms = drill.faults.iter().map(|f| f.at).min().map(|at| {
             let warmup = drill.traffic.as_ref().map_or(std::time::Duration::ZERO, |t| t.warmup);
             u64::try_from((warmup + at).as_millis()).unwrap_or(u64::MAX)
         });
-        let spec =
-            RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind, armed_acks };
+        let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind, armed_acks };
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let log = Arc::new(RunLog::default());
         let (finished_tx, finished) = watch::channel(None);
@@ -470,8 +470,13 @@ impl Manager {
         let delay = std::time::Duration::from_millis(arming.at_wall_ms.saturating_sub(super::wall_ms()));
         let cancel = self.shutdown.child_token();
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        let blind =
-            Armed { team: arming.team.clone(), cancel: cancel.clone(), failed: None, file: file.clone(), acks: Vec::new() };
+        let blind = Armed {
+            team: arming.team.clone(),
+            cancel: cancel.clone(),
+            failed: None,
+            file: file.clone(),
+            acks: Vec::new(),
+        };
         self.armed().insert(number, blind);
         let manager = self.clone();
         self.tracker.spawn(async move {
@@ -620,7 +625,13 @@ impl Manager {
 
     /// Hands an Alertmanager alert to every run in progress (each decides whether it expected it)
     /// and waits until each has handled it. Returns how many runs recorded it.
-    pub async fn alert(&self, name: &str, labels: &BTreeMap<String, String>, starts_at: &str, fingerprint: &str) -> usize {
+    pub async fn alert(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        starts_at: &str,
+        fingerprint: &str,
+    ) -> usize {
         let senders: Vec<mpsc::Sender<Command>> =
             self.runs().values().filter(|e| e.finished.borrow().is_none()).map(|e| e.commands.clone()).collect();
         let mut recorded = 0;
@@ -741,7 +752,8 @@ impl Manager {
             let acknowledged = card.as_ref().is_some_and(|c| c.detection.human_ms.is_some());
             // The scorecard's t0 is the run's start until a fault goes in.
             let fault_in_ms = card.as_ref().filter(|c| !c.void).map(|c| c.t0_ms);
-            let fault_due_ms = if entry.blind || ended { None } else { entry.fault_due_ms.filter(|_| fault_in_ms.is_none()) };
+            let fault_due_ms =
+                if entry.blind || ended { None } else { entry.fault_due_ms.filter(|_| fault_in_ms.is_none()) };
             let detected_by = card.as_ref().and_then(|c| {
                 let d = &c.detection;
                 match (d.human_ms, d.machine_ms) {
@@ -804,9 +816,9 @@ impl Manager {
 
 /// The first run in progress whose faults touch one of `touched`: its id and what.
 fn overlap(runs: &BTreeMap<String, Entry>, touched: &[String]) -> Option<(String, String)> {
-    runs.iter().filter(|(_, e)| e.finished.borrow().is_none()).find_map(|(id, e)| {
-        e.touches.iter().find(|t| touched.contains(t)).map(|t| (id.clone(), t.clone()))
-    })
+    runs.iter()
+        .filter(|(_, e)| e.finished.borrow().is_none())
+        .find_map(|(id, e)| e.touches.iter().find(|t| touched.contains(t)).map(|t| (id.clone(), t.clone())))
 }
 
 #[cfg(test)]

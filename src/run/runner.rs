@@ -318,7 +318,15 @@ struct Runner<'a, T> {
     /// The steady state and the evidence that a mitigation happened with the fault in.
     evidence: Evidence,
     /// A declared mitigation waiting for the steady state: who, until when, and the answer.
-    declared: Option<(String, u64, oneshot::Sender<Result<u64, Refusal>>)>,
+    declared: Option<Declared>,
+}
+
+/// A declared mitigation waiting for the steady state to confirm it.
+struct Declared {
+    by: String,
+    /// Run ms by which it must be confirmed.
+    deadline_ms: u64,
+    reply: oneshot::Sender<Result<u64, Refusal>>,
 }
 
 /// What the steady-state probe has seen since t0, to tell a mitigation from a pause between
@@ -656,8 +664,9 @@ impl<T: FaultTarget> Runner<'_, T> {
                 let deadline = self.now_ms()
                     + self.evidence.window_ms
                     + u64::try_from(MITIGATE_VERIFY_GRACE.as_millis()).unwrap_or(u64::MAX);
-                if let Some((_, _, earlier)) = self.declared.replace((by, deadline, reply)) {
-                    let _ = earlier.send(Err(Refusal::Unverified("a later declaration replaced this one".into())));
+                if let Some(earlier) = self.declared.replace(Declared { by, deadline_ms: deadline, reply }) {
+                    let _ =
+                        earlier.reply.send(Err(Refusal::Unverified("a later declaration replaced this one".into())));
                 }
             }
             Command::Resolve { by, reply } => {
@@ -714,7 +723,8 @@ impl<T: FaultTarget> Runner<'_, T> {
         match (start, self.evidence.streak) {
             (Some(start), Some((known, _))) if known == start => {}
             (Some(start), _) => {
-                let counts = if live.watch.is_some() { Some(live.counts(&self.spec.drill, self.target).await) } else { None };
+                let counts =
+                    if live.watch.is_some() { Some(live.counts(&self.spec.drill, self.target).await) } else { None };
                 self.evidence.streak = Some((start, counts.unwrap_or_default()));
             }
             (None, _) => self.evidence.streak = None,
@@ -736,21 +746,49 @@ impl<T: FaultTarget> Runner<'_, T> {
         }
         self.log(Event::Mitigated { since_ms: at })?;
         self.evidence.mitigated = Some(at);
-        if let Some((_, _, reply)) = self.declared.take() {
-            let _ = reply.send(Ok(at.saturating_sub(t0)));
+        if let Some(declared) = self.declared.take() {
+            let _ = declared.reply.send(Ok(at.saturating_sub(t0)));
         }
         Ok(())
     }
 
     /// A declared mitigation whose verification time ran out.
     fn mitigation_unverified(&mut self) -> Result<(), RunError> {
-        if let Some((by, _, reply)) = self.declared.take() {
+        if let Some(Declared { by, reply, .. }) = self.declared.take() {
             let window = crate::drill::duration::format(Duration::from_millis(self.evidence.window_ms));
             let reason = format!("the steady state did not hold for {window} while the fault was still in");
             self.log(Event::MitigationUnverified { by, reason: reason.clone() })?;
             let _ = reply.send(Err(Refusal::Unverified(reason)));
         }
         Ok(())
+    }
+}
+
+impl<'a, T: FaultTarget> Runner<'a, T> {
+    fn new(spec: &'a RunSpec, target: &'a T, kills: &'a Killers, journal: Journal, log: Arc<RunLog>) -> Self {
+        Self {
+            spec,
+            target,
+            kills,
+            kills_active: BTreeMap::new(),
+            pending: Vec::new(),
+            alerts_seen: std::collections::BTreeSet::new(),
+            journal,
+            records: Vec::new(),
+            log,
+            started: Instant::now(),
+            active: BTreeMap::new(),
+            spike_source: None,
+            spikes: BTreeMap::new(),
+            hints_shown: vec![false; spec.drill.hints.len()],
+            shift: Duration::ZERO,
+            t0_ms: None,
+            acked_ms: None,
+            applied_at: BTreeMap::new(),
+            kill_rounds: Vec::new(),
+            evidence: Evidence::default(),
+            declared: None,
+        }
     }
 }
 
@@ -766,29 +804,7 @@ pub async fn run<T: FaultTarget>(
     log: Arc<RunLog>,
 ) -> Result<Scorecard, RunError> {
     let drill = &spec.drill;
-    let mut runner = Runner {
-        spec,
-        target,
-        kills,
-        kills_active: BTreeMap::new(),
-        pending: Vec::new(),
-        alerts_seen: std::collections::BTreeSet::new(),
-        journal,
-        records: Vec::new(),
-        log,
-        started: Instant::now(),
-        active: BTreeMap::new(),
-        spike_source: None,
-        spikes: BTreeMap::new(),
-        hints_shown: vec![false; drill.hints.len()],
-        shift: Duration::ZERO,
-        t0_ms: None,
-        acked_ms: None,
-        applied_at: BTreeMap::new(),
-        kill_rounds: Vec::new(),
-        evidence: Evidence::default(),
-        declared: None,
-    };
+    let mut runner = Runner::new(spec, target, kills, journal, log);
     runner.log(started_event(spec))?;
     for by in &spec.armed_acks {
         runner.log(Event::Ack { by: by.clone() })?;
@@ -821,7 +837,7 @@ pub async fn run<T: FaultTarget>(
                 let now = runner.now_ms();
                 runner.probe(&live, now, ok).await?;
             }
-            () = sleep_until(runner.started + Duration::from_millis(runner.declared.as_ref().map_or(0, |d| d.1))),
+            () = sleep_until(runner.started + Duration::from_millis(runner.declared.as_ref().map_or(0, |d| d.deadline_ms))),
                 if runner.declared.is_some() => runner.mitigation_unverified()?,
             command = commands.recv(), if commands_open => match command {
                 Some(command) => if let Some(end) = runner.command(command, &live).await? { break end },

@@ -193,6 +193,7 @@ pub struct KillScore {
 impl Scorecard {
     /// Fills in the budget impact and the expected alerts, from the run's start event.
     fn score_budget(&mut self, records: &[Record], t0: u64, t0_wall: u64, mitigated: Option<u64>) {
+        // The impact ends at mitigation (ms from t0), or with the run.
         let Some(Event::RunStarted { slo, expected_alerts, .. }) = records.first().map(|r| &r.event) else { return };
         if let Some(slo) = slo {
             let end = mitigated.map_or_else(|| records.last().map_or(t0, |r| r.t_ms), |m| t0 + m);
@@ -298,44 +299,19 @@ impl Scorecard {
     ///   while the resolution was being verified.
     pub fn from_journal(records: &[Record]) -> Result<Self, ScoreError> {
         let Some(first) = records.first() else { return Err(ScoreError::NotStarted) };
-        let Event::RunStarted { run_id, drill, title, team, responder, production_ms, ratio, blind, .. } = &first.event
-        else {
+        let Event::RunStarted { production_ms, ratio, .. } = &first.event else {
             return Err(ScoreError::NotStarted);
         };
         let t0_at = t0_position(records);
         let t0_record = t0_at.map_or(first, |i| &records[i]);
         let (t0, t0_wall) = (t0_record.t_ms, t0_record.wall_ms);
         let since = |t: u64| t.saturating_sub(t0);
-        let mut card = Self {
-            schema_version: SCHEMA_VERSION,
-            run_id: run_id.clone(),
-            drill: drill.clone(),
-            title: title.clone(),
-            team: team.clone(),
-            responder: responder.clone(),
-            blind: *blind,
-            started_wall_ms: first.wall_ms,
-            t0_ms: t0,
-            void: t0_at.is_none(),
-            outcome: None,
-            outcome_reason: None,
-            phases: Vec::new(),
-            detection: Detection::default(),
-            false_alarms: Vec::new(),
-            diagnosed_by: None,
-            wrong_diagnoses: Vec::new(),
-            hints: Vec::new(),
-            faults_applied: 0,
-            faults_failed: 0,
-            faults_left: 0,
-            fault_kinds: Vec::new(),
-            kills: Vec::new(),
-            mitigation: None,
-            resolved_without_diagnosis: false,
-            budget: None,
-            alerts: Vec::new(),
-        };
+        let mut card = Self::blank(&first.event, first.wall_ms);
+        card.t0_ms = t0;
+        card.void = t0_at.is_none();
         let mut applied = std::collections::BTreeSet::new();
+        // Kinds by fault index: a fault that failed to go in practised nothing.
+        let mut kinds = std::collections::BTreeMap::new();
         let (mut diagnosed, mut mitigated, mut declared) = (None, None, None);
         let mut resolved = None;
         for (position, record) in records.iter().enumerate().skip(1) {
@@ -344,10 +320,7 @@ impl Scorecard {
                 Event::FaultApplied { fault, kind, .. } => {
                     card.faults_applied += 1;
                     applied.insert(*fault);
-                    if !card.fault_kinds.contains(kind) {
-                        card.fault_kinds.push(kind.clone());
-                        card.fault_kinds.sort();
-                    }
+                    kinds.insert(*fault, kind.clone());
                 }
                 Event::FaultRemoved { fault, .. } => {
                     applied.remove(fault);
@@ -359,6 +332,7 @@ impl Scorecard {
                     card.faults_applied = card.faults_applied.saturating_sub(1);
                     card.faults_failed += 1;
                     applied.remove(fault);
+                    kinds.remove(fault);
                 }
                 Event::Ack { by } if !counts => {
                     card.false_alarms.push(FalseAlarm { at_ms: record.t_ms, by: by.clone() });
@@ -406,19 +380,74 @@ impl Scorecard {
                 _ => {}
             }
         }
-        if card.void {
-            resolved = None;
-        }
+        card.fault_kinds = kinds.into_values().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         card.faults_left = applied.len();
-        let alerted = card.detection.machine_ms;
-        // A responder who resolves without acknowledging has noticed by then at the latest.
-        let detected = [card.detection.human_ms, alerted, resolved].into_iter().flatten().min();
-        // Mitigation with the fault in needs detection first and never precedes it.
+        let resolved = if card.void { None } else { resolved };
+        card.phases = card.phase_times(production_ms, *ratio, diagnosed, mitigated, resolved);
+        if !card.void {
+            let mitigated = card.phases[Phase::Mitigate as usize].actual_ms;
+            card.score_budget(records, t0, t0_wall, mitigated);
+        }
+        Ok(card)
+    }
+
+    /// A scorecard with the run's identity and nothing scored yet.
+    fn blank(started: &Event, started_wall_ms: u64) -> Self {
+        let (run_id, drill, title, team, responder, blind) = match started {
+            Event::RunStarted { run_id, drill, title, team, responder, blind, .. } => {
+                (run_id.clone(), drill.clone(), title.clone(), team.clone(), responder.clone(), *blind)
+            }
+            _ => Default::default(),
+        };
+        Self {
+            schema_version: SCHEMA_VERSION,
+            run_id,
+            drill,
+            title,
+            team,
+            responder,
+            blind,
+            started_wall_ms,
+            t0_ms: 0,
+            void: true,
+            outcome: None,
+            outcome_reason: None,
+            phases: Vec::new(),
+            detection: Detection::default(),
+            false_alarms: Vec::new(),
+            diagnosed_by: None,
+            wrong_diagnoses: Vec::new(),
+            hints: Vec::new(),
+            faults_applied: 0,
+            faults_failed: 0,
+            faults_left: 0,
+            fault_kinds: Vec::new(),
+            kills: Vec::new(),
+            mitigation: None,
+            resolved_without_diagnosis: false,
+            budget: None,
+            alerts: Vec::new(),
+        }
+    }
+
+    /// The phases from what the journal showed, keeping their order: detection is the first
+    /// acknowledgement or alert (or, without either, the resolve declaration); mitigation with the
+    /// fault in never precedes detection, and a resolution mitigates at the latest.
+    fn phase_times(
+        &mut self,
+        production: &PhaseMillis,
+        ratio: f64,
+        diagnosed: Option<u64>,
+        mitigated: Option<u64>,
+        resolved: Option<u64>,
+    ) -> Vec<PhaseScore> {
+        let alerted = self.detection.machine_ms;
+        let detected = [self.detection.human_ms, alerted, resolved].into_iter().flatten().min();
         let mitigated = match (mitigated, detected) {
             (Some(m), Some(d)) => Some(m.max(d)),
             _ => None,
         };
-        card.mitigation = match (mitigated, resolved) {
+        self.mitigation = match (mitigated, resolved) {
             (Some(m), Some(r)) if m > r => Some(Mitigation::Resolution),
             (Some(_), _) => Some(Mitigation::FaultIn),
             (None, Some(_)) => Some(Mitigation::Resolution),
@@ -428,12 +457,8 @@ impl Scorecard {
             (Some(m), Some(r)) => Some(m.min(r)),
             (m, r) => m.or(r),
         };
-        card.resolved_without_diagnosis = resolved.is_some() && diagnosed.is_none();
-        card.phases = phase_scores(production_ms.as_array(), *ratio, [detected, diagnosed, mitigated, resolved]);
-        if !card.void {
-            card.score_budget(records, t0, t0_wall, mitigated);
-        }
-        Ok(card)
+        self.resolved_without_diagnosis = resolved.is_some() && diagnosed.is_none();
+        phase_scores(production.as_array(), ratio, [detected, diagnosed, mitigated, resolved])
     }
 
     /// Dev targets per phase, as journaled.

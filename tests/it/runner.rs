@@ -229,7 +229,11 @@ async fn a_fault_that_cannot_be_applied_fails_the_run_cleanly() {
     let (_tx, task) = start(&registry, dir.path(), &CancellationToken::new());
     let card = task.await.unwrap();
     assert_eq!(card.outcome, Some(Outcome::Failed));
-    assert_eq!(toxic_names(&registry).await, ["firedrill_run-1_1_reset_peer_upstream"], "only the stranger's toxic is left");
+    assert_eq!(
+        toxic_names(&registry).await,
+        ["firedrill_run-1_1_reset_peer_upstream"],
+        "only the stranger's toxic is left"
+    );
 }
 
 fn killers() -> firedrill::fault::kill::Killers {
@@ -299,7 +303,15 @@ async fn outage_alerts(drill_text: &str) -> Vec<(String, String, u64)> {
     let environment =
         Environment { proxies: ["api".to_owned()].into(), http: std::collections::BTreeSet::new(), external: false };
     let drill = drill::parse(Path::new("outage.toml"), drill_text, &environment).unwrap();
-    let spec = RunSpec { run_id: "outage-1".into(), drill, team: "t".into(), responder: None, seed: 1, blind: false, armed_acks: Vec::new() };
+    let spec = RunSpec {
+        run_id: "outage-1".into(),
+        drill,
+        team: "t".into(),
+        responder: None,
+        seed: 1,
+        blind: false,
+        armed_acks: Vec::new(),
+    };
     let (tx, rx) = mpsc::channel(8);
     let path = dir.path().join("outage.jsonl");
     let journal = Journal::create(&path).unwrap();
