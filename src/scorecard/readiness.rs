@@ -19,11 +19,20 @@ pub struct Policy {
     pub window: String,
     /// How many of the latest runs must meet every phase target.
     pub last_runs_meet_targets: usize,
+    /// Whether scorecards that cannot be read (torn, from a newer firedrill, copies of a run) may
+    /// be ignored; by default they make the verdict NOT READY, since they may hide a failure.
+    pub allow_unreadable: bool,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { required_drills: Vec::new(), min_runs: 2, window: "60d".into(), last_runs_meet_targets: 2 }
+        Self {
+            required_drills: Vec::new(),
+            min_runs: 2,
+            window: "60d".into(),
+            last_runs_meet_targets: 2,
+            allow_unreadable: false,
+        }
     }
 }
 
@@ -66,21 +75,45 @@ pub struct Requirement {
     pub failure: Option<String>,
 }
 
-/// Applies `policy` to `team`'s scorecards at `now_ms`; `required` are the drills to check.
+/// Whether a scorecard is evidence: a fault went in. A void run, or one whose faults all
+/// failed, practised nothing and never counts.
+pub fn counts(card: &Scorecard) -> bool {
+    !card.void && card.faults_applied > 0
+}
+
+/// Applies `policy` to `team`'s scorecards at `now_ms`; `required` are the drills to check and
+/// `unreadable` the store's files that could not be read (path and why).
 pub fn evaluate(
     policy: &Policy,
     team: &str,
     required: &[String],
     cards: &[Scorecard],
+    unreadable: &[super::store::Skipped],
     now_ms: u64,
 ) -> Result<Vec<Requirement>, String> {
     let window = crate::drill::duration::parse(&policy.window).map_err(|e| format!("policy window: {e}"))?;
     let since = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let mut out = Vec::new();
+    let unreadable: Vec<&super::store::Skipped> = unreadable.iter().filter(|s| !s.duplicate).collect();
+    if !policy.allow_unreadable && !unreadable.is_empty() {
+        let listed: Vec<String> = unreadable.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
+        out.push(Requirement {
+            drill: "(scorecard store)".into(),
+            name: "every scorecard can be read".into(),
+            failure: Some(format!(
+                "{} unreadable (a hidden run may have failed; fix or remove them, or set allow_unreadable in a \
+                 policy): {}",
+                listed.len(),
+                listed.join("; ")
+            )),
+        });
+    }
     for drill in required {
-        let mut runs: Vec<&Scorecard> =
-            cards.iter().filter(|c| c.team == team && &c.drill == drill && c.started_wall_ms >= since).collect();
-        runs.sort_by_key(|c| c.started_wall_ms);
+        let mut runs: Vec<&Scorecard> = cards
+            .iter()
+            .filter(|c| c.team == team && &c.drill == drill && c.started_wall_ms >= since && counts(c))
+            .collect();
+        runs.sort_by_key(|c| (c.started_wall_ms, super::store::run_sequence(&c.run_id)));
         out.push(Requirement {
             drill: drill.clone(),
             name: format!("run at least {} times in the last {}", policy.min_runs, policy.window),
@@ -158,35 +191,90 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The verdict as JUnit XML: one test case per requirement.
-pub fn junit(team: &str, requirements: &[Requirement]) -> String {
+/// The verdict as JUnit XML: one test case per requirement, with the attributes CI systems read
+/// (`tests`, `failures`, `errors`, `time`, `timestamp`) and each reason as its failure's text.
+/// `timestamp` is the evaluation's wall clock (ms since the epoch), `seconds` how long it took.
+pub fn junit(team: &str, requirements: &[Requirement], timestamp_ms: u64, seconds: f64) -> String {
     let failures = requirements.iter().filter(|r| r.failure.is_some()).count();
+    let timestamp = jiff::Timestamp::from_millisecond(i64::try_from(timestamp_ms).unwrap_or(0))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_default();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"firedrill readiness\" tests=\"{}\" failures=\"{failures}\">",
+        "<testsuites name=\"firedrill readiness\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{seconds:.3}\" \
+         timestamp=\"{timestamp}\">",
         requirements.len()
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"readiness of {}\" tests=\"{}\" failures=\"{failures}\">",
+        "  <testsuite name=\"readiness of {}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" \
+         time=\"{seconds:.3}\" timestamp=\"{timestamp}\">",
         escape(team),
         requirements.len()
     );
     for r in requirements {
-        let head =
-            format!("    <testcase classname=\"{}.{}\" name=\"{}\"", escape(team), escape(&r.drill), escape(&r.name));
+        let head = format!(
+            "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"0\"",
+            escape(team),
+            escape(&r.drill),
+            escape(&r.name)
+        );
         match &r.failure {
             None => {
                 let _ = writeln!(out, "{head}/>");
             }
             Some(why) => {
-                let _ = writeln!(out, "{head}>\n      <failure message=\"{}\"/>\n    </testcase>", escape(why));
+                let (message, text) = (escape(why), escape(why));
+                let _ = writeln!(
+                    out,
+                    "{head}>\n      <failure message=\"{message}\" type=\"NotReady\">{text}</failure>\n    </testcase>"
+                );
             }
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The drills of a directory by `drill.name` (what `run` and `report` use, whatever the file is
+/// called). Every `.toml` there must load: one that does not is an error (file, line, column),
+/// never a requirement no run could meet.
+fn required_drills(dir: &std::path::Path) -> Result<Vec<String>, anyhow::Error> {
+    let files = crate::drill::names_in(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot list the required drills in `{}` ({e}): the policy names none, so every drill there is \
+             required; give the drill directory with --drills DIR, or a policy with required_drills (--policy FILE)",
+            dir.display()
+        )
+    })?;
+    let (mut names, mut errors) = (Vec::new(), Vec::new());
+    for stem in files {
+        let path = dir.join(format!("{stem}.toml"));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(format!("{}: cannot read the drill: {e}", path.display()));
+                continue;
+            }
+        };
+        let mut located = crate::drill::Errors::new(&path, &text);
+        match located.parse::<crate::drill::file::DrillFile>() {
+            Some(file) => names.push(file.drill.get_ref().name.get_ref().clone()),
+            None => errors.extend(located.into_list().iter().map(ToString::to_string)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(anyhow::anyhow!(
+            "{}\nevery drill in `{}` is required, so each must load (`firedrill validate {}` checks them)",
+            errors.join("\n"),
+            dir.display(),
+            dir.display()
+        ));
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// `firedrill readiness`: prints the verdict, writes JUnit if asked; NOT READY fails (exit 1).
@@ -199,6 +287,16 @@ pub fn run(
 ) -> Result<(), crate::cli::Failure> {
     use crate::cli::Failure;
     use anyhow::anyhow;
+    // A readiness that fails on bad input must not leave an earlier verdict behind: a stale
+    // green gate is worse than none.
+    if let Some(path) = junit_path {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::Failed(anyhow!("cannot replace {}: {e}", path.display()))),
+        }
+    }
+    let started = std::time::Instant::now();
     let policy = match policy {
         Some(path) => Policy::load(path).map_err(|errors| {
             Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
@@ -206,23 +304,20 @@ pub fn run(
         None => Policy::default(),
     };
     let required = if policy.required_drills.is_empty() {
-        crate::drill::names_in(drills).map_err(|e| {
-            Failure::BadInput(anyhow!(
-                "cannot list the required drills in `{}` ({e}): the policy names none, so every drill \
-                 there is required; give the drill directory with --drills DIR, or a policy with \
-                 required_drills (--policy FILE)",
-                drills.display()
-            ))
-        })?
+        required_drills(drills).map_err(Failure::BadInput)?
     } else {
         policy.required_drills.clone()
     };
-    let (cards, _) = super::store::read_all(root);
+    let (cards, unreadable) = super::store::read_all(root);
     let now = crate::run::wall_ms();
-    let requirements = evaluate(&policy, team, &required, &cards, now).map_err(|e| Failure::BadInput(anyhow!(e)))?;
+    let requirements =
+        evaluate(&policy, team, &required, &cards, &unreadable, now).map_err(|e| Failure::BadInput(anyhow!(e)))?;
     print!("{}", text(team, &requirements));
+    for copy in unreadable.iter().filter(|s| s.duplicate) {
+        println!("  note  {}: {}", copy.path.display(), copy.reason);
+    }
     if let Some(path) = junit_path {
-        std::fs::write(path, junit(team, &requirements))
+        super::store::write_atomic(path, junit(team, &requirements, now, started.elapsed().as_secs_f64()).as_bytes())
             .map_err(|e| Failure::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
     }
     if requirements.iter().all(|r| r.failure.is_none()) {

@@ -77,8 +77,16 @@ pub struct DrillStats {
     pub team: String,
     /// The drill.
     pub drill: String,
-    /// Runs covered.
+    /// Runs covered (void runs not among them).
     pub runs: usize,
+    /// Void runs: no fault went in, nothing was practised or scored.
+    pub void_runs: usize,
+    /// Acknowledgements before the fault went in, over all runs.
+    pub false_alarms: usize,
+    /// Runs mitigated with the fault still in (the rest that mitigated did so by resolving).
+    pub mitigated_with_fault_in: usize,
+    /// Runs resolved without a diagnosis that matched the answer key.
+    pub resolved_without_diagnosis: usize,
     /// Runs per outcome.
     pub outcomes: BTreeMap<String, usize>,
     /// Per phase, in order.
@@ -140,7 +148,8 @@ pub type Catalogue = BTreeMap<String, Vec<String>>;
 /// Coverage per team of the scorecards `filter` keeps; `stale_before_ms` is the cut-off.
 pub fn coverage(cards: &[Scorecard], catalogue: &Catalogue, filter: &Filter, stale_before_ms: u64) -> Vec<Coverage> {
     let mut teams: BTreeMap<&str, Vec<&Scorecard>> = BTreeMap::new();
-    for card in cards.iter().filter(|c| filter.team.as_ref().is_none_or(|t| *t == c.team)) {
+    let practised = cards.iter().filter(|c| super::readiness::counts(c));
+    for card in practised.filter(|c| filter.team.as_ref().is_none_or(|t| *t == c.team)) {
         teams.entry(&card.team).or_default().push(card);
     }
     let all_kinds: std::collections::BTreeSet<&String> = catalogue.values().flatten().collect();
@@ -221,7 +230,10 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
     }
     let drills = groups
         .into_iter()
-        .map(|((team, drill), runs)| {
+        .map(|((team, drill), all)| {
+            // A void run practised nothing: listed, never in the statistics.
+            let (runs, void): (Vec<&Scorecard>, Vec<&Scorecard>) =
+                all.into_iter().partition(|c| super::readiness::counts(c));
             let phases = Phase::ALL
                 .iter()
                 .enumerate()
@@ -235,7 +247,7 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
                         target_ms: runs.last().and_then(|c| c.phases.get(i)).map_or(0, |p| p.target_ms),
                         reached: times.len(),
                         within_target: within,
-                        share_within_target: within as f64 / runs.len() as f64,
+                        share_within_target: if runs.is_empty() { 0.0 } else { within as f64 / runs.len() as f64 },
                         median_ms: percentile(&times, 0.5),
                         p90_ms: percentile(&times, 0.9),
                         min_ms: times.first().copied(),
@@ -279,6 +291,13 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
                 hints: runs.iter().map(|c| c.hints.len()).sum(),
                 last_run_wall_ms: runs.iter().map(|c| c.started_wall_ms).max().unwrap_or(0),
                 runs: runs.len(),
+                void_runs: void.len(),
+                false_alarms: runs.iter().chain(&void).map(|c| c.false_alarms.len()).sum(),
+                mitigated_with_fault_in: runs
+                    .iter()
+                    .filter(|c| c.mitigation == Some(super::Mitigation::FaultIn))
+                    .count(),
+                resolved_without_diagnosis: runs.iter().filter(|c| c.resolved_without_diagnosis).count(),
                 outcomes,
                 phases,
                 team,
@@ -305,7 +324,12 @@ pub fn text(report: &Report) -> String {
     for d in &report.drills {
         let outcomes: Vec<String> = d.outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let blind = if d.blind_runs > 0 { format!(", {} blind", d.blind_runs) } else { String::new() };
-        let _ = writeln!(out, "{} / {}: {} run(s){blind} ({})", d.team, d.drill, d.runs, outcomes.join(", "));
+        let void = if d.void_runs > 0 {
+            format!(", {} void (no fault went in; not counted)", d.void_runs)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "{} / {}: {} run(s){blind}{void} ({})", d.team, d.drill, d.runs, outcomes.join(", "));
         let _ = writeln!(out, "  phase      target  within  median     p90     min     max");
         for p in &d.phases {
             let [phase, target, within, median, p90, min, max] = p.cells();
@@ -313,8 +337,13 @@ pub fn text(report: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            "  detected first by people {} / by alerts {}; wrong diagnoses {}; hints {}",
-            d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints
+            "  detected first by people {} / by alerts {}; wrong diagnoses {}; hints {}; false alarms {}",
+            d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints, d.false_alarms
+        );
+        let _ = writeln!(
+            out,
+            "  mitigated with the fault still in {}; resolved without a matching diagnosis {}",
+            d.mitigated_with_fault_in, d.resolved_without_diagnosis
         );
         if let (Some(median), Some(max)) = (d.budget_share_median, d.budget_share_max) {
             let _ = writeln!(

@@ -41,6 +41,8 @@ pub struct Skipped {
     pub path: PathBuf,
     /// Why it was skipped.
     pub reason: String,
+    /// It holds a run another file holds too: the run is counted once, nothing is hidden.
+    pub duplicate: bool,
 }
 
 /// Reads every `<root>/<team>/*.json`. Unknown fields (from newer versions) are ignored; a file
@@ -58,13 +60,13 @@ pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
     // Reading and parsing is the whole cost of a report over many runs: spread it over the cores.
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let chunk = paths.len().div_ceil(workers).max(1);
-    let parsed: Vec<Vec<Result<Scorecard, Skipped>>> = std::thread::scope(|scope| {
+    let parsed: Vec<Vec<Result<(Scorecard, &PathBuf), Skipped>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = paths
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     let mut buffer = Vec::new();
-                    part.iter().map(|p| read_one(p, &mut buffer)).collect()
+                    part.iter().map(|p| read_one(p, &mut buffer).map(|card| (card, p))).collect()
                 })
             })
             .collect();
@@ -77,9 +79,33 @@ pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
             Err(skip) => skipped.push(skip),
         }
     }
-    cards.sort_by(|a, b| (a.started_wall_ms, &a.run_id).cmp(&(b.started_wall_ms, &b.run_id)));
+    // One run id is one run of a team, whatever the files: a copy is listed, never counted twice.
+    cards.sort_by(|(a, a_path), (b, b_path)| (&a.team, &a.run_id, a_path).cmp(&(&b.team, &b.run_id, b_path)));
+    let mut unique: Vec<Scorecard> = Vec::with_capacity(cards.len());
+    for (card, path) in cards {
+        match unique.last() {
+            Some(kept) if kept.run_id == card.run_id && kept.team == card.team => skipped.push(Skipped {
+                path: path.clone(),
+                reason: format!("another file holds run `{}` too; it is counted once", card.run_id),
+                duplicate: true,
+            }),
+            _ => unique.push(card),
+        }
+    }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    (cards, skipped)
+    unique.sort_by(|a, b| order(a).cmp(&order(b)));
+    (unique, skipped)
+}
+
+/// Runs in the order they started: by start time, then by the daemon's sequence (the run id's
+/// last number, so `…-9` comes before `…-10`), then by id.
+fn order(card: &Scorecard) -> (u64, u64, &str) {
+    (card.started_wall_ms, run_sequence(&card.run_id), &card.run_id)
+}
+
+/// The daemon's sequence number in a run id (`partner-latency-1796060944-12` → 12); 0 if none.
+pub fn run_sequence(run_id: &str) -> u64 {
+    run_id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// Reads and parses one scorecard, reusing `buffer` between files.
@@ -88,10 +114,28 @@ pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
 /// size with `statx` and allocates anew for every file; reading to the end into a buffer the
 /// worker keeps spends `openat`, two `read`s and `close`.
 fn read_one(path: &Path, buffer: &mut Vec<u8>) -> Result<Scorecard, Skipped> {
-    let skip = |reason: String| Skipped { path: path.to_owned(), reason };
+    let skip = |reason: String| Skipped { path: path.to_owned(), reason, duplicate: false };
     buffer.clear();
     std::fs::File::open(path).and_then(|mut file| file.read_to_end(buffer)).map_err(|e| skip(e.to_string()))?;
-    serde_json::from_slice::<Scorecard>(buffer).map_err(|e| skip(e.to_string()))
+    /// Only the version, to say why a newer scorecard is not read.
+    #[derive(serde::Deserialize)]
+    struct Version {
+        schema_version: u32,
+    }
+    let newer = |version: u32| {
+        skip(format!(
+            "written by a newer firedrill (schema_version {version}; this one reads up to {}): upgrade firedrill to count it",
+            super::SCHEMA_VERSION
+        ))
+    };
+    match serde_json::from_slice::<Scorecard>(buffer) {
+        Ok(card) if card.schema_version > super::SCHEMA_VERSION => Err(newer(card.schema_version)),
+        Ok(card) => Ok(card),
+        Err(e) => match serde_json::from_slice::<Version>(buffer) {
+            Ok(v) if v.schema_version > super::SCHEMA_VERSION => Err(newer(v.schema_version)),
+            _ => Err(skip(e.to_string())),
+        },
+    }
 }
 
 /// A name made safe as one path component: no separators, and no leading `.` (so never `.` or

@@ -129,16 +129,16 @@ fn readiness_verdict_and_junit() {
     fixture(dir.path());
     let (cards, _) = store::read_all(dir.path());
     let required = ["partner-latency".to_owned(), "partner-reset".to_owned()];
-    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, &[], NOW_MS).unwrap();
     let verdict = readiness::text("payments", &requirements);
     assert!(verdict.starts_with("NOT READY"));
     insta::assert_snapshot!("readiness_text", verdict);
-    insta::assert_snapshot!("readiness_junit", readiness::junit("payments", &requirements));
+    insta::assert_snapshot!("readiness_junit", readiness::junit("payments", &requirements, NOW_MS, 0.25));
 
     // Run 2 missed two targets; only the latest one counts under this policy.
     let lenient =
         Policy { required_drills: vec!["partner-latency".into()], last_runs_meet_targets: 1, ..Policy::default() };
-    let ok = readiness::evaluate(&lenient, "payments", &lenient.required_drills, &cards, NOW_MS).unwrap();
+    let ok = readiness::evaluate(&lenient, "payments", &lenient.required_drills, &cards, &[], NOW_MS).unwrap();
     assert!(ok.iter().all(|r| r.failure.is_none()), "{ok:?}");
 }
 
@@ -177,9 +177,15 @@ fn the_cli_gates_on_readiness_with_exit_codes() {
     assert!(std::fs::read_to_string(&junit).unwrap().contains("failures=\"0\""));
     let not_ready = run(Some("required_drills = [\"partner-latency\", \"wallet-blackhole\"]\n"));
     assert_eq!(not_ready.status.code(), Some(1));
-    assert!(std::fs::read_to_string(&junit).unwrap().contains("<failure message=\"0 run(s) in the last 60d\"/>"));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"type="NotReady">0 run(s) in the last 60d</failure>"#),
+        "the reason is the failure's text: {xml}"
+    );
+    assert!(xml.contains(r#"errors="0""#) && xml.contains(" time=\"") && xml.contains(" timestamp=\""), "{xml}");
     let bad = run(Some("min_runz = 3\n"));
     assert_eq!(bad.status.code(), Some(2), "a bad policy is bad input");
+    assert!(!junit.exists(), "a failed readiness leaves no earlier verdict behind");
     let err = String::from_utf8_lossy(&bad.stderr).into_owned();
     assert!(err.contains("policy.toml:1:1: unknown field `min_runz`"), "{err}");
     let bad = run(Some("min_runs = 3\nwindow = \"sixty days\"\n"));
@@ -285,15 +291,110 @@ fn readiness_requires_the_expected_alerts_when_a_drill_has_them() {
     cards[0].alerts = vec![alert(true)];
     cards[1].alerts = vec![alert(false)];
     let required = ["api-burst".to_owned()];
-    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, &[], NOW_MS).unwrap();
     let alerts = requirements.iter().find(|r| r.name.starts_with("no expected alert missing")).unwrap();
     assert_eq!(alerts.failure.as_deref(), Some("api-burst-2 page-1h never fired"));
     assert!(readiness::text("payments", &requirements).starts_with("NOT READY"));
     // Not fired when a quick run ended before the deadline: not judged, so not missing.
     cards[1].alerts = vec![AlertScore { due: false, ..alert(false) }];
-    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, &[], NOW_MS).unwrap();
     assert!(requirements.iter().all(|r| r.failure.is_none()), "{requirements:?}");
     cards[1].alerts = vec![alert(true)];
-    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, NOW_MS).unwrap();
+    let requirements = readiness::evaluate(&Policy::default(), "payments", &required, &cards, &[], NOW_MS).unwrap();
     assert!(requirements.iter().all(|r| r.failure.is_none()), "{requirements:?}");
+}
+
+/// Runs `firedrill readiness` for team payments over `root`, with `drills` as the catalogue.
+fn readiness_cli(root: &Path, drills: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["readiness", "--team", "payments", "--scorecards"])
+        .arg(root)
+        .arg("--drills")
+        .arg(drills)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_gate_reads_only_real_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, drills) = (dir.path().join("scorecards"), dir.path().join("drills"));
+    std::fs::create_dir_all(&drills).unwrap();
+    // The file is renamed; the drill keeps its name, which is what runs and reports use.
+    let drill =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("drills/partner-latency.toml")).unwrap();
+    std::fs::write(drills.join("renamed-file.toml"), drill).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let fast = [Some(30), Some(200), Some(300), Some(600)];
+    let at = |mut c: Scorecard, ms: u64| {
+        c.started_wall_ms = ms;
+        c
+    };
+    // One good run, then a void one and one whose fault failed: neither is evidence.
+    let good = at(card("payments", "partner-latency", 1, 0, fast), now - 60_000);
+    let mut void = at(card("payments", "partner-latency", 2, 0, fast), now - 50_000);
+    void.void = true;
+    void.faults_applied = 0;
+    let mut failed = at(card("payments", "partner-latency", 3, 0, fast), now - 40_000);
+    failed.faults_applied = 0;
+    failed.faults_failed = 1;
+    for c in [&good, &void, &failed] {
+        store::write(&root, c).unwrap();
+    }
+    let (code, out, err) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("partner-latency: run at least 2 times in the last 60d — 1 run(s)"), "{out}");
+
+    // A copy of the good run under another name is still one run.
+    std::fs::copy(root.join("payments/partner-latency-1.json"), root.join("payments/copy.json")).unwrap();
+    let (code, out, _) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("— 1 run(s)"), "{out}");
+    assert!(
+        out.contains("  note  ") && out.contains(": another file holds run `partner-latency-1` too"),
+        "named: {out}"
+    );
+    std::fs::remove_file(root.join("payments/copy.json")).unwrap();
+
+    // A second real run makes it READY; ties on the start time follow the daemon's sequence
+    // (…-10 after …-9), so the latest run judged is the one numbered 10.
+    let mut nine = at(card("payments", "partner-latency", 9, 0, fast), now - 30_000);
+    nine.run_id = "partner-latency-1796000000-9".into();
+    let mut ten =
+        at(card("payments", "partner-latency", 10, 0, [Some(30), Some(9_000), Some(300), Some(600)]), now - 30_000);
+    ten.run_id = "partner-latency-1796000000-10".into();
+    store::write(&root, &nine).unwrap();
+    let (code, out, err) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(0), "{out}{err}");
+    store::write(&root, &ten).unwrap();
+    let (code, out, _) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("partner-latency-1796000000-10 diagnose missed") && !out.contains("-9 diagnose"), "{out}");
+    std::fs::remove_file(root.join("payments/partner-latency-1796000000-10.json")).unwrap();
+
+    // An unreadable scorecard, or one from a newer firedrill, is named and fails the gate.
+    std::fs::write(root.join("payments/torn.json"), "{\"schema_version\": 2, \"run_id\": ").unwrap();
+    let (code, out, _) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  (scorecard store): every scorecard can be read") && out.contains("torn.json"), "{out}");
+    std::fs::remove_file(root.join("payments/torn.json")).unwrap();
+    let mut future = serde_json::to_value(at(card("payments", "partner-latency", 11, 0, fast), now)).unwrap();
+    future["schema_version"] = serde_json::json!(SCHEMA_VERSION + 1);
+    std::fs::write(root.join("payments/future.json"), future.to_string()).unwrap();
+    let (code, out, _) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("future.json: written by a newer firedrill"), "{out}");
+    std::fs::remove_file(root.join("payments/future.json")).unwrap();
+    assert_eq!(readiness_cli(&root, &drills).0, Some(0));
+
+    // A drill file that does not load is an error of readiness, not a requirement.
+    std::fs::write(drills.join("typo.toml"), "[drill]\nname = \"x\"\ntitel = \"oops\"\n").unwrap();
+    let (code, out, err) = readiness_cli(&root, &drills);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("typo.toml:") && err.contains("each must load"), "{err}");
 }
