@@ -108,6 +108,12 @@ pub fn run_sequence(run_id: &str) -> u64 {
     run_id.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
+/// Only a scorecard's version, to say why a newer one is not read.
+#[derive(serde::Deserialize)]
+struct Version {
+    schema_version: u32,
+}
+
 /// Reads and parses one scorecard, reusing `buffer` between files.
 ///
 /// System calls per file are the cost of a report over a large store: `std::fs::read` asks the
@@ -117,11 +123,6 @@ fn read_one(path: &Path, buffer: &mut Vec<u8>) -> Result<Scorecard, Skipped> {
     let skip = |reason: String| Skipped { path: path.to_owned(), reason, duplicate: false };
     buffer.clear();
     std::fs::File::open(path).and_then(|mut file| file.read_to_end(buffer)).map_err(|e| skip(e.to_string()))?;
-    /// Only the version, to say why a newer scorecard is not read.
-    #[derive(serde::Deserialize)]
-    struct Version {
-        schema_version: u32,
-    }
     let newer = |version: u32| {
         skip(format!(
             "written by a newer firedrill (schema_version {version}; this one reads up to {}): upgrade firedrill to count it",
