@@ -17,6 +17,7 @@ mod live;
 mod replay;
 mod report;
 mod runner;
+mod scoring;
 mod slo;
 mod supervise;
 mod toxicity;
