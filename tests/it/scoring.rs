@@ -322,7 +322,8 @@ fn blind_mode_answers_the_same_armed_as_before_its_fault() {
 
 #[test]
 fn every_alert_of_a_large_payload_is_recorded() {
-    let alerts: String = (0..40).map(|i| format!("[[alerts]]\nname = \"Alert{i}\"\nwithin = \"60s\"\n")).collect();
+    let alerts =
+        (0..40).map(|i| format!("[[alerts]]\nname = \"Alert{i}\"\nwithin = \"60s\"\n")).collect::<Vec<_>>().join("");
     let (dir, serve, _, _) = daemon(&[("slow-api", drill("slow-api", "0s", DELAY, &alerts))]);
     let (code, _, err) = serve.verb(&["run", "slow-api", "--team", "pager"]);
     assert_eq!(code, Some(0), "{err}");
