@@ -3,6 +3,7 @@
 //! while a resolve is verified, pulses that pause, blind mode's answers, and a webhook with
 //! more alerts than a run's queue.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -322,8 +323,10 @@ fn blind_mode_answers_the_same_armed_as_before_its_fault() {
 
 #[test]
 fn every_alert_of_a_large_payload_is_recorded() {
-    let alerts =
-        (0..40).map(|i| format!("[[alerts]]\nname = \"Alert{i}\"\nwithin = \"60s\"\n")).collect::<Vec<_>>().join("");
+    let alerts = (0..40).fold(String::new(), |mut out, i| {
+        let _ = writeln!(out, "[[alerts]]\nname = \"Alert{i}\"\nwithin = \"60s\"");
+        out
+    });
     let (dir, serve, _, _) = daemon(&[("slow-api", drill("slow-api", "0s", DELAY, &alerts))]);
     let (code, _, err) = serve.verb(&["run", "slow-api", "--team", "pager"]);
     assert_eq!(code, Some(0), "{err}");
