@@ -18,6 +18,7 @@ mod replay;
 mod report;
 mod runner;
 mod scoring;
+mod scoring_model;
 mod slo;
 mod supervise;
 mod toxicity;

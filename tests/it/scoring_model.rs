@@ -1,0 +1,221 @@
+//! The scoring model against a small reference model written here: seeded random timelines —
+//! faults that fail or pulse, kill rounds, acknowledgements and diagnoses before and after the
+//! fault, mitigations, resolves, alerts whose `startsAt` is before or after t0, crashes — are
+//! folded by `Scorecard::from_journal` and by the reference, which must agree on every phase,
+//! the false alarms, void runs and the alerts' verdicts.
+
+use firedrill::drill::AnswerKey;
+use firedrill::run::event::{AlertExpectation, Event, Outcome, PhaseMillis};
+use firedrill::run::journal::Record;
+use firedrill::scorecard::{ALERT_CLOCK_SKEW_MS, Scorecard};
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+
+const WALL: u64 = 1_800_000_000_000;
+const TIMELINES: u64 = 10_000;
+
+fn rfc3339(wall_ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(i64::try_from(wall_ms).unwrap()).unwrap().to_string()
+}
+
+/// A random journal: the run's start, then events at increasing times.
+fn timeline(seed: u64) -> Vec<Record> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut events: Vec<(u64, Event)> = Vec::new();
+    let faults = rng.random_range(0..4usize);
+    let mut t = 0;
+    let next = |rng: &mut SmallRng, t: &mut u64| {
+        *t += rng.random_range(0..20_000);
+        *t
+    };
+    for fault in 0..faults {
+        let at = next(&mut rng, &mut t);
+        let kind = if rng.random_bool(0.2) { "kill" } else { "latency" };
+        events.push((
+            at,
+            Event::FaultApplied { fault, proxy: "p".into(), toxic: format!("t{fault}"), kind: kind.into() },
+        ));
+        if rng.random_bool(0.25) {
+            events.push((at, Event::FaultFailed { fault, error: "refused".into() }));
+        } else if kind == "kill" {
+            events.push((
+                at,
+                Event::TargetKilled {
+                    fault,
+                    backend: "process".into(),
+                    target: "w-0".into(),
+                    name: "w".into(),
+                    action: "kill".into(),
+                    round: 0,
+                },
+            ));
+        } else if rng.random_bool(0.5) {
+            // A pulse: out again after a while.
+            let out = at + rng.random_range(1..30_000);
+            events.push((
+                out,
+                Event::FaultRemoved { fault, proxy: "p".into(), toxic: format!("t{fault}"), reason: "duration".into() },
+            ));
+        }
+    }
+    // Responders and alerts, anywhere in time: before the first fault too.
+    let mut t = 0;
+    for _ in 0..rng.random_range(0..12) {
+        let at = next(&mut rng, &mut t);
+        let event = match rng.random_range(0..7) {
+            0 => Event::Ack { by: format!("r{}", rng.random_range(0..3)) },
+            1 => Event::Diagnosis { by: "r0".into(), text: "x".into(), correct: rng.random_bool(0.5) },
+            2 => Event::Mitigated { since_ms: at.saturating_sub(rng.random_range(0..10_000)) },
+            3 => Event::ResolveDeclared { by: "r1".into() },
+            4 => Event::Alert {
+                source: "burn-rate".into(),
+                name: "page-1h".into(),
+                detail: None,
+                starts_at: None,
+                fingerprint: None,
+            },
+            5 => {
+                // Alertmanager: startsAt anywhere from an hour before this moment to now.
+                let starts = (WALL + at).saturating_sub(rng.random_range(0..3_600_000));
+                Event::Alert {
+                    source: "alertmanager".into(),
+                    name: "Burn".into(),
+                    detail: None,
+                    starts_at: Some(rfc3339(starts)),
+                    fingerprint: Some(format!("f{at}")),
+                }
+            }
+            _ => Event::Hint { index: 0, text: "h".into(), by: Some("r2".into()) },
+        };
+        events.push((at, event));
+    }
+    events.sort_by_key(|(at, _)| *at);
+    let end = events.last().map_or(0, |(at, _)| *at) + rng.random_range(0..5_000);
+    // A crash leaves the journal without an end, or recovery closes it as interrupted.
+    match rng.random_range(0..5) {
+        0 => {}
+        1 => events.push((end, Event::Ended { outcome: Outcome::Interrupted, reason: None })),
+        2 => events.push((end, Event::Ended { outcome: Outcome::Aborted, reason: None })),
+        3 => events.push((end, Event::Ended { outcome: Outcome::Unresolved, reason: None })),
+        _ => events.push((end, Event::Ended { outcome: Outcome::Resolved, reason: None })),
+    }
+    let start = Event::RunStarted {
+        run_id: format!("r-{seed}"),
+        drill: "d".into(),
+        title: "t".into(),
+        briefing: String::new(),
+        team: "team".into(),
+        responder: None,
+        seed,
+        blind: false,
+        timebox_ms: 3_600_000,
+        production_ms: PhaseMillis { detect: 30_000, diagnose: 90_000, mitigate: 120_000, resolve: 180_000 },
+        ratio: 1.0 / 3.0,
+        answer: AnswerKey { component: "x".into(), kind: "y".into(), accept: vec![vec!["x".into()]] },
+        slo: None,
+        expected_alerts: vec![
+            AlertExpectation { name: "page-1h".into(), within_ms: 60_000 },
+            AlertExpectation { name: "Burn".into(), within_ms: 60_000 },
+        ],
+    };
+    std::iter::once((0, start))
+        .chain(events)
+        .enumerate()
+        .map(|(seq, (t_ms, event))| Record { seq: seq as u64 + 1, t_ms, wall_ms: WALL + t_ms, event })
+        .collect()
+}
+
+/// What the reference model says of a journal.
+#[derive(Debug, PartialEq)]
+struct Expected {
+    void: bool,
+    phases: [Option<u64>; 4],
+    false_alarms: usize,
+    alerts: Vec<(Option<u64>, bool)>,
+}
+
+/// The rules, as the README states them, written from scratch.
+fn reference(records: &[Record]) -> Expected {
+    let failed: Vec<usize> = records
+        .iter()
+        .filter_map(|r| if let Event::FaultFailed { fault, .. } = r.event { Some(fault) } else { None })
+        .collect();
+    let t0_at =
+        records.iter().position(|r| matches!(r.event, Event::FaultApplied { fault, .. } if !failed.contains(&fault)));
+    let Some(t0_at) = t0_at else {
+        let acks = records.iter().filter(|r| matches!(r.event, Event::Ack { .. })).count();
+        let alerts = Vec::new(); // nothing was practised: no alert is judged
+        return Expected { void: true, phases: [None; 4], false_alarms: acks, alerts };
+    };
+    let (t0, t0_wall) = (records[t0_at].t_ms, records[t0_at].wall_ms);
+    let (before, after) = records.split_at(t0_at);
+    let from_t0 = |r: &Record| r.t_ms - t0;
+    let false_alarms = before.iter().filter(|r| matches!(r.event, Event::Ack { .. })).count();
+    let caused = |starts_at: &Option<String>| match starts_at {
+        None => true,
+        Some(s) => s.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64 + ALERT_CLOCK_SKEW_MS >= t0_wall,
+    };
+    let human = after.iter().find(|r| matches!(r.event, Event::Ack { .. })).map(from_t0);
+    let machine =
+        after.iter().find(|r| matches!(&r.event, Event::Alert { starts_at, .. } if caused(starts_at))).map(from_t0);
+    let diagnosed = after.iter().find(|r| matches!(r.event, Event::Diagnosis { correct: true, .. })).map(from_t0);
+    let outcome =
+        records.iter().find_map(|r| if let Event::Ended { outcome, .. } = r.event { Some(outcome) } else { None });
+    let declared = after.iter().filter(|r| matches!(r.event, Event::ResolveDeclared { .. })).map(from_t0).next_back();
+    let resolved = declared.filter(|_| matches!(outcome, Some(Outcome::Resolved | Outcome::Interrupted)));
+    let detected = [human, machine, resolved].into_iter().flatten().min();
+    let evidence = after.iter().find_map(|r| {
+        if let Event::Mitigated { since_ms } = r.event { Some(since_ms.saturating_sub(t0)) } else { None }
+    });
+    let with_fault_in = match (evidence, detected) {
+        (Some(m), Some(d)) => Some(m.max(d)),
+        _ => None,
+    };
+    let mitigated = [with_fault_in, resolved].into_iter().flatten().min();
+    let alerts = ["page-1h", "Burn"]
+        .iter()
+        .map(|name| {
+            let fired = after
+                .iter()
+                .skip(1)
+                .find(|r| matches!(&r.event, Event::Alert { name: n, starts_at, .. } if n == name && caused(starts_at)))
+                .map(from_t0);
+            (fired, fired.is_some_and(|f| f <= 60_000))
+        })
+        .collect();
+    Expected { void: false, phases: [detected, diagnosed, mitigated, resolved], false_alarms, alerts }
+}
+
+fn scored(card: &Scorecard) -> Expected {
+    Expected {
+        void: card.void,
+        phases: [0, 1, 2, 3].map(|i| card.phases[i].actual_ms),
+        false_alarms: card.false_alarms.len(),
+        alerts: card.alerts.iter().map(|a| (a.fired_after_ms, a.met)).collect(),
+    }
+}
+
+#[test]
+fn the_scorecard_agrees_with_the_reference_model_on_random_timelines() {
+    let mut seen = [0usize; 4];
+    for seed in 0..TIMELINES {
+        let records = timeline(seed);
+        let card = Scorecard::from_journal(&records).unwrap();
+        let expected = reference(&records);
+        assert_eq!(scored(&card), expected, "seed {seed}: {records:#?}");
+        // The rules the README promises, checked on every timeline as well.
+        let phases = expected.phases;
+        if let (Some(d), Some(m)) = (phases[0], phases[2]) {
+            assert!(m >= d || phases[3] == Some(m), "seed {seed}: mitigation before detection");
+        }
+        if card.void {
+            assert!(card.phases.iter().all(|p| p.actual_ms.is_none()), "seed {seed}");
+        }
+        seen[0] += usize::from(card.void);
+        seen[1] += usize::from(!card.false_alarms.is_empty());
+        seen[2] += usize::from(card.alerts.iter().any(|a| a.already_firing));
+        seen[3] += usize::from(card.phases[3].actual_ms.is_some());
+    }
+    // The generator reaches every case it is meant to.
+    assert!(seen.iter().all(|&n| n > TIMELINES as usize / 50), "cases covered: {seen:?}");
+}
