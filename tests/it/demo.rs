@@ -48,6 +48,7 @@ fn the_auto_demo_plays_a_drill_and_leaves_nothing_running() {
     assert_eq!(cards.len(), 1, "one scorecard, where `firedrill report` looks");
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(cards[0].as_ref().unwrap().path()).unwrap()).unwrap();
+    crate::harness::assert_scorecard_schema(&card);
     assert_eq!(card["outcome"], "resolved");
     assert_eq!(card["wrong_diagnoses"].as_array().unwrap().len(), 1);
     assert!(card["budget"]["bad"].as_u64().unwrap() > 0, "the synthetic traffic saw the 503s: {}", card["budget"]);

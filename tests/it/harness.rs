@@ -258,3 +258,20 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// What is wrong with a scorecard's JSON against `scorecards/schema.json`, the published format.
+pub fn scorecard_schema_errors(card: &serde_json::Value) -> Vec<String> {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scorecards/schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).unwrap()
+    });
+    validator.iter_errors(card).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+/// Checks a scorecard's JSON against `scorecards/schema.json`.
+pub fn assert_scorecard_schema(card: &serde_json::Value) {
+    let errors = scorecard_schema_errors(card);
+    assert!(errors.is_empty(), "the scorecard does not follow scorecards/schema.json: {errors:#?}\n{card:#}");
+}

@@ -6,7 +6,9 @@ fn replay(fixture: &str) -> serde_json::Value {
     let journal = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).args(["replay", &journal]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    let card = serde_json::from_slice(&output.stdout).unwrap();
+    crate::harness::assert_scorecard_schema(&card);
+    card
 }
 
 #[test]

@@ -129,7 +129,9 @@ fn scorecard(dir: &std::path::Path, team: &str) -> serde_json::Value {
     let path = dir.join("scorecards").join(team);
     assert!(eventually(Duration::from_secs(20), || std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some())));
     let file = std::fs::read_dir(&path).unwrap().next().unwrap().unwrap().path();
-    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    let card = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    crate::harness::assert_scorecard_schema(&card);
+    card
 }
 
 fn status(serve: &ServeProcess) -> serde_json::Value {

@@ -201,6 +201,9 @@ fn the_scorecard_agrees_with_the_reference_model_on_random_timelines() {
     for seed in 0..TIMELINES {
         let records = timeline(seed);
         let card = Scorecard::from_journal(&records).unwrap();
+        if seed % 10 == 0 {
+            crate::harness::assert_scorecard_schema(&serde_json::to_value(&card).unwrap());
+        }
         let expected = reference(&records);
         assert_eq!(scored(&card), expected, "seed {seed}: {records:#?}");
         // The rules the README promises, checked on every timeline as well.
@@ -216,6 +219,11 @@ fn the_scorecard_agrees_with_the_reference_model_on_random_timelines() {
         seen[2] += usize::from(card.alerts.iter().any(|a| a.already_firing));
         seen[3] += usize::from(card.phases[3].actual_ms.is_some());
     }
+    // The schema is a check that can fail: a made-up verdict or field is refused.
+    let mut card = serde_json::to_value(Scorecard::from_journal(&timeline(1)).unwrap()).unwrap();
+    card["phases"][0]["verdict"] = "almost".into();
+    card["grade"] = "A+".into();
+    assert_eq!(crate::harness::scorecard_schema_errors(&card).len(), 2, "{card}");
     // The generator reaches every case it is meant to.
     assert!(seen.iter().all(|&n| n > TIMELINES as usize / 50), "cases covered: {seen:?}");
 }
