@@ -32,7 +32,7 @@ pub struct DemoOptions {
 }
 
 /// The shop as an environment file: every service is this binary's `shop` subcommand.
-fn shop_environment(exe: &Path) -> String {
+pub fn shop_environment(exe: &Path) -> String {
     let exe = exe.display();
     let service = |name: &str, args: &str, port: u16| {
         format!(

@@ -13,6 +13,7 @@ fn shop_processes() -> Vec<String> {
 
 #[test]
 fn the_auto_demo_plays_a_drill_and_leaves_nothing_running() {
+    let _ports = crate::harness::shop_ports();
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     // The demo reads proxies/ and drills/ from its working directory and writes scorecards there.

@@ -19,6 +19,7 @@ mod report;
 mod runner;
 mod scoring;
 mod scoring_model;
+mod shop;
 mod slo;
 mod supervise;
 mod toxicity;

@@ -1,0 +1,204 @@
+//! The example shop tells the truth about itself and offers levers that mitigate with the fault
+//! still in: for every catalogue drill with a fault, run through the real daemon against the real
+//! shop, the shop's own `/metrics` show the failure while the fault is in; and a responder who
+//! pulls the wallet's levers gets a mitigation the steady state confirms.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::harness::ServeProcess;
+use crate::kill::eventually;
+
+/// The daemon with the shop's proxies and the catalogue, and the shop under its supervisor.
+struct Shop {
+    dir: tempfile::TempDir,
+    serve: ServeProcess,
+}
+
+impl Shop {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for sub in ["proxies", "drills"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let exe = Path::new(env!("CARGO_BIN_EXE_firedrill"));
+        std::fs::write(dir.path().join("shop.toml"), firedrill::demo::shop_environment(exe)).unwrap();
+        let serve = ServeProcess::start_in(dir.path(), &["proxies/shop.json"]);
+        let env = dir.path().join("shop.toml").display().to_string();
+        let (code, out, err) = serve.verb(&["up", &env, "--wait", "30s"]);
+        assert_eq!(code, Some(0), "the shop comes up: {out}{err}");
+        Self { dir, serve }
+    }
+
+    fn metrics(port: u16) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+            .and_then(reqwest::blocking::Response::text)
+            .unwrap_or_default()
+    }
+
+    /// The sum of a metric's samples whose labels contain every one of `labels`.
+    fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    fn run(&self, drill: &str) {
+        let (code, out, err) = self.serve.verb(&["run", drill, "--team", "shop"]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        let run = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
+        // Some drills put their fault in after a while (wallet-blackhole: 30 s).
+        assert!(
+            eventually(Duration::from_secs(45), || {
+                let (_, out, _) = self.serve.verb(&["status", "--json"]);
+                serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|runs| {
+                    runs.as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r["run_id"] == run.as_str() && r["fault_in_ms"].is_u64())
+                })
+            }),
+            "{drill}: the fault never went in"
+        );
+    }
+
+    fn abort(&self) {
+        let (code, _, err) = self.serve.verb(&["abort", "--all", "--as", "test"]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        let _ = self.serve.verb(&["abort", "--all", "--as", "test"]);
+        let _ = self.serve.verb(&["down"]);
+    }
+}
+
+/// Failed calls (errors and timeouts) the shop's `service` counted to `upstream`.
+fn failed_calls(port: u16, service: &str, upstream: &str) -> f64 {
+    let text = Shop::metrics(port);
+    let labels = [format!("service=\"{service}\""), format!("upstream=\"{upstream}\"")];
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let all = Shop::sum(&text, "shop_upstream_calls_total", &labels);
+    all - Shop::sum(&text, "shop_upstream_calls_total", &[labels[0], labels[1], "outcome=\"ok\""])
+}
+
+/// Calls of `service` to `upstream` slower than 250 ms, from its histogram.
+fn slow_calls(port: u16, service: &str, upstream: &str) -> f64 {
+    let text = Shop::metrics(port);
+    let labels = [format!("service=\"{service}\""), format!("upstream=\"{upstream}\"")];
+    let all = Shop::sum(&text, "shop_upstream_call_duration_seconds_count", &[&labels[0], &labels[1]]);
+    all - Shop::sum(&text, "shop_upstream_call_duration_seconds_bucket", &[&labels[0], &labels[1], "le=\"0.25\""])
+}
+
+/// The ledger's call time before the fault of the drill being checked.
+static BASELINE: std::sync::Mutex<Option<(f64, f64)>> = std::sync::Mutex::new(None);
+
+/// (seconds, calls) of `service`'s calls to `upstream`, from its histogram.
+fn call_time(port: u16, service: &str, upstream: &str) -> (f64, f64) {
+    let text = Shop::metrics(port);
+    let labels = [format!("service=\"{service}\""), format!("upstream=\"{upstream}\"")];
+    let labels = [labels[0].as_str(), labels[1].as_str()];
+    (
+        Shop::sum(&text, "shop_upstream_call_duration_seconds_sum", &labels),
+        Shop::sum(&text, "shop_upstream_call_duration_seconds_count", &labels),
+    )
+}
+
+/// Whether the calls since `before` took on average at least three times as long as those before
+/// it, and at least `floor` seconds.
+fn slower_than(before: (f64, f64), now: (f64, f64), floor: f64) -> bool {
+    let base = if before.1 > 0.0 { before.0 / before.1 } else { 0.0 };
+    let calls = now.1 - before.1;
+    calls > 0.0 && (now.0 - before.0) / calls >= (3.0 * base).max(floor)
+}
+
+/// What the shop's telemetry must show while a drill's fault is in.
+type Shows = Box<dyn Fn() -> bool>;
+
+#[test]
+fn every_drill_shows_in_the_shops_own_metrics() {
+    let _ports = crate::harness::shop_ports();
+    let shop = Shop::start();
+    // (drill, what the shop's own telemetry must show while its fault is in)
+    let wallet = 19091;
+    let gateway = 18080;
+    let cases: [(&str, Shows); 7] = [
+        ("partner-latency", Box::new(move || slow_calls(wallet, "wallet", "partner") > 0.0)),
+        ("partner-503-burst", Box::new(move || failed_calls(wallet, "wallet", "partner") > 0.0)),
+        ("partner-reset", Box::new(move || failed_calls(wallet, "wallet", "partner") > 0.0)),
+        // Paced to 32 KB/s, the ledger's small answers are slower, not failed: its histogram shows it.
+        (
+            "ledger-bandwidth",
+            Box::new(move || {
+                let before = BASELINE.lock().unwrap().unwrap_or_default();
+                slower_than(before, call_time(wallet, "wallet", "ledger"), 0.005)
+            }),
+        ),
+        ("wallet-blackhole", Box::new(move || failed_calls(gateway, "gateway", "wallet") > 0.0)),
+        ("wallet-grpc-unavailable", Box::new(move || failed_calls(gateway, "gateway", "wallet") > 0.0)),
+        ("wallet-crashloop", Box::new(move || failed_calls(gateway, "gateway", "wallet") > 0.0)),
+    ];
+    for (drill, shows) in &cases {
+        // Each service restarts between drills (a crash loop kills the wallet): its counters with it.
+        let (code, _, err) = shop.serve.verb(&["down"]);
+        assert_eq!(code, Some(0), "{err}");
+        let env = shop.dir.path().join("shop.toml").display().to_string();
+        assert_eq!(shop.serve.verb(&["up", &env, "--wait", "30s"]).0, Some(0));
+        // A few payments before the fault: the baseline the ledger's latency is compared with.
+        for _ in 0..20 {
+            let _ = reqwest::blocking::get("http://127.0.0.1:18080/pay?amount=100");
+        }
+        *BASELINE.lock().unwrap() = Some(call_time(wallet, "wallet", "ledger"));
+        assert!(!shows(), "{drill}: nothing shows before the fault");
+        shop.run(drill);
+        let seen = eventually(Duration::from_secs(20), shows);
+        let gateway_text = Shop::metrics(gateway);
+        shop.abort();
+        assert!(seen, "{drill}: the shop's metrics never showed the fault:\n{gateway_text}\n{}", Shop::metrics(wallet));
+    }
+}
+
+#[test]
+fn the_wallets_levers_mitigate_with_the_fault_still_in() {
+    let _ports = crate::harness::shop_ports();
+    let shop = Shop::start();
+    shop.run("partner-latency");
+    // The fault bites: payments time out at the gateway and the probe fails.
+    assert!(eventually(Duration::from_secs(15), || slow_calls(19091, "wallet", "partner") > 0.0));
+    assert_eq!(shop.serve.verb(&["ack", "--as", "ana"]).0, Some(0));
+    let (code, out, err) = shop.serve.verb(&["diagnose", "--as", "ana", "the partner is slow"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let client = reqwest::blocking::Client::new();
+    let bad = client.post("http://127.0.0.1:19091/admin/levers").body(r#"{"timeout_ms": 0}"#).send().unwrap();
+    assert_eq!(bad.status().as_u16(), 400, "a lever out of range is refused");
+    let pulled = client
+        .post("http://127.0.0.1:19091/admin/levers")
+        .body(r#"{"timeout_ms": 300, "fallback": true}"#)
+        .send()
+        .unwrap();
+    assert_eq!(pulled.status().as_u16(), 200, "{:?}", pulled.text());
+    let (code, out, err) = shop.serve.verb(&["mitigate", "--as", "ana"]);
+    assert_eq!(code, Some(0), "the steady state confirms it: {out}{err}");
+    assert!(out.contains("mitigated with the fault still in"), "{out}");
+    assert_eq!(shop.serve.proxies()["partner"]["toxics"].as_array().unwrap().len(), 1, "the fault is still in");
+    let (code, _, err) = shop.serve.verb(&["resolve", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    let dir = shop.dir.path().join("scorecards/shop");
+    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    crate::harness::assert_scorecard_schema(&card);
+    assert_eq!(card["mitigation"], "fault_in", "{card}");
+    let mitigate = card["phases"][2]["actual_ms"].as_u64().unwrap();
+    let resolve = card["phases"][3]["actual_ms"].as_u64().unwrap();
+    assert!(mitigate < resolve, "mitigated before the fault came out: {mitigate} < {resolve}");
+    // The budget stops at the mitigation, not at the resolve.
+    assert!(card["budget"]["impact_ms"].as_u64().unwrap() <= mitigate + 1, "{card}");
+}
