@@ -196,6 +196,8 @@ async fn practise(
              \x20 firedrill ack                        # \"I see it\"\n\
              \x20 firedrill hint                       # stuck?\n\
              \x20 firedrill diagnose \"what is wrong\"   # name the cause\n\
+             \x20 curl -s 127.0.0.1:19091/admin/levers  # the wallet's levers (also the gateway's on :18080)\n\
+             \x20 firedrill mitigate                   # users are fine again, the fault still in\n\
              \x20 firedrill resolve                    # when you think it is fixed\n\
              Ctrl-C here ends the drill (as aborted) and stops everything.\n"
         );

@@ -355,3 +355,41 @@ async fn a_minimum_of_bad_events_keeps_the_rules_quiet() {
     let quiet = OUTAGE.replace("production_rps = 100\n", "production_rps = 100\nmin_bad = 100000\n");
     assert!(outage_alerts(&quiet).await.is_empty(), "6,000 bad events are under the minimum of 100,000");
 }
+
+#[tokio::test(start_paused = true)]
+async fn before_the_fault_an_ack_is_a_false_alarm_and_the_rest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry().await;
+    let shutdown = CancellationToken::new();
+    let (tx, task) = start(&registry, dir.path(), &shutdown);
+
+    at_minute(0.5).await; // the first fault goes in at 1m
+    let (reply, counted) = oneshot::channel();
+    tx.send(Command::Ack { by: "eve".into(), reply }).await.unwrap();
+    assert!(!counted.await.unwrap(), "before t0 an acknowledgement is a false alarm");
+    let (reply, answer) = oneshot::channel();
+    tx.send(Command::Resolve { by: "eve".into(), reply }).await.unwrap();
+    assert!(matches!(answer.await.unwrap(), Err(runner::Refusal::NotYet(Some(60_000)))));
+    let (reply, answer) = oneshot::channel();
+    tx.send(Command::Diagnose { by: "eve".into(), text: "partner slow".into(), reply }).await.unwrap();
+    assert!(answer.await.unwrap().is_err(), "a diagnosis before t0 is not scored");
+    let (reply, answer) = oneshot::channel();
+    tx.send(Command::Mitigate { by: "eve".into(), reply }).await.unwrap();
+    assert!(answer.await.unwrap().is_err());
+
+    at_minute(1.0).await; // 1m30s: the fault is in
+    let (reply, counted) = oneshot::channel();
+    tx.send(Command::Ack { by: "eve".into(), reply }).await.unwrap();
+    assert!(counted.await.unwrap());
+    let (reply, answer) = oneshot::channel();
+    tx.send(Command::Mitigate { by: "eve".into(), reply }).await.unwrap();
+    assert_eq!(answer.await.unwrap(), Err(runner::Refusal::NoProbe), "no probe to prove it with");
+    let (reply, answer) = oneshot::channel();
+    tx.send(Command::Resolve { by: "eve".into(), reply }).await.unwrap();
+    assert_eq!(answer.await.unwrap(), Ok(()));
+    let card = task.await.unwrap();
+    assert_eq!(card.false_alarms.len(), 1);
+    assert_eq!(card.detection.human_ms, Some(30_000));
+    assert!(card.resolved_without_diagnosis);
+    assert_eq!(card.mitigation, Some(firedrill::scorecard::Mitigation::Resolution));
+}

@@ -124,6 +124,10 @@ fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bad Alertmanager payload"), "{body}");
 
+    // The person acknowledges after the page: `ack` says the alert detected it first.
+    let (code, out, err) = serve.verb(&["ack", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("; the alert page-1h detected it first, at 0:0"), "{out}");
     // After the burst (8 s) the errors stop; then the team resolves.
     std::thread::sleep(Duration::from_secs(9));
     let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
