@@ -55,6 +55,13 @@ impl FaultTarget for Proxies {
         }
     }
 
+    async fn present(&self, proxy: &str, toxic: &str) -> Option<bool> {
+        match self {
+            Self::Local(registry) => registry.present(proxy, toxic).await,
+            Self::External(_) => None,
+        }
+    }
+
     fn toxic_name(&self, run: &str, fault: usize, toxic: &Toxic) -> String {
         match self {
             Self::Local(registry) => registry.toxic_name(run, fault, toxic),

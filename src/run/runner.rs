@@ -38,11 +38,20 @@ pub trait FaultTarget: Send + Sync {
     fn counts(&self, _proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
         std::future::ready(None)
     }
+    /// Whether the toxic named `toxic` is still on `proxy` (`None`: cannot tell). A toxic someone
+    /// removed behind the run's back is no evidence of anything.
+    fn present(&self, _proxy: &str, _toxic: &str) -> impl Future<Output = Option<bool>> + Send {
+        std::future::ready(None)
+    }
 }
 
 impl FaultTarget for Registry {
     async fn counts(&self, proxy: &str) -> Option<(u64, u64)> {
         self.sli_counts(proxy).await
+    }
+
+    async fn present(&self, proxy: &str, toxic: &str) -> Option<bool> {
+        self.toxics(proxy).await.ok().map(|toxics| toxics.iter().any(|t| t.name == toxic))
     }
 
     async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
@@ -73,6 +82,10 @@ impl<T: FaultTarget> FaultTarget for Arc<T> {
 
     fn counts(&self, proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
         self.as_ref().counts(proxy)
+    }
+
+    fn present(&self, proxy: &str, toxic: &str) -> impl Future<Output = Option<bool>> + Send {
+        self.as_ref().present(proxy, toxic)
     }
 }
 
@@ -731,8 +744,17 @@ impl<T: FaultTarget> Runner<'_, T> {
         }
         let (Some(since), Some(acked)) = (held, self.acked_ms) else { return Ok(()) };
         let window = self.evidence.window_ms;
-        let biting = self.applied_at.values().any(|&at| now.saturating_sub(at.max(since)) >= window)
-            || self.kill_rounds.iter().any(|&k| k >= since && k <= now && !self.kills_active.is_empty());
+        let mut biting = self.kill_rounds.iter().any(|&k| k >= since && k <= now && !self.kills_active.is_empty());
+        for (&index, &at) in &self.applied_at {
+            if biting || now.saturating_sub(at.max(since)) < window {
+                continue;
+            }
+            // A toxic taken off behind the run's back (the admin API) is no fault in force.
+            biting = match self.active.get(&index) {
+                Some((proxy, toxic)) => self.target.present(proxy, toxic).await != Some(false),
+                None => true, // a spike: the run's own traffic
+            };
+        }
         if !(self.evidence.bitten && biting && since >= t0) {
             return Ok(());
         }
