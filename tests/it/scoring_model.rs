@@ -4,12 +4,21 @@
 //! folded by `Scorecard::from_journal` and by the reference, which must agree on every phase,
 //! the false alarms, void runs and the alerts' verdicts.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use firedrill::drill::AnswerKey;
+use firedrill::proxy::Registry;
+use firedrill::proxy::config::{Mode, ProxyConfig};
 use firedrill::run::event::{AlertExpectation, Event, Outcome, PhaseMillis};
 use firedrill::run::journal::Record;
+use firedrill::run::journal::{self, Journal};
+use firedrill::run::runner::{self, Command, Refusal, RunSpec};
 use firedrill::scorecard::{ALERT_CLOCK_SKEW_MS, Scorecard};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 const WALL: u64 = 1_800_000_000_000;
 const TIMELINES: u64 = 10_000;
@@ -172,15 +181,17 @@ fn reference(records: &[Record]) -> Expected {
         _ => None,
     };
     let mitigated = [with_fault_in, resolved].into_iter().flatten().min();
-    let alerts = ["page-1h", "Burn"]
+    let Event::RunStarted { expected_alerts, .. } = &records[0].event else { panic!("no start") };
+    let alerts = expected_alerts
         .iter()
-        .map(|name| {
+        .map(|expected| {
+            let name = &expected.name;
             let fired = after
                 .iter()
                 .skip(1)
                 .find(|r| matches!(&r.event, Event::Alert { name: n, starts_at, .. } if n == name && caused(starts_at)))
                 .map(from_t0);
-            (fired, fired.is_some_and(|f| f <= 60_000))
+            (fired, fired.is_some_and(|f| f <= expected.within_ms))
         })
         .collect();
     Expected { void: false, phases: [detected, diagnosed, mitigated, resolved], false_alarms, alerts }
@@ -226,4 +237,138 @@ fn the_scorecard_agrees_with_the_reference_model_on_random_timelines() {
     assert_eq!(crate::harness::scorecard_schema_errors(&card).len(), 2, "{card}");
     // The generator reaches every case it is meant to.
     assert!(seen.iter().all(|&n| n > TIMELINES as usize / 50), "cases covered: {seen:?}");
+}
+
+/// How many drills the real runner plays on the paused clock.
+const RUNS: u64 = 10_000;
+
+/// A random drill: one to three latency faults on `partner` at random offsets, some of them
+/// pulses, and a timebox.
+fn random_drill(rng: &mut SmallRng) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from(
+        "[drill]\nname = \"random\"\ntitle = \"t\"\nbriefing = \"b\"\ntimebox = \"10m\"\n\n[targets]\n\
+         production = { detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }\n\n\
+         [answer]\ncomponent = \"partner\"\nkind = \"latency\"\naccept = [\"partner\"]\n",
+    );
+    for _ in 0..rng.random_range(1..4) {
+        let at = rng.random_range(0..120);
+        let pulse =
+            if rng.random_bool(0.4) { format!("duration = \"{}s\"\n", rng.random_range(1..60)) } else { String::new() };
+        let _ = write!(
+            text,
+            "\n[[faults]]\nat = \"{at}s\"\n{pulse}proxy = \"partner\"\ntoxic = {{ type = \"latency\", attributes = {{ latency = 10 }} }}\n"
+        );
+    }
+    text
+}
+
+/// One responder's random acts on the paused clock, each reply checked against the rules: an
+/// acknowledgement counts only after t0, a diagnosis or resolve before t0 is refused. Ends with a
+/// resolve taken, an abort, the daemon stopping, or silence (the run then runs to its timebox).
+async fn respond(
+    tx: mpsc::Sender<Command>,
+    shutdown: CancellationToken,
+    mut rng: SmallRng,
+    first_fault: Duration,
+    seed: u64,
+) {
+    let started = tokio::time::Instant::now();
+    let mut whole = 0u64;
+    for _ in 0..rng.random_range(0..10) {
+        // Half a second off the faults' whole seconds: never the same instant as one.
+        whole += rng.random_range(0..40);
+        let at = Duration::from_millis(whole * 1000 + 500);
+        tokio::time::sleep_until(started + at).await;
+        let before = at < first_fault;
+        let go_on = match rng.random_range(0..7) {
+            0 | 1 => {
+                let (reply, counted) = oneshot::channel();
+                let _ = tx.send(Command::Ack { by: "r".into(), reply }).await;
+                counted.await.map(|c| assert!(before || c, "seed {seed}: an ack at {at:?} counts")).is_ok()
+            }
+            2 => {
+                let (reply, answer) = oneshot::channel();
+                let text = if rng.random_bool(0.5) { "the partner" } else { "the ledger" }.to_owned();
+                let _ = tx.send(Command::Diagnose { by: "r".into(), text, reply }).await;
+                answer.await.map(|a| assert_eq!(a.is_err(), before, "seed {seed}")).is_ok()
+            }
+            3 => {
+                let (reply, answer) = oneshot::channel();
+                let _ = tx.send(Command::Resolve { by: "r".into(), reply }).await;
+                let answer = answer.await;
+                if let Ok(answer) = &answer {
+                    assert_eq!(matches!(answer, Err(Refusal::NotYet(_))), before, "seed {seed}: {answer:?}");
+                }
+                matches!(answer, Ok(Err(_)))
+            }
+            4 => {
+                let _ = tx.send(Command::Abort { by: "r".into() }).await;
+                false
+            }
+            5 => {
+                // The daemon stops (Ctrl-C, SIGTERM): the run ends interrupted.
+                shutdown.cancel();
+                false
+            }
+            _ => {
+                let (reply, answer) = oneshot::channel();
+                let _ = tx.send(Command::Hint { by: "r".into(), reply }).await;
+                answer.await.is_ok()
+            }
+        };
+        if !go_on {
+            return;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_runner_and_the_reference_agree_on_random_runs_on_the_paused_clock() {
+    let registry = Registry::new(Some(1));
+    let config = ProxyConfig {
+        mode: Mode::Tcp,
+        name: "partner".into(),
+        listen: "127.0.0.1:0".into(),
+        upstream: "127.0.0.1:9".into(),
+        enabled: false,
+    };
+    registry.create(config).await.unwrap();
+    let environment = firedrill::drill::Environment {
+        proxies: ["partner".to_owned()].into(),
+        http: std::collections::BTreeSet::new(),
+        external: false,
+    };
+    let killers = firedrill::fault::kill::Killers::new(firedrill::supervise::Supervisor::new());
+    // Journals are fsync'd: a memory file system keeps 10,000 runs quick where there is one.
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() };
+    for seed in 0..RUNS {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let text = random_drill(&mut rng);
+        let drill = firedrill::drill::parse(std::path::Path::new("random.toml"), &text, &environment).unwrap();
+        let first_fault = drill.faults.iter().map(|f| f.at).min().unwrap();
+        let spec = RunSpec {
+            run_id: format!("run-{seed}"),
+            drill,
+            team: "t".into(),
+            responder: None,
+            seed,
+            blind: false,
+            armed_acks: Vec::new(),
+        };
+        let path = dir.path().join(format!("run-{seed}.jsonl"));
+        let (tx, rx) = mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        let journal = Journal::create(&path).unwrap();
+        let run = runner::run(&spec, &registry, &killers, journal, rx, shutdown.clone(), Arc::default());
+        let (card, ()) = tokio::join!(run, respond(tx, shutdown, rng, first_fault, seed));
+        let card = card.unwrap();
+        let records = journal::read(&path).unwrap();
+        assert_eq!(Scorecard::from_journal(&records).unwrap(), card, "seed {seed}: the scorecard is the journal's");
+        assert_eq!(scored(&card), reference(&records), "seed {seed}: {records:#?}");
+        assert_eq!(card.faults_left, 0, "seed {seed}: every fault came out");
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(registry.toxics("partner").await.unwrap().is_empty(), "no toxic left behind");
 }
