@@ -34,7 +34,7 @@ fn a_bad_drill_exits_2_naming_file_line_and_column() {
     let output = validate(&["bad.toml"], dir.path());
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.toml:13:9: proxy `parnter` is not in the environment (known: partner)"), "{stderr}");
+    assert!(stderr.contains("bad.toml:14:9: proxy `parnter` is not in the environment (known: partner)"), "{stderr}");
     assert!(output.stdout.is_empty());
     assert_eq!(validate(&["missing.toml"], dir.path()).status.code(), Some(2));
 }
