@@ -360,6 +360,15 @@ pub struct Drill {
     pub guardrails: Guardrails,
 }
 
+impl Drill {
+    /// When the first fault is due, from the run's start: its offset after the traffic's
+    /// warm-up (the timeline waits that out first). `None` for a drill without faults.
+    pub fn first_fault_due(&self) -> Option<Duration> {
+        let warmup = self.traffic.as_ref().map_or(Duration::ZERO, |t| t.warmup);
+        self.faults.iter().map(|f| f.at).min().map(|at| warmup + at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -377,10 +377,7 @@ impl Manager {
         let seed = seed.unwrap_or_else(rand::random);
         let armed_acks =
             armed.and_then(|n| self.armed().get_mut(&n).map(|a| std::mem::take(&mut a.acks))).unwrap_or_default();
-        let fault_due_ms = drill.faults.iter().map(|f| f.at).min().map(|at| {
-            let warmup = drill.traffic.as_ref().map_or(std::time::Duration::ZERO, |t| t.warmup);
-            u64::try_from((warmup + at).as_millis()).unwrap_or(u64::MAX)
-        });
+        let fault_due_ms = drill.first_fault_due().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind, armed_acks };
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let log = Arc::new(RunLog::default());

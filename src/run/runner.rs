@@ -318,8 +318,6 @@ struct Runner<'a, T> {
     /// Spike faults in force: each one's traffic stops when its token is cancelled.
     spikes: BTreeMap<usize, CancellationToken>,
     hints_shown: Vec<bool>,
-    /// The traffic warm-up the timeline waits out before its offsets.
-    shift: Duration,
     /// Run ms at which the first fault went in.
     t0_ms: Option<u64>,
     /// Run ms of the first acknowledgement after t0.
@@ -604,7 +602,7 @@ impl<T: FaultTarget> Runner<'_, T> {
             return Some(Refusal::AckFirst);
         }
         self.t0_ms.is_none().then(|| {
-            let due = self.spec.drill.faults.iter().map(|f| f.at).min().map(|at| self.shift + at);
+            let due = self.spec.drill.first_fault_due();
             Refusal::NotYet(due.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
         })
     }
@@ -803,7 +801,6 @@ impl<'a, T: FaultTarget> Runner<'a, T> {
             spike_source: None,
             spikes: BTreeMap::new(),
             hints_shown: vec![false; spec.drill.hints.len()],
-            shift: Duration::ZERO,
             t0_ms: None,
             acked_ms: None,
             applied_at: BTreeMap::new(),
@@ -835,7 +832,6 @@ pub async fn run<T: FaultTarget>(
     // Synthetic traffic starts now; the timeline waits out its warm-up, so t0 has a steady state.
     let mut live = Live::start(drill, &shutdown);
     let shift = live.shift;
-    runner.shift = shift;
     runner.spike_source = live.spike_source(drill);
 
     let mut steps = schedule(drill, shift);
