@@ -80,16 +80,24 @@ pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
         }
     }
     // One run id is one run of a team, whatever the files: a copy is listed, never counted twice.
-    cards.sort_by(|(a, a_path), (b, b_path)| (&a.team, &a.run_id, a_path).cmp(&(&b.team, &b.run_id, b_path)));
+    // The first file by path is kept; marking by index moves no scorecard around.
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(cards.len());
+        let mut by_path: Vec<usize> = (0..cards.len()).collect();
+        by_path.sort_unstable_by(|&a, &b| cards[a].1.cmp(cards[b].1));
+        let mut keep = vec![false; cards.len()];
+        for i in by_path {
+            keep[i] = seen.insert((cards[i].0.team.as_str(), cards[i].0.run_id.as_str()));
+        }
+        keep
+    };
     let mut unique: Vec<Scorecard> = Vec::with_capacity(cards.len());
-    for (card, path) in cards {
-        match unique.last() {
-            Some(kept) if kept.run_id == card.run_id && kept.team == card.team => skipped.push(Skipped {
-                path: path.clone(),
-                reason: format!("another file holds run `{}` too; it is counted once", card.run_id),
-                duplicate: true,
-            }),
-            _ => unique.push(card),
+    for ((card, path), keep) in cards.into_iter().zip(keep) {
+        if keep {
+            unique.push(card);
+        } else {
+            let reason = format!("another file holds run `{}` too; it is counted once", card.run_id);
+            skipped.push(Skipped { path: path.clone(), reason, duplicate: true });
         }
     }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
