@@ -84,7 +84,7 @@ pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
     let keep: Vec<bool> = {
         let mut seen = std::collections::HashSet::with_capacity(cards.len());
         let mut by_path: Vec<usize> = (0..cards.len()).collect();
-        by_path.sort_unstable_by(|&a, &b| cards[a].1.cmp(cards[b].1));
+        by_path.sort_unstable_by(|&a, &b| cards[a].1.as_os_str().cmp(cards[b].1.as_os_str()));
         let mut keep = vec![false; cards.len()];
         for i in by_path {
             keep[i] = seen.insert((cards[i].0.team.as_str(), cards[i].0.run_id.as_str()));
@@ -101,14 +101,19 @@ pub fn read_all(root: &Path) -> (Vec<Scorecard>, Vec<Skipped>) {
         }
     }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    unique.sort_by(|a, b| order(a).cmp(&order(b)));
-    (unique, skipped)
+    (in_start_order(unique), skipped)
 }
 
 /// Runs in the order they started: by start time, then by the daemon's sequence (the run id's
-/// last number, so `…-9` comes before `…-10`), then by id.
-fn order(card: &Scorecard) -> (u64, u64, &str) {
-    (card.started_wall_ms, run_sequence(&card.run_id), &card.run_id)
+/// last number, so `…-9` comes before `…-10`), then by id. The sequence is parsed once per card
+/// and indexes are sorted, not the scorecards themselves.
+fn in_start_order(cards: Vec<Scorecard>) -> Vec<Scorecard> {
+    let sequences: Vec<u64> = cards.iter().map(|c| run_sequence(&c.run_id)).collect();
+    let key = |i: usize| (cards[i].started_wall_ms, sequences[i], cards[i].run_id.as_str());
+    let mut order: Vec<usize> = (0..cards.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut slots: Vec<Option<Scorecard>> = cards.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// The daemon's sequence number in a run id (`partner-latency-1796060944-12` → 12); 0 if none.
