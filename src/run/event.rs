@@ -248,6 +248,9 @@ pub enum Event {
         /// Run-clock milliseconds at which the stable window began.
         since_ms: u64,
     },
+    /// The steady-state probe failed for the first time since t0: the fault bit, and from now a
+    /// steady state that holds with the fault in is evidence of mitigation.
+    SteadyStateLost,
     /// A responder declared the impact mitigated with the fault still in (`firedrill mitigate`);
     /// a `mitigated` event follows once the steady state proves it.
     MitigateDeclared {

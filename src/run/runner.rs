@@ -725,10 +725,14 @@ impl<T: FaultTarget> Runner<'_, T> {
         if self.evidence.mitigated.is_some() {
             return Ok(());
         }
-        let Some(steady) = self.evidence.steady.as_mut() else { return Ok(()) };
-        if !ok {
-            self.evidence.bitten = true;
+        if self.evidence.steady.is_none() {
+            return Ok(());
         }
+        if !ok && !self.evidence.bitten {
+            self.evidence.bitten = true;
+            self.log(Event::SteadyStateLost)?;
+        }
+        let Some(steady) = self.evidence.steady.as_mut() else { return Ok(()) };
         let held = steady.observe(now, ok);
         let start = steady.streak_start();
         match (start, self.evidence.streak) {

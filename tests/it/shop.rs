@@ -49,7 +49,8 @@ impl Shop {
             .sum()
     }
 
-    fn run(&self, drill: &str) {
+    /// Starts `drill`; returns its run id once its fault is in.
+    fn run(&self, drill: &str) -> String {
         let (code, out, err) = self.serve.verb(&["run", drill, "--team", "shop"]);
         assert_eq!(code, Some(0), "{out}{err}");
         let run = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
@@ -66,6 +67,7 @@ impl Shop {
             }),
             "{drill}: the fault never went in"
         );
+        run
     }
 
     fn abort(&self) {
@@ -176,4 +178,60 @@ fn the_wallets_levers_mitigate_with_the_fault_still_in() {
     assert!(mitigate < resolve, "mitigated before the fault came out: {mitigate} < {resolve}");
     // The budget stops at the mitigation, not at the resolve.
     assert!(card["budget"]["impact_ms"].as_u64().unwrap() <= mitigate + 1, "{card}");
+}
+
+#[test]
+fn each_drills_named_lever_mitigates_with_the_fault_still_in() {
+    let _ports = crate::harness::shop_ports();
+    let shop = Shop::start();
+    let (wallet, gateway) = (19091, 18080);
+    // (drill, where its facilitator notes say to pull, the lever, what shows the fault biting)
+    let cases: [(&str, u16, &str, Shows); 4] = [
+        (
+            "partner-503-burst",
+            wallet,
+            r#"{"fallback":true}"#,
+            Box::new(move || failed_calls(wallet, "wallet", "partner") > 0.0),
+        ),
+        (
+            "partner-reset",
+            wallet,
+            r#"{"retries":2,"fallback":true}"#,
+            Box::new(move || failed_calls(wallet, "wallet", "partner") > 0.0),
+        ),
+        (
+            "wallet-grpc-unavailable",
+            gateway,
+            r#"{"retries":2,"fallback":true}"#,
+            Box::new(move || failed_calls(gateway, "gateway", "wallet") > 0.0),
+        ),
+        (
+            "wallet-blackhole",
+            gateway,
+            r#"{"timeout_ms":300,"fallback":true}"#,
+            Box::new(move || failed_calls(gateway, "gateway", "wallet") > 0.0),
+        ),
+    ];
+    let client = reqwest::blocking::Client::new();
+    for (drill, port, lever, bites) in &cases {
+        let notes = std::fs::read_to_string(shop.dir.path().join(format!("drills/{drill}.toml"))).unwrap();
+        assert!(notes.contains(&format!("127.0.0.1:{port}/admin/levers")), "{drill}: the notes name the lever");
+        let (code, _, err) = shop.serve.verb(&["down"]);
+        assert_eq!(code, Some(0), "{err}");
+        let env = shop.dir.path().join("shop.toml").display().to_string();
+        assert_eq!(shop.serve.verb(&["up", &env, "--wait", "30s"]).0, Some(0), "{drill}");
+        let run = shop.run(drill);
+        assert!(eventually(Duration::from_secs(30), bites), "{drill}: the fault never bit");
+        // Mitigation needs the steady-state probe to have seen the fault bite: the journal says when.
+        let journal = shop.dir.path().join(format!(".firedrill/runs/{run}.jsonl"));
+        let lost = || std::fs::read_to_string(&journal).is_ok_and(|j| j.contains(r#""type":"steady_state_lost""#));
+        assert!(eventually(Duration::from_secs(30), lost), "{drill}: the probe never failed");
+        assert_eq!(shop.serve.verb(&["ack", "--as", "ana"]).0, Some(0), "{drill}");
+        let pulled = client.post(format!("http://127.0.0.1:{port}/admin/levers")).body(*lever).send().unwrap();
+        assert_eq!(pulled.status().as_u16(), 200, "{drill}");
+        let (code, out, err) = shop.serve.verb(&["mitigate", "--as", "ana"]);
+        assert_eq!(code, Some(0), "{drill}: the lever mitigates with the fault in: {out}{err}");
+        assert!(out.contains("mitigated with the fault still in"), "{drill}: {out}");
+        shop.abort();
+    }
 }
