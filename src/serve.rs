@@ -175,19 +175,21 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> R
     daemon.run(shutdown).await
 }
 
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes on Ctrl-C, SIGTERM or SIGHUP (the terminal running `serve` closed): all three get
+/// the same ordered cleanup.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+            (Ok(mut term), Ok(mut hup)) => {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = hup.recv() => {}
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

@@ -105,6 +105,20 @@ impl<'a> Errors<'a> {
         Self { path, text, list: Vec::new() }
     }
 
+    /// Where `key` is written as a key (followed by `=`) inside `span`; `span` itself if not found.
+    pub fn key_within(&self, span: &std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
+        let Some(inside) = self.text.get(span.clone()) else { return span.clone() };
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        inside
+            .match_indices(key)
+            .find(|&(at, _)| {
+                let before = inside[..at].chars().next_back().is_none_or(|c| !is_word(c));
+                let after = inside[at + key.len()..].trim_start_matches([' ', '\t', '"']);
+                before && after.starts_with('=')
+            })
+            .map_or_else(|| span.clone(), |(at, _)| span.start + at..span.start + at + key.len())
+    }
+
     /// Parses the whole file with serde, recording a syntax or shape error at its place.
     pub fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
         match toml::from_str(self.text) {
@@ -491,6 +505,20 @@ impl Validator<'_, '_> {
             .collect()
     }
 
+    /// An attribute key the toxic's type does not take, located at the key (a typo such as
+    /// `path_prefx` would otherwise widen the fault to every request), with the message.
+    fn unknown_attribute(&self, toxic: &Spanned<toml::Table>) -> Option<(std::ops::Range<usize>, String)> {
+        let type_name = toxic.get_ref().get("type")?.as_str()?;
+        let names = crate::proxy::toxic::known_attributes(type_name)?;
+        let attributes = toxic.get_ref().get("attributes")?.as_table()?;
+        let unknown = attributes.keys().find(|key| !names.contains(&key.to_ascii_lowercase().as_str()))?;
+        let valid = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+        let message = format!(
+            "faults.toxic: unknown attribute `{unknown}` for a {type_name} toxic; valid attributes: {valid}"
+        );
+        Some((self.errors.key_within(&toxic.span(), unknown), message))
+    }
+
     fn toxic(&mut self, proxy: &Spanned<String>, toxic: &Spanned<toml::Table>) -> Option<FaultAction> {
         let name = proxy.get_ref();
         if !self.environment.proxies.contains(name) {
@@ -507,6 +535,10 @@ impl Validator<'_, '_> {
                 )
             };
             self.errors.at(&proxy.span(), message);
+        }
+        if let Some(unknown) = self.unknown_attribute(toxic) {
+            self.errors.at(&unknown.0, unknown.1);
+            return None;
         }
         let json = serde_json::to_value(toxic.get_ref()).unwrap_or_default();
         let checked = match Toxic::from_create(&lowercase_keys(json)) {
@@ -921,6 +953,24 @@ text = "Compare the gateway's latency by upstream."
         );
         let text = GOOD.replace("accept = [\"partner\", \"latency|slow|timeout\"]", "accept = []");
         assert!(errors(&text)[0].starts_with("drills/x.toml:16:1: answer.accept is empty"), "{:?}", errors(&text));
+    }
+
+    #[test]
+    fn a_typo_in_an_attribute_is_refused_at_the_key_never_widening_the_fault() {
+        let typo = GOOD
+            .replace("proxy = \"partner\"", "proxy = \"api\"")
+            .replace("type = \"latency\"", "type = \"http_error\"")
+            .replace("attributes = { latency = 3000, jitter = 300 }", "attributes = { status = 503, path_prefx = \"/charge\" }");
+        let errs = errors(&typo);
+        assert_eq!(
+            errs,
+            ["drills/x.toml:14:61: faults.toxic: unknown attribute `path_prefx` for a http_error toxic; valid attributes: \
+              status, body, rate, path_prefix, method, header, grpc_service, grpc_method"],
+        );
+        let quoted = GOOD.replace("jitter = 300", "\"jiter\" = 300");
+        assert!(errors(&quoted)[0].starts_with("drills/x.toml:14:61: faults.toxic: unknown attribute `jiter` for a latency"));
+        let spelled_right = typo.replace("path_prefx", "path_prefix");
+        assert!(parse(Path::new("x.toml"), &spelled_right, &environment()).is_ok());
     }
 
     #[test]

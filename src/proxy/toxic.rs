@@ -115,6 +115,12 @@ fn attribute_names(type_name: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The attribute names a toxic of type `type_name` takes (byte-level or request-level); `None`
+/// for an unknown type.
+pub fn known_attributes(type_name: &str) -> Option<&'static [&'static str]> {
+    attribute_names(type_name).or_else(|| RequestToxic::attribute_names(type_name))
+}
+
 impl ToxicKind {
     /// Whether this acts on HTTP requests (an `http` proxy's engine) rather than on bytes.
     pub fn is_request(&self) -> bool {
@@ -137,12 +143,19 @@ impl ToxicKind {
     }
 
     /// Builds a kind from its type name and a (lower-cased) attribute map; missing attributes
-    /// are 0, unknown ones are ignored, as in Toxiproxy.
+    /// are 0, as in Toxiproxy. Unknown ones are refused (Toxiproxy ignores them): a typo such as
+    /// `path_prefx` must never widen a fault to every request.
     pub fn from_attributes(type_name: &str, attributes: &Map<String, Value>) -> Result<Self, ApiError> {
+        let names = known_attributes(type_name).ok_or_else(|| ApiError::bad_request("invalid toxic type"))?;
+        if let Some(unknown) = attributes.keys().find(|key| !names.contains(&key.as_str())) {
+            let valid = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+            return Err(ApiError::bad_request(format!(
+                "bad request body: unknown attribute `{unknown}` for a {type_name} toxic (valid: {valid})"
+            )));
+        }
         if let Some(request) = RequestToxic::from_attributes(type_name, attributes) {
             return request.map(Self::Request);
         }
-        let names = attribute_names(type_name).ok_or_else(|| ApiError::bad_request("invalid toxic type"))?;
         let mut values = [0_u64; 3];
         for (slot, name) in values.iter_mut().zip(names) {
             *slot = attribute(type_name, name, attributes.get(*name))?;

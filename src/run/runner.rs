@@ -324,8 +324,13 @@ struct Runner<'a, T> {
     acked_ms: Option<u64>,
     /// When each toxic or spike fault in force went in (run ms).
     applied_at: BTreeMap<usize, u64>,
-    /// When each kill round acted (run ms).
+    /// When each kill round acted (run ms) that the service weathered: the first probe to start
+    /// after the round came back good.
     kill_rounds: Vec<u64>,
+    /// The latest kill round (run ms) no probe has started after yet.
+    unprobed_kill: Option<u64>,
+    /// Asks the steady-state probe to run now (after a kill round, while the target is down).
+    probe_now: Arc<tokio::sync::Notify>,
     /// The steady state and the evidence that a mitigation happened with the fault in.
     evidence: Evidence,
     /// A declared mitigation waiting for the steady state: who, until when, and the answer.
@@ -456,7 +461,8 @@ impl<T: FaultTarget> Runner<'_, T> {
             match self.kills.act(plan, &acted.target).await {
                 Ok(detail) => {
                     tracing::info!(target = acted.target.id, detail, "killed");
-                    self.kill_rounds.push(at);
+                    self.unprobed_kill = Some(at);
+                    self.probe_now.notify_one();
                     self.pending.push(Pending { fault: index, acted });
                 }
                 Err(error) => {
@@ -717,10 +723,20 @@ impl<T: FaultTarget> Runner<'_, T> {
 
     /// One steady-state probe at `now`. Mitigation with the fault in is recorded once the state
     /// has held a window while a fault was doing damage in it — a toxic or pulse in force for a
-    /// whole window, or a kill round inside it — after the fault had bitten (a probe failed
-    /// after t0) and after someone acknowledged. A pause between pulses, or a supervisor that
-    /// restarts what a kill took down, is therefore never a mitigation.
-    async fn probe(&mut self, live: &Live, now: u64, ok: bool) -> Result<(), RunError> {
+    /// whole window, or a kill round inside it that the service weathered (the probe sent right
+    /// after the kill, while the target was down, came back good) — after the fault had bitten
+    /// (a probe failed after t0) and after someone acknowledged. A pause between pulses, or a
+    /// supervisor that restarts what a kill took down, is therefore never a mitigation.
+    /// `sent` is the run ms at which this probe started.
+    async fn probe(&mut self, live: &Live, now: u64, sent: u64, ok: bool) -> Result<(), RunError> {
+        if let Some(kill) = self.unprobed_kill
+            && sent >= kill
+        {
+            self.unprobed_kill = None;
+            if ok {
+                self.kill_rounds.push(kill);
+            }
+        }
         let Some(t0) = self.t0_ms else { return Ok(()) };
         if self.evidence.mitigated.is_some() {
             return Ok(());
@@ -809,6 +825,8 @@ impl<'a, T: FaultTarget> Runner<'a, T> {
             acked_ms: None,
             applied_at: BTreeMap::new(),
             kill_rounds: Vec::new(),
+            unprobed_kill: None,
+            probe_now: Arc::default(),
             evidence: Evidence::default(),
             declared: None,
         }
@@ -845,7 +863,12 @@ pub async fn run<T: FaultTarget>(
     // The steady-state probe runs beside the timeline; results arrive as (run ms, ok).
     let probe = drill.verify.as_ref().and_then(|v| v.http.clone().map(|http| (http, v.window, v.success_ratio)));
     let probe_stop = shutdown.child_token();
-    let mut probes = spawn_probe(probe.as_ref().map(|(http, _, _)| http.clone()), probe_stop.clone());
+    let mut probes = spawn_probe(
+        probe.as_ref().map(|(http, _, _)| http.clone()),
+        runner.started,
+        Arc::clone(&runner.probe_now),
+        probe_stop.clone(),
+    );
     runner.evidence.steady = probe.as_ref().map(|(_, window, ratio)| verify::SteadyState::new(*window, *ratio));
     runner.evidence.window_ms = probe.as_ref().map_or(0, |(_, w, _)| u64::try_from(w.as_millis()).unwrap_or(u64::MAX));
     let mut faulted = false;
@@ -855,9 +878,9 @@ pub async fn run<T: FaultTarget>(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break (Outcome::Interrupted, Some("the daemon stopped".to_owned()), "interrupted"),
-            Some(ok) = probes.recv(), if runner.evidence.steady.is_some() => {
+            Some((sent, ok)) = probes.recv(), if runner.evidence.steady.is_some() => {
                 let now = runner.now_ms();
-                runner.probe(&live, now, ok).await?;
+                runner.probe(&live, now, sent, ok).await?;
             }
             () = sleep_until(runner.started + Duration::from_millis(runner.declared.as_ref().map_or(0, |d| d.deadline_ms))),
                 if runner.declared.is_some() => runner.mitigation_unverified()?,
@@ -1061,18 +1084,26 @@ fn schedule_next_round(schedule: &mut Schedule, drill: &Drill, index: usize, rou
     }
 }
 
-/// Probes the steady state every [`verify::PROBE_INTERVAL`] until `stop`; without a probe, the
-/// channel stays silent.
-fn spawn_probe(http: Option<crate::drill::plan::HttpProbe>, stop: CancellationToken) -> mpsc::Receiver<bool> {
-    let (tx, rx) = mpsc::channel::<bool>(8);
+/// Probes the steady state every [`verify::PROBE_INTERVAL`], and at once when `now` is notified,
+/// until `stop`; each result comes with the run ms (from `started`) at which its probe was sent.
+/// Without a probe, the channel stays silent.
+fn spawn_probe(
+    http: Option<crate::drill::plan::HttpProbe>,
+    started: Instant,
+    now: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) -> mpsc::Receiver<(u64, bool)> {
+    let (tx, rx) = mpsc::channel::<(u64, bool)>(8);
     if let Some(http) = http {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(verify::PROBE_INTERVAL) => {}
+                    () = now.notified() => {}
                 }
-                if tx.send(verify::probe(&http).await).await.is_err() {
+                let sent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                if tx.send((sent, verify::probe(&http).await)).await.is_err() {
                     return;
                 }
             }
@@ -1084,7 +1115,7 @@ fn spawn_probe(http: Option<crate::drill::plan::HttpProbe>, stop: CancellationTo
 /// After a resolve: takes every fault out, then waits for the steady state to hold a window.
 async fn verify_resolved<T: FaultTarget>(
     runner: &mut Runner<'_, T>,
-    probes: &mut mpsc::Receiver<bool>,
+    probes: &mut mpsc::Receiver<(u64, bool)>,
     shutdown: &CancellationToken,
     window: Duration,
     ratio: f64,
@@ -1106,7 +1137,7 @@ async fn verify_resolved<T: FaultTarget>(
                 Outcome::Unresolved,
                 Some(format!("the steady state did not hold for {} after the resolve", crate::drill::duration::format(window))),
             )),
-            Some(ok) = probes.recv() => {
+            Some((_, ok)) = probes.recv() => {
                 if state.observe(runner.now_ms(), ok).is_some() {
                     return Ok((Outcome::Resolved, None));
                 }

@@ -214,6 +214,17 @@ async fn toxic_endpoints() {
             400,
             "bad request body: toxicity must be a number between 0 and 1, got -0.1",
         ),
+        // A typo is refused, never ignored (Toxiproxy ignores it): it would widen the fault.
+        (
+            r#"{"type":"latency","name":"l","attributes":{"latency":300,"jiter":50}}"#,
+            400,
+            "bad request body: unknown attribute `jiter` for a latency toxic (valid: latency, jitter)",
+        ),
+        (
+            r#"{"type":"noop","name":"n","attributes":{"x":1}}"#,
+            400,
+            "bad request body: unknown attribute `x` for a noop toxic (valid: none)",
+        ),
     ];
     for (body, status, message) in cases {
         assert_eq!(d.json("POST", "/proxies/db/toxics", Some(body)).await, (status, error(message, status)), "{body}");
@@ -247,6 +258,11 @@ async fn toxic_endpoints() {
     let (status, _) =
         d.json("PATCH", "/proxies/db/toxics/latency_downstream", Some(r#"{"attributes":{"latency":-1}}"#)).await;
     assert_eq!(status, 400);
+    let typo = d.json("PATCH", "/proxies/db/toxics/latency_downstream", Some(r#"{"attributes":{"Latancy":1}}"#)).await;
+    assert_eq!(
+        typo,
+        (400, error("bad request body: unknown attribute `latancy` for a latency toxic (valid: latency, jitter)", 400))
+    );
     assert_eq!(
         d.json("GET", "/proxies/db/toxics/latency_downstream", None).await.1["attributes"]["latency"],
         300,

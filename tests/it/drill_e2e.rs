@@ -255,16 +255,36 @@ fn the_kill_switch_removes_every_fault() {
 }
 
 #[test]
-fn sigterm_mid_run_interrupts_and_cleans_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut serve = serve_in(dir.path());
-    let run_id = start_run(&serve);
-    serve.signal("TERM");
-    let (code, _) = serve.wait(Duration::from_secs(10));
-    assert_eq!(code, Some(0));
-    let card = std::fs::read_to_string(dir.path().join(format!("scorecards/payments/{run_id}.json"))).unwrap();
-    assert!(card.contains("\"outcome\": \"interrupted\""), "{card}");
-    assert!(card.contains("\"faults_left\": 0"), "{card}");
+fn sigterm_and_sighup_mid_run_interrupt_and_clean_up() {
+    for signal in ["TERM", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut serve = serve_in(dir.path());
+        let run_id = start_run(&serve);
+        serve.signal(signal);
+        let (code, _) = serve.wait(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "SIG{signal}");
+        let card = std::fs::read_to_string(dir.path().join(format!("scorecards/payments/{run_id}.json"))).unwrap();
+        assert!(card.contains("\"outcome\": \"interrupted\""), "SIG{signal}: {card}");
+        assert!(card.contains("\"faults_left\": 0"), "SIG{signal}: {card}");
+    }
+}
+
+#[test]
+fn closing_the_terminal_takes_the_fault_off_an_external_toxiproxy() {
+    let env_dir = tempfile::tempdir().unwrap();
+    let args = setup(env_dir.path());
+    let external = ServeProcess::start_in(env_dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(run_dir.path().join("drills")).unwrap();
+    std::fs::write(run_dir.path().join("drills/slow-partner.toml"), DRILL).unwrap();
+    let mut runner = ServeProcess::start_in(run_dir.path(), &["--toxiproxy", &external.api.to_string()]);
+    let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(toxics_become(&external, &["latency_downstream"]), ["latency_downstream"]);
+    runner.signal("HUP");
+    let (code, _) = runner.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "SIGHUP is an orderly stop");
+    assert!(toxics(&external).is_empty(), "the fault came off the external proxy before the daemon left");
 }
 
 #[test]

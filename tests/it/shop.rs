@@ -70,6 +70,15 @@ impl Shop {
         run
     }
 
+    /// The team's only scorecard, checked against the schema.
+    fn scorecard(&self) -> serde_json::Value {
+        let dir = self.dir.path().join("scorecards/shop");
+        let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+        let card = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        crate::harness::assert_scorecard_schema(&card);
+        card
+    }
+
     fn abort(&self) {
         let (code, _, err) = self.serve.verb(&["abort", "--all", "--as", "test"]);
         assert_eq!(code, Some(0), "{err}");
@@ -168,10 +177,7 @@ fn the_wallets_levers_mitigate_with_the_fault_still_in() {
     assert_eq!(shop.serve.proxies()["partner"]["toxics"].as_array().unwrap().len(), 1, "the fault is still in");
     let (code, _, err) = shop.serve.verb(&["resolve", "--as", "ana"]);
     assert_eq!(code, Some(0), "{err}");
-    let dir = shop.dir.path().join("scorecards/shop");
-    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
-    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    crate::harness::assert_scorecard_schema(&card);
+    let card = shop.scorecard();
     assert_eq!(card["mitigation"], "fault_in", "{card}");
     let mitigate = card["phases"][2]["actual_ms"].as_u64().unwrap();
     let resolve = card["phases"][3]["actual_ms"].as_u64().unwrap();
@@ -234,4 +240,65 @@ fn each_drills_named_lever_mitigates_with_the_fault_still_in() {
         assert!(out.contains("mitigated with the fault still in"), "{drill}: {out}");
         shop.abort();
     }
+}
+
+/// The run's journal lines, as JSON values.
+fn journal_events(shop: &Shop, run: &str) -> Vec<serde_json::Value> {
+    let path = shop.dir.path().join(format!(".firedrill/runs/{run}.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Whether the journal holds an event of `kind`.
+fn journaled(shop: &Shop, run: &str, kind: &str) -> bool {
+    journal_events(shop, run).iter().any(|e| e["type"] == kind)
+}
+
+#[test]
+fn a_supervisor_restarting_the_wallet_is_not_mitigation_but_the_gateways_lever_is() {
+    let _ports = crate::harness::shop_ports();
+    let shop = Shop::start();
+    let run = shop.run("wallet-crashloop");
+    let lost = || journaled(&shop, &run, "steady_state_lost");
+    assert!(eventually(Duration::from_secs(30), lost), "the probe never saw the kill");
+    assert_eq!(shop.serve.verb(&["ack", "--as", "ana"]).0, Some(0));
+    // Declared with nothing done: the supervisor restarts the wallet within a second of each
+    // kill, but the kill rounds inside the window are not weathered, so it is never confirmed.
+    let declared = std::thread::scope(|scope| {
+        let declared = scope.spawn(|| shop.serve.verb(&["mitigate", "--as", "ana"]));
+        // Round 2 (60 s) kills the wallet and the supervisor brings it back: then the lever.
+        let back = || journal_events(&shop, &run).iter().filter(|e| e["type"] == "target_recovered").count() >= 3;
+        assert!(eventually(Duration::from_secs(90), back), "round 2 never recovered");
+        let lever = reqwest::blocking::Client::new()
+            .post("http://127.0.0.1:18080/admin/levers")
+            .body(r#"{"retries":1,"fallback":true}"#)
+            .send()
+            .unwrap();
+        assert_eq!(lever.status().as_u16(), 200);
+        declared.join().unwrap()
+    });
+    let (code, out, err) = declared;
+    assert_eq!(code, Some(2), "restarts are not a mitigation: {out}{err}");
+    assert!(err.contains("did not hold for 10s while the fault was still in"), "{err}");
+    assert!(!journaled(&shop, &run, "mitigated"), "nothing was mitigated by restarts");
+    // With the lever, the next kill round is weathered (payments are taken as pending while the
+    // wallet restarts) and the declaration is confirmed.
+    let (code, out, err) = shop.serve.verb(&["mitigate", "--as", "ana"]);
+    assert_eq!(code, Some(0), "the lever mitigates with the fault in: {out}{err}");
+    assert!(out.contains("mitigated with the fault still in"), "{out}");
+    let events = journal_events(&shop, &run);
+    let position = |kind: &str, round: Option<u64>| {
+        events.iter().position(|e| e["type"] == kind && round.is_none_or(|r| e["round"] == r)).unwrap()
+    };
+    assert!(
+        position("mitigated", None) > position("target_killed", Some(3)),
+        "confirmed only once a kill round was weathered: {events:?}"
+    );
+    let (code, _, err) = shop.serve.verb(&["resolve", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    let card = shop.scorecard();
+    assert_eq!(card["mitigation"], "fault_in", "{card}");
 }

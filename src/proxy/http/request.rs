@@ -95,6 +95,20 @@ fn integer(
 impl RequestToxic {
     /// Builds one from its type and (lower-cased) attributes; `None` if the type is not a
     /// request-level one.
+    /// The attribute names of request-level type `type_name`, if it is one.
+    pub fn attribute_names(type_name: &str) -> Option<&'static [&'static str]> {
+        const MATCH: [&str; 6] = ["rate", "path_prefix", "method", "header", "grpc_service", "grpc_method"];
+        Some(match type_name {
+            "http_error" => &["status", "body", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
+            "grpc_error" => &["code", "message", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
+            "http_delay" => &["latency", "jitter", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
+            "http_abort" => &MATCH,
+            _ => return None,
+        })
+    }
+
+    /// Builds a request-level toxic of `type_name` from its attributes; `None` if the type is
+    /// not a request-level one.
     pub fn from_attributes(type_name: &str, attributes: &Map<String, Value>) -> Option<Result<Self, ApiError>> {
         if !TYPES.contains(&type_name) {
             return None;
