@@ -513,9 +513,8 @@ impl Validator<'_, '_> {
         let attributes = toxic.get_ref().get("attributes")?.as_table()?;
         let unknown = attributes.keys().find(|key| !names.contains(&key.to_ascii_lowercase().as_str()))?;
         let valid = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
-        let message = format!(
-            "faults.toxic: unknown attribute `{unknown}` for a {type_name} toxic; valid attributes: {valid}"
-        );
+        let message =
+            format!("faults.toxic: unknown attribute `{unknown}` for a {type_name} toxic; valid attributes: {valid}");
         Some((self.errors.key_within(&toxic.span(), unknown), message))
     }
 
@@ -960,15 +959,23 @@ text = "Compare the gateway's latency by upstream."
         let typo = GOOD
             .replace("proxy = \"partner\"", "proxy = \"api\"")
             .replace("type = \"latency\"", "type = \"http_error\"")
-            .replace("attributes = { latency = 3000, jitter = 300 }", "attributes = { status = 503, path_prefx = \"/charge\" }");
+            .replace(
+                "attributes = { latency = 3000, jitter = 300 }",
+                "attributes = { status = 503, path_prefx = \"/charge\" }",
+            );
         let errs = errors(&typo);
         assert_eq!(
             errs,
-            ["drills/x.toml:14:61: faults.toxic: unknown attribute `path_prefx` for a http_error toxic; valid attributes: \
-              status, body, rate, path_prefix, method, header, grpc_service, grpc_method"],
+            [
+                "drills/x.toml:14:61: faults.toxic: unknown attribute `path_prefx` for a http_error toxic; valid attributes: \
+              status, body, rate, path_prefix, method, header, grpc_service, grpc_method"
+            ],
         );
         let quoted = GOOD.replace("jitter = 300", "\"jiter\" = 300");
-        assert!(errors(&quoted)[0].starts_with("drills/x.toml:14:61: faults.toxic: unknown attribute `jiter` for a latency"));
+        assert!(
+            errors(&quoted)[0]
+                .starts_with("drills/x.toml:14:61: faults.toxic: unknown attribute `jiter` for a latency")
+        );
         let spelled_right = typo.replace("path_prefx", "path_prefix");
         assert!(parse(Path::new("x.toml"), &spelled_right, &environment()).is_ok());
     }
