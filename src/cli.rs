@@ -84,12 +84,10 @@ pub enum Command {
         /// Seed for the run's random draws.
         #[arg(long)]
         seed: Option<u64>,
-        /// Print every fault with its proxy, toxic and timing; touch nothing.
+        /// Ask the daemon what the run would touch now — every fault with its proxy, toxic and
+        /// timing, the targets each kill would choose from — and touch nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Drill directory for --dry-run.
-        #[arg(long, default_value = "drills")]
-        drills: PathBuf,
         /// Where the daemon is.
         #[command(flatten)]
         remote: RemoteArgs,
@@ -404,9 +402,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let options = ServeOptions { api, token, seed, files, control, dirs, toxiproxy };
             runtime()?.block_on(serve::run(options, serve::shutdown_signal()))
         }
-        Command::Run { drill, blind, within, team, responder, seed, dry_run, drills, remote } => {
+        Command::Run { drill, blind, within, team, responder, seed, dry_run, remote } => {
             if dry_run {
-                return runtime()?.block_on(crate::validate::dry_run(&drills, &drill, seed, &remote.remote()));
+                return runtime()?.block_on(client::dry_run(&remote.remote(), drill, team, seed));
             }
             let blind = if blind { within } else { None };
             let drill = if blind.is_some() { String::new() } else { drill };

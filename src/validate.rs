@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use crate::cli::Failure;
-use crate::drill::{self, Environment, FaultAction, Selector};
+use crate::drill::{self, Environment, FaultAction};
 use crate::proxy::config;
 use crate::proxy::config::Mode;
 
@@ -92,6 +92,11 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
                     drill.hints.len(),
                     drill::duration::format(drill.timebox)
                 );
+                for (index, fault) in drill.faults.iter().enumerate() {
+                    if let FaultAction::Kill(plan) = &fault.action {
+                        println!("      fault {index}: {}", crate::run::dry::kill_line(plan));
+                    }
+                }
                 for warning in slo_warnings(&drill) {
                     println!("warning  {}: {warning}", file.display());
                 }
@@ -106,132 +111,6 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
         eprintln!("{problem}");
     }
     Err(Failure::BadInput(anyhow!("{} problem(s) found; nothing was changed", problems.len())))
-}
-
-/// `firedrill run --dry-run`: loads the drill (from `drills`, against the proxies of `proxies/`)
-/// and prints exactly what each fault would touch, and when: proxies, and the processes,
-/// containers or pods a kill would choose from (with `seed`, the very ones it would pick in its
-/// first round). Lists what exists; changes nothing.
-pub async fn dry_run(
-    drills: &Path,
-    name: &str,
-    seed: Option<u64>,
-    remote: &crate::control::client::Remote,
-) -> Result<(), Failure> {
-    let path = drills.join(format!("{name}.toml"));
-    let proxy_files = default_proxy_files()?;
-    let configs = config::load_files(&proxy_files).map_err(|errors| {
-        Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
-    })?;
-    let listen: BTreeMap<String, String> =
-        configs.iter().map(|c| (c.name.clone(), format!("{} -> {}", c.listen, c.upstream))).collect();
-    let environment = Environment {
-        proxies: listen.keys().cloned().collect(),
-        http: configs.iter().filter(|c| c.mode == Mode::Http).map(|c| c.name.clone()).collect(),
-        external: false,
-    };
-    let drill = drill::load(&path, &environment).map_err(|errors| {
-        Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
-    })?;
-    println!("dry run of {} ({}): nothing is touched", drill.name, path.display());
-    println!("  timebox {}", drill::duration::format(drill.timebox));
-    for (index, fault) in drill.faults.iter().enumerate() {
-        let until = fault
-            .duration
-            .map_or_else(|| "until the run ends".to_owned(), |d| format!("for {}", drill::duration::format(d)));
-        let at = drill::duration::format(fault.at);
-        match &fault.action {
-            FaultAction::Toxic { proxy, toxic } => {
-                let toxic = serde_json::to_string(toxic).unwrap_or_default();
-                let address = listen.get(proxy).map_or("?", String::as_str);
-                println!("  fault {index}: at {at} {until}, proxy `{proxy}` ({address}): toxic {toxic}");
-            }
-            FaultAction::Spike { rps } => {
-                let entry = match drill.traffic.as_ref().map(|t| &t.target) {
-                    Some(crate::drill::plan::TrafficTarget::Http(url)) => format!("GET {url}"),
-                    Some(crate::drill::plan::TrafficTarget::Grpc { address, path }) => format!("gRPC {address}{path}"),
-                    None => "?".to_owned(),
-                };
-                let base = drill.traffic.as_ref().map_or(0.0, |t| t.rps);
-                println!(
-                    "  fault {index}: at {at} {until}, traffic spike: {rps} more requests/s to {entry} (on top of {base}/s)"
-                );
-            }
-            FaultAction::Kill(plan) => {
-                let every = plan.every.map_or_else(String::new, |e| format!(", every {}", drill::duration::format(e)));
-                println!(
-                    "  fault {index}: at {at} {until}{every}, {} {} (signal {}, grace {}, max {} per round)",
-                    plan.action.as_str(),
-                    plan.selector.describe(),
-                    plan.signal,
-                    drill::duration::format(plan.grace),
-                    plan.max_targets
-                );
-                let matching = kill_targets(&plan.selector, remote)
-                    .await
-                    .map_err(|e| Failure::Failed(anyhow!("fault {index}: cannot list its targets: {e}")))?;
-                let names: Vec<&str> = matching.iter().map(|t| t.name.as_str()).collect();
-                println!(
-                    "    matching now ({}): {}",
-                    matching.len(),
-                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
-                );
-                let draw = seed.map_or(0, |s| crate::fault::kill::round_seed(s, index, 0));
-                match crate::fault::kill::choose_from(&matching, plan, draw) {
-                    Ok(chosen) if seed.is_some() => {
-                        let picked: Vec<&str> = chosen.iter().map(|a| a.target.name.as_str()).collect();
-                        println!("    first round with --seed {}: {}", seed.unwrap_or_default(), picked.join(", "));
-                    }
-                    Ok(chosen) => {
-                        println!("    each round: {} of them at random (give --seed to see which)", chosen.len());
-                    }
-                    Err(error) => {
-                        return Err(Failure::BadInput(anyhow!("fault {index}: {error}")));
-                    }
-                }
-            }
-        }
-    }
-    for hint in &drill.hints {
-        let when =
-            hint.after.map_or_else(|| "on request".to_owned(), |a| format!("after {}", drill::duration::format(a)));
-        println!("  hint {when}: {}", hint.text);
-    }
-    Ok(())
-}
-
-/// What a selector matches now, as the daemon would see it: local services through the daemon's
-/// `ps`, Docker and Kubernetes directly.
-async fn kill_targets(
-    selector: &Selector,
-    remote: &crate::control::client::Remote,
-) -> Result<Vec<crate::fault::kill::Target>, String> {
-    match selector {
-        Selector::Process { service } => {
-            let replicas = crate::control::client::replicas(remote).await.map_err(|e| e.to_string())?;
-            let ours: Vec<_> = replicas.into_iter().filter(|r| r.service == *service).collect();
-            if ours.is_empty() {
-                return Err(format!("no local service `{service}` is up; start it with `firedrill up ENV_FILE`"));
-            }
-            Ok(ours
-                .into_iter()
-                .filter_map(|r| {
-                    r.pid.map(|pid| crate::fault::kill::Target {
-                        id: r.id.clone(),
-                        name: r.id,
-                        ready: r.state == "healthy",
-                        marker: pid.to_string(),
-                    })
-                })
-                .collect())
-        }
-        Selector::Docker { labels, name } => {
-            crate::fault::docker::DockerTargets::default().list(labels, name.as_deref()).await
-        }
-        Selector::Kubernetes { namespace, selector, contexts } => {
-            crate::fault::kubernetes::KubernetesTargets::default().list(contexts, namespace, selector).await
-        }
-    }
 }
 
 /// What a drill's SLO makes impossible: burn-rate rules that can never fire, and expected

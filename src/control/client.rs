@@ -155,6 +155,15 @@ pub async fn start(
     Ok(())
 }
 
+/// `firedrill run --dry-run`: the daemon says what the run would touch now.
+pub async fn dry_run(remote: &Remote, drill: String, team: String, seed: Option<u64>) -> Result<(), Failure> {
+    let mut client = Client::connect(remote).await?;
+    let request = client.request(StartRequest { drill, team, seed, ..StartRequest::default() });
+    let reply = client.inner.dry_run(request).await.map_err(|s| failure(&s))?.into_inner();
+    print!("{}", reply.text);
+    Ok(())
+}
+
 /// `firedrill ack`.
 pub async fn ack(remote: &Remote, run_id: String, by: String) -> Result<(), Failure> {
     let mut client = Client::connect(remote).await?;

@@ -8,8 +8,9 @@ use tonic::{Request, Response, Status};
 
 use super::proto::control_server::Control;
 use super::proto::{
-    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, DownReply, HintReply, PhaseStatus, PsReply,
-    PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusReply, StatusRequest, UpRequest, WatchRequest,
+    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, DownReply, DryRunReply, HintReply,
+    PhaseStatus, PsReply, PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusReply, StatusRequest, UpRequest,
+    WatchRequest,
 };
 use crate::run::journal::Record;
 use crate::run::manager::{Manager, ManagerError, Route, RunView};
@@ -157,6 +158,13 @@ impl Control for ControlService {
         }
         let run_id = self.manager.start(&r.drill, &r.team, responder, r.seed).await.map_err(status)?;
         self.view(&run_id).map(Response::new)
+    }
+
+    async fn dry_run(&self, request: Request<StartRequest>) -> Result<Response<DryRunReply>, Status> {
+        let r = request.into_inner();
+        team(&r.team)?;
+        let text = self.manager.dry_run(&r.drill, r.seed).await.map_err(status)?;
+        Ok(Response::new(DryRunReply { text }))
     }
 
     async fn ack(&self, request: Request<ActRequest>) -> Result<Response<RunStatus>, Status> {

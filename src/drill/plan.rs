@@ -132,6 +132,15 @@ pub enum Selector {
 }
 
 impl Selector {
+    /// The backend, as journaled: `process`, `docker` or `kubernetes`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Process { .. } => "process",
+            Self::Docker { .. } => "docker",
+            Self::Kubernetes { .. } => "kubernetes",
+        }
+    }
+
     /// Where, in words (`docker containers labelled app=wallet`).
     pub fn describe(&self) -> String {
         match self {
@@ -361,6 +370,18 @@ pub struct Drill {
 }
 
 impl Drill {
+    /// Where every kill fault of the drill reaches: together, the targets its blast radius
+    /// counts.
+    pub fn kill_selectors(&self) -> Vec<&Selector> {
+        self.faults
+            .iter()
+            .filter_map(|f| match &f.action {
+                FaultAction::Kill(plan) => Some(&plan.selector),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// When the first fault is due, from the run's start: its offset after the traffic's
     /// warm-up (the timeline waits that out first). `None` for a drill without faults.
     pub fn first_fault_due(&self) -> Option<Duration> {

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     StartContainerOptions, StopContainerOptions,
 };
 
-use super::kill::Target;
+use super::kill::{FollowUp, Target};
 use crate::drill::{KillAction, KillPlan};
 use crate::supervise::Signal;
 
@@ -22,35 +22,82 @@ pub struct DockerTargets {
     client: Arc<tokio::sync::Mutex<Option<Docker>>>,
 }
 
+/// Whether a container `name` is the `wanted` one: equal, or matching it as a pattern in which
+/// `*` stands for any run of characters (`shop-*`).
+pub fn name_matches(wanted: &str, name: &str) -> bool {
+    let mut parts = wanted.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else { return false };
+    let mut parts: Vec<&str> = parts.collect();
+    let Some(last) = parts.pop() else { return rest.is_empty() };
+    for part in parts {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Whether process `pid` of this host belongs to container `id` (its full id), by its cgroup
+/// (`/docker/<id>`, `docker-<id>.scope`, … — every driver puts the id in the path).
+pub fn in_container_cgroup(pid: u32, id: &str) -> bool {
+    id.len() >= 12
+        && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|cgroups| cgroups.lines().any(|line| line.contains(id)))
+}
+
 fn grace_secs(grace: Duration) -> i32 {
     i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)
 }
 
+/// The engine's address as the docker CLI finds it: `DOCKER_HOST` (`unix://`, `tcp://` — with
+/// TLS when `DOCKER_TLS_VERIFY` is set, certificates from `DOCKER_CERT_PATH` —, `ssh://`
+/// refused), or the local socket.
+pub fn engine_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
 impl DockerTargets {
+    /// A Docker error, naming the engine it came from.
+    fn error(&self, e: &bollard::errors::Error) -> String {
+        let _ = self;
+        format!("Docker ({}): {e}", engine_host())
+    }
+
     async fn docker(&self) -> Result<Docker, String> {
         let mut client = self.client.lock().await;
         if let Some(docker) = client.as_ref() {
             return Ok(docker.clone());
         }
-        let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?
+        let host = engine_host();
+        if host.starts_with("ssh://") {
+            return Err(format!(
+                "DOCKER_HOST={host}: firedrill does not speak ssh to the Docker engine; forward its socket \
+                 (ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST) and set DOCKER_HOST=unix:///tmp/docker.sock"
+            ));
+        }
+        let docker = Docker::connect_with_host(&host)
+            .map_err(|e| format!("cannot reach the Docker engine at {host}: {e}"))?
             .negotiate_version()
             .await
-            .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+            .map_err(|e| format!("cannot reach the Docker engine at {host}: {e}"))?;
         *client = Some(docker.clone());
         Ok(docker)
     }
 
-    /// Running containers carrying every label in `labels` and, if given, `name` in their name.
+    /// Containers carrying every label in `labels` and, if given, named `name` — exactly, or as
+    /// a pattern when it holds `*` — in any state: one that is stopped, exited, restarting or
+    /// paused is listed not ready, since it counts against the blast radius.
     pub async fn list(&self, labels: &BTreeMap<String, String>, name: Option<&str>) -> Result<Vec<Target>, String> {
         let docker = self.docker().await?;
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
         filters.insert("label".into(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect());
-        if let Some(name) = name {
-            filters.insert("name".into(), vec![name.to_owned()]);
-        }
-        let options = ListContainersOptions { all: false, filters: Some(filters), ..Default::default() };
-        let containers = docker.list_containers(Some(options)).await.map_err(|e| format!("Docker: {e}"))?;
+        let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let containers = docker.list_containers(Some(options)).await.map_err(|e| self.error(&e))?;
         let mut targets = Vec::new();
         for container in containers {
             let Some(id) = container.id else { continue };
@@ -59,10 +106,15 @@ impl DockerTargets {
             if !labels.iter().all(|(k, v)| own.get(k) == Some(v)) {
                 continue;
             }
-            let name = container
-                .names
-                .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_owned()))
-                .unwrap_or_else(|| id.clone());
+            let names: Vec<String> =
+                container.names.unwrap_or_default().iter().map(|n| n.trim_start_matches('/').to_owned()).collect();
+            // Docker's own `name` filter is a substring match: `shop-1` would take `shop-10`.
+            if let Some(wanted) = name
+                && !names.iter().any(|n| name_matches(wanted, n))
+            {
+                continue;
+            }
+            let name = names.into_iter().next().unwrap_or_else(|| id.clone());
             let (ready, marker) = self.state(&docker, &id).await?.unwrap_or((false, String::new()));
             targets.push(Target { id, name, ready, marker });
         }
@@ -87,8 +139,8 @@ impl DockerTargets {
         Ok(Some((ready, state.started_at.unwrap_or_default())))
     }
 
-    /// Does `plan.action` to container `id`.
-    pub async fn act(&self, plan: &KillPlan, id: &str) -> Result<String, String> {
+    /// Does `plan.action` to container `id`; a crash with a grace period has a follow-up.
+    pub async fn act(&self, plan: &KillPlan, id: &str) -> Result<(String, Option<FollowUp>), String> {
         let docker = self.docker().await?;
         let t = Some(grace_secs(plan.grace));
         let result = match plan.action {
@@ -108,14 +160,14 @@ impl DockerTargets {
             KillAction::Crash => return self.crash(&docker, plan, id).await,
             KillAction::Delete => return Err("containers are not deleted; use kill, stop, restart or pause".into()),
         };
-        result.map_err(|e| format!("Docker {} {id}: {e}", plan.action.as_str()))
+        result.map(|detail| (detail, None)).map_err(|e| format!("Docker {} {id}: {e}", plan.action.as_str()))
     }
 
     /// Signals the container's main process from this host (`State.Pid`): to Docker that is the
     /// process dying by itself, so the restart policy brings the container back, as it would
     /// after a real crash (a kill through the API counts as stopped by hand, and stays down).
     /// Needs firedrill on the Docker host, allowed to signal that process (root, usually).
-    async fn crash(&self, docker: &Docker, plan: &KillPlan, id: &str) -> Result<String, String> {
+    async fn crash(&self, docker: &Docker, plan: &KillPlan, id: &str) -> Result<(String, Option<FollowUp>), String> {
         let inspect = docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
@@ -126,31 +178,47 @@ impl DockerTargets {
             .and_then(|p| u32::try_from(p).ok())
             .filter(|&p| p > 0 && state.running == Some(true))
             .ok_or_else(|| format!("Docker crash {id}: the container is not running"))?;
+        // The engine's pid is in the engine's PID namespace: behind a forwarded socket, in
+        // docker-in-docker or a VM, the same number here is some other process. Signal it only
+        // if it sits in the container's own cgroup.
+        let full_id = inspect.id.as_deref().unwrap_or(id);
+        if !in_container_cgroup(pid, full_id) {
+            return Err(format!(
+                "Docker crash {id}: pid {pid}, the container's process as the engine ({}) sees it, is not in \
+                 the container's cgroup here: the engine runs in another PID namespace (a forwarded socket, \
+                 docker-in-docker, a VM), so nothing was signalled; run firedrill on the Docker host, or use \
+                 action = \"kill\"",
+                engine_host()
+            ));
+        }
         plan.signal.send(pid).map_err(|e| {
             format!(
                 "Docker crash {id}: cannot signal its process (pid {pid}) from here: {e}; crash needs firedrill                  on the Docker host with the right to signal it (root), or use action = \"kill\""
             )
         })?;
+        let detail = format!("{} to its process (pid {pid}) on the host", plan.signal);
         if plan.grace.is_zero() || plan.signal == Signal::KILL {
-            return Ok(format!("{} to its process (pid {pid}) on the host", plan.signal));
+            return Ok((detail, None));
         }
-        // A grace period: SIGKILL follows if the same process still runs.
-        let (docker, id_owned, started, grace) = (docker.clone(), id.to_owned(), state.started_at, plan.grace);
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            let Ok(inspect) = docker.inspect_container(&id_owned, None::<InspectContainerOptions>).await else {
-                return;
-            };
-            let now = inspect.state.unwrap_or_default();
-            if now.running == Some(true) && now.started_at == started && now.pid == Some(i64::from(pid)) {
-                let _ = Signal::KILL.send(pid);
-            }
-        });
-        Ok(format!(
-            "{} to its process (pid {pid}) on the host, SIGKILL after {}",
-            plan.signal,
-            crate::drill::duration::format(grace)
-        ))
+        let detail = format!("{detail}, SIGKILL after {}", crate::drill::duration::format(plan.grace));
+        Ok((detail, Some(FollowUp { after: plan.grace, pid })))
+    }
+
+    /// The SIGKILL after a crash's grace period, if `pid` still runs as the container's process.
+    pub async fn follow_up(&self, id: &str, pid: u32) -> Result<Option<String>, String> {
+        let docker = self.docker().await?;
+        let inspect = match docker.inspect_container(id, None::<InspectContainerOptions>).await {
+            Ok(inspect) => inspect,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(self.error(&e)),
+        };
+        let now = inspect.state.unwrap_or_default();
+        let full_id = inspect.id.as_deref().unwrap_or(id);
+        if now.running != Some(true) || now.pid != Some(i64::from(pid)) || !in_container_cgroup(pid, full_id) {
+            return Ok(None);
+        }
+        Signal::KILL.send(pid).map_err(|e| format!("Docker crash {id}: SIGKILL to pid {pid}: {e}"))?;
+        Ok(Some(format!("SIGKILL to its process (pid {pid}) after the grace period")))
     }
 
     /// Undoes a stop (start) or a pause (unpause); a container that is gone needs nothing.

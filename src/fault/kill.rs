@@ -2,6 +2,7 @@
 //! through the right backend — the local supervisor, the Docker Engine API, the Kubernetes API —
 //! then watching each one come back.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rand::rngs::SmallRng;
@@ -34,6 +35,15 @@ pub struct Acted {
     pub ready_before: usize,
 }
 
+/// A SIGKILL due `after` the action, if process `pid` is still the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowUp {
+    /// The grace period.
+    pub after: std::time::Duration,
+    /// The process signalled first.
+    pub pid: u32,
+}
+
 /// The backends kill faults go through.
 #[derive(Debug, Clone)]
 pub struct Killers {
@@ -60,35 +70,64 @@ pub fn round_seed(seed: u64, fault: usize, round: u32) -> u64 {
     seed ^ ((fault as u64) << 40) ^ u64::from(round)
 }
 
-/// Draws one round's targets from `matching`, or says why the round may not run.
-pub fn choose_from(matching: &[Target], plan: &KillPlan, seed: u64) -> Result<Vec<Acted>, String> {
+/// Why a kill round did not act.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoRound {
+    /// Acting would take more of the drill's targets down at once than its blast radius allows:
+    /// the round is skipped, nothing touched.
+    #[error("{0}")]
+    BlastRadius(String),
+    /// Nothing matched, or the backend could not be asked: nothing touched.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The key of a target in the drill-wide count of what is down: backend and id.
+pub fn key(selector: &Selector, id: &str) -> String {
+    format!("{}/{id}", selector.backend())
+}
+
+/// Draws one round's targets from `matching` (this fault's targets now), or says why the round
+/// may not run. `down` holds the [`key`] of every target of the drill that is short of healthy
+/// now — listed not ready (killed, stopped, exited, restarting, in backoff, paused, a pod not
+/// Ready), or acted on by the run and not seen back yet — whatever took it down. The invariant:
+/// after this round, no more than `plan.max_targets` are down at once.
+pub fn choose_from(
+    matching: &[Target],
+    down: &BTreeSet<String>,
+    plan: &KillPlan,
+    seed: u64,
+) -> Result<Vec<Acted>, NoRound> {
     if matching.is_empty() {
-        return Err(format!("{} match nothing; nothing was killed", plan.selector.describe()));
+        return Err(NoRound::Failed(format!("{} match nothing; nothing was killed", plan.selector.describe())));
     }
     let n = plan.pick.of(matching.len());
     if n > plan.max_targets {
-        return Err(format!(
+        return Err(NoRound::BlastRadius(format!(
             "this round would take {n} of {} {}, more than blast_radius.max_targets ({}); nothing was killed",
             matching.len(),
             plan.selector.describe(),
             plan.max_targets
-        ));
+        )));
     }
-    // Targets not ready yet (an earlier round's, or down on their own) count against the blast
-    // radius, and only ready ones are drawn: repeated rounds never take more down at once than
-    // the drill allows, and never hit one that has not come back.
-    let ready: Vec<&Target> = matching.iter().filter(|t| t.ready).collect();
-    let down = matching.len() - ready.len();
-    if n + down > plan.max_targets {
-        return Err(format!(
-            "{down} of {} {} not ready; taking {n} more down would exceed blast_radius.max_targets ({}); nothing was killed",
-            matching.len(),
-            plan.selector.describe(),
+    if n + down.len() > plan.max_targets {
+        let names: Vec<&str> = down.iter().map(String::as_str).collect();
+        return Err(NoRound::BlastRadius(format!(
+            "{} of the drill's targets {} down now ({}); taking {n} more down would exceed \
+             blast_radius.max_targets ({}); round skipped, nothing was killed",
+            down.len(),
+            if down.len() == 1 { "is" } else { "are" },
+            names.join(", "),
             plan.max_targets
-        ));
+        )));
     }
-    let ready_before = ready.len();
-    Ok(sample(ready.len(), n, seed).into_iter().map(|i| Acted { target: ready[i].clone(), ready_before }).collect())
+    let drawable: Vec<&Target> =
+        matching.iter().filter(|t| t.ready && !down.contains(&key(&plan.selector, &t.id))).collect();
+    let ready_before = drawable.len();
+    Ok(sample(drawable.len(), n, seed)
+        .into_iter()
+        .map(|i| Acted { target: drawable[i].clone(), ready_before })
+        .collect())
 }
 
 impl Killers {
@@ -120,15 +159,14 @@ impl Killers {
                         self.known_services()
                     ));
                 }
+                // Every replica, with or without a process: one in backoff is down, not gone.
                 Ok(replicas
                     .into_iter()
-                    .filter_map(|r| {
-                        r.pid.map(|pid| Target {
-                            id: r.id.clone(),
-                            name: r.id,
-                            ready: r.state == ReplicaState::Healthy,
-                            marker: pid.to_string(),
-                        })
+                    .map(|r| Target {
+                        id: r.id.clone(),
+                        name: r.id,
+                        ready: r.state == ReplicaState::Healthy && r.pid.is_some(),
+                        marker: r.pid.map(|pid| pid.to_string()).unwrap_or_default(),
                     })
                     .collect())
             }
@@ -145,36 +183,78 @@ impl Killers {
         if names.is_empty() { "none".to_owned() } else { names.join(", ") }
     }
 
-    /// The targets one round of `plan` takes, drawn with `seed`: an error, before anything is
-    /// touched, when nothing matches or the round would exceed the blast radius.
-    pub async fn choose(&self, plan: &KillPlan, seed: u64) -> Result<(Vec<Acted>, usize), String> {
-        let matching = self.list(&plan.selector).await?;
-        let count = matching.len();
-        choose_from(&matching, plan, seed).map(|chosen| (chosen, count))
+    /// The [`key`]s of every target that `selectors` (a drill's kill faults) match and that is
+    /// not ready now, with `acted` (targets the run acted on, not seen back yet).
+    pub async fn down(&self, selectors: &[&Selector], acted: &BTreeSet<String>) -> Result<BTreeSet<String>, String> {
+        let mut down = acted.clone();
+        let mut seen: Vec<&Selector> = Vec::new();
+        for &selector in selectors {
+            if seen.contains(&selector) {
+                continue;
+            }
+            seen.push(selector);
+            let targets = self.list(selector).await?;
+            down.extend(targets.iter().filter(|t| !t.ready).map(|t| key(selector, &t.id)));
+        }
+        Ok(down)
     }
 
-    /// Does `plan`'s action to one target; the answer says what was done.
-    pub async fn act(&self, plan: &KillPlan, target: &Target) -> Result<String, String> {
+    /// The targets one round of `plan` takes, drawn with `seed`, or why it takes none, before
+    /// anything is touched: nothing matches, or the round would take more of the drill's
+    /// targets (what `selectors` match, and `acted`) down at once than the blast radius allows.
+    pub async fn choose(
+        &self,
+        plan: &KillPlan,
+        selectors: &[&Selector],
+        acted: &BTreeSet<String>,
+        seed: u64,
+    ) -> Result<(Vec<Acted>, usize), NoRound> {
+        let matching = self.list(&plan.selector).await.map_err(NoRound::Failed)?;
+        let mut all = selectors.to_vec();
+        all.retain(|s| **s != plan.selector);
+        let mut down = self.down(&all, acted).await.map_err(NoRound::Failed)?;
+        down.extend(matching.iter().filter(|t| !t.ready).map(|t| key(&plan.selector, &t.id)));
+        let count = matching.len();
+        choose_from(&matching, &down, plan, seed).map(|chosen| (chosen, count))
+    }
+
+    /// Does `plan`'s action to one target; the answer says what was done, and the SIGKILL that
+    /// is due after the grace period if the process is still there (sent by
+    /// [`Killers::follow_up`] when the run, which tracks it, gets there).
+    pub async fn act(&self, plan: &KillPlan, target: &Target) -> Result<(String, Option<FollowUp>), String> {
         match &plan.selector {
             Selector::Process { .. } => {
                 let pid = self.supervisor.kill(&target.id, plan.signal).map_err(|e| e.to_string())?;
                 if plan.grace.is_zero() || plan.signal == Signal::KILL {
-                    return Ok(format!("{} to pid {pid}", plan.signal));
+                    return Ok((format!("{} to pid {pid}'s process group", plan.signal), None));
                 }
-                // A grace period: SIGKILL follows if the same process is still there.
-                let (supervisor, id, grace) = (self.supervisor.clone(), target.id.clone(), plan.grace);
-                tokio::spawn(async move {
-                    tokio::time::sleep(grace).await;
-                    if supervisor.replica(&id).is_some_and(|r| r.pid == Some(pid)) {
-                        let _ = supervisor.kill(&id, Signal::KILL);
-                    }
-                });
-                Ok(format!("{} to pid {pid}, SIGKILL after {}", plan.signal, crate::drill::duration::format(grace)))
+                let detail = format!(
+                    "{} to pid {pid}'s process group, SIGKILL after {}",
+                    plan.signal,
+                    crate::drill::duration::format(plan.grace)
+                );
+                Ok((detail, Some(FollowUp { after: plan.grace, pid })))
             }
             Selector::Docker { .. } => self.docker.act(plan, &target.id).await,
             Selector::Kubernetes { namespace, contexts, .. } => {
-                self.kubernetes.delete(contexts, namespace, &target.id, plan.grace).await
+                Ok((self.kubernetes.delete(contexts, namespace, &target.id, plan.grace).await?, None))
             }
+        }
+    }
+
+    /// The SIGKILL after a grace period: sent only if `pid` is still the target's process.
+    /// `Some(what was done)`, or `None` when it had gone by itself.
+    pub async fn follow_up(&self, plan: &KillPlan, target: &Target, pid: u32) -> Result<Option<String>, String> {
+        match &plan.selector {
+            Selector::Process { .. } => {
+                if self.supervisor.replica(&target.id).is_none_or(|r| r.pid != Some(pid)) {
+                    return Ok(None);
+                }
+                self.supervisor.kill(&target.id, Signal::KILL).map_err(|e| e.to_string())?;
+                Ok(Some(format!("SIGKILL to pid {pid}'s process group after the grace period")))
+            }
+            Selector::Docker { .. } => self.docker.follow_up(&target.id, pid).await,
+            Selector::Kubernetes { .. } => Ok(None),
         }
     }
 
@@ -241,14 +321,97 @@ mod tests {
     #[test]
     fn a_round_draws_only_ready_targets_and_counts_the_down_ones_against_the_blast_radius() {
         let matching = [target("a", false), target("b", true), target("c", true)];
-        let err = choose_from(&matching, &plan(1), 1).unwrap_err();
-        assert!(err.contains("1 of 3") && err.contains("exceed blast_radius.max_targets (1)"), "{err}");
+        let down: BTreeSet<String> = ["process/a".to_owned()].into();
+        let NoRound::BlastRadius(err) = choose_from(&matching, &down, &plan(1), 1).unwrap_err() else { panic!() };
+        assert!(err.contains("1 of the drill's targets is down now (process/a)"), "{err}");
+        assert!(err.contains("exceed blast_radius.max_targets (1); round skipped"), "{err}");
+        // Acted on and not seen back counts, even when a listing calls it ready.
+        let acted: BTreeSet<String> = ["process/b".to_owned(), "process/a".to_owned()].into();
+        assert!(matches!(choose_from(&matching, &acted, &plan(2), 1), Err(NoRound::BlastRadius(_))));
         for seed in 0..50 {
-            let chosen = choose_from(&matching, &plan(2), seed).unwrap();
+            let chosen = choose_from(&matching, &down, &plan(2), seed).unwrap();
             assert_eq!(chosen.len(), 1);
             assert_ne!(chosen[0].target.id, "a", "never the one still down");
             assert_eq!(chosen[0].ready_before, 2);
         }
+    }
+
+    /// One target of the reference model, as the world has it.
+    #[derive(Clone, Copy)]
+    struct Truth {
+        /// Not ready until this ms (killed, restarting, or down on its own).
+        down_until: u64,
+        /// Killed by the run at this ms and not back since.
+        killed_at: Option<u64>,
+    }
+
+    /// The blast-radius invariant over seeded random schedules: rounds at random intervals,
+    /// random restart delays (some never come back), health flaps, and a listing that still
+    /// shows a just-killed target as ready for a while. The reference model: at every instant,
+    /// no more targets are down because of the run's kills than `max_targets`, and right after
+    /// every kill no more are down at all, whatever took them down.
+    #[test]
+    fn no_schedule_takes_more_down_at_once_than_the_blast_radius() {
+        let mut rounds_skipped = 0;
+        for seed in 0..3000_u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let n = rng.random_range(1..=6);
+            let max_targets = rng.random_range(1..=n);
+            let count = rng.random_range(1..=max_targets);
+            let every = rng.random_range(100..3000_u64);
+            let lag = rng.random_range(0..500_u64);
+            let plan = KillPlan { pick: crate::drill::Pick::Count(count), ..plan(max_targets) };
+            let mut world = vec![Truth { down_until: 0, killed_at: None }; n];
+            let mut pending: BTreeSet<String> = BTreeSet::new();
+            let mut next_round = 0;
+            for now in (0..30_000_u64).step_by(50) {
+                for truth in &mut world {
+                    if truth.down_until <= now {
+                        truth.killed_at = None;
+                    }
+                    if truth.down_until <= now && rng.random_bool(0.002) {
+                        truth.down_until = now + rng.random_range(50..4000); // a flap
+                    }
+                }
+                // Recovery is polled: a target acted on is seen back once it is ready again.
+                if now % 250 == 0 {
+                    pending
+                        .retain(|k| world[k.trim_start_matches("process/").parse::<usize>().unwrap()].down_until > now);
+                }
+                let by_us = world.iter().filter(|t| t.killed_at.is_some()).count();
+                assert!(by_us <= max_targets, "seed {seed}: {by_us} down by the run's kills at {now} ms");
+                if now < next_round {
+                    continue;
+                }
+                next_round = now + every;
+                let listing: Vec<Target> = world
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let lagging = t.killed_at.is_some_and(|k| now < k + lag);
+                        target(&i.to_string(), t.down_until <= now || lagging)
+                    })
+                    .collect();
+                let mut down = pending.clone();
+                down.extend(listing.iter().filter(|t| !t.ready).map(|t| key(&plan.selector, &t.id)));
+                match choose_from(&listing, &down, &plan, seed ^ now) {
+                    Ok(chosen) => {
+                        for acted in chosen {
+                            let i: usize = acted.target.id.parse().unwrap();
+                            assert!(world[i].down_until <= now, "seed {seed}: drew a target that was down");
+                            let back = if rng.random_bool(0.1) { u64::MAX } else { now + rng.random_range(0..5000) };
+                            world[i] = Truth { down_until: back, killed_at: Some(now) };
+                            pending.insert(key(&plan.selector, &acted.target.id));
+                        }
+                        let all_down = world.iter().filter(|t| t.down_until > now).count();
+                        assert!(all_down <= max_targets, "seed {seed}: {all_down} down right after a kill at {now} ms");
+                    }
+                    Err(NoRound::BlastRadius(_)) => rounds_skipped += 1,
+                    Err(NoRound::Failed(e)) => panic!("seed {seed}: {e}"),
+                }
+            }
+        }
+        assert!(rounds_skipped > 1000, "the schedules do press against the blast radius: {rounds_skipped}");
     }
 
     #[test]

@@ -32,6 +32,22 @@ impl Proxies {
 }
 
 impl Proxies {
+    /// Where each proxy listens and sends (`listen -> upstream`); an external API's proxies by
+    /// name only.
+    pub async fn addresses(&self) -> Result<crate::run::dry::Addresses, String> {
+        match self {
+            Self::Local(registry) => Ok(registry
+                .list()
+                .await
+                .into_iter()
+                .map(|(name, view)| (name, format!("{} -> {}", view.listen, view.upstream)))
+                .collect()),
+            Self::External(api) => {
+                Ok(api.proxy_names().await?.into_iter().map(|name| (name, "external".to_owned())).collect())
+            }
+        }
+    }
+
     /// The names of the proxies in `http` mode (an external API has none that firedrill knows of).
     pub async fn http_names(&self) -> BTreeSet<String> {
         match self {

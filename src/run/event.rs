@@ -156,7 +156,27 @@ pub enum Event {
         /// Which round of the fault (0 = first; `every` repeats).
         round: u32,
     },
-    /// A kill round could not act: nothing matched, the blast radius, or the call failed.
+    /// A kill round was skipped: acting would have taken more of the drill's targets down at
+    /// once than its blast radius allows (some are still down: an earlier round's, or on their
+    /// own). Nothing was touched.
+    KillSkipped {
+        /// Index of the fault in the drill.
+        fault: usize,
+        /// Which round.
+        round: u32,
+        /// Why, with what is down.
+        reason: String,
+    },
+    /// The SIGKILL after a grace period went to a target that had not stopped.
+    KillEscalated {
+        /// Index of the fault in the drill.
+        fault: usize,
+        /// The target.
+        target: String,
+        /// What was done.
+        detail: String,
+    },
+    /// A kill round could not act: nothing matched, or the call failed.
     KillFailed {
         /// Index of the fault in the drill.
         fault: usize,

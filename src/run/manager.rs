@@ -327,6 +327,21 @@ impl Manager {
         })
     }
 
+    /// What `run` would do with `drill` now, touching nothing: the drill found and checked as
+    /// `start` finds and checks it, each fault with what it would touch (see [`super::dry`]).
+    pub async fn dry_run(&self, drill: &str, seed: Option<u64>) -> Result<String, ManagerError> {
+        let path = self.find_drill(drill)?;
+        let environment = self.environment().await?;
+        let drill = drill::load(&path, &environment).map_err(|errors| {
+            ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
+        self.check_overlap(&touches(&drill))?;
+        let addresses = self.proxies.addresses().await.map_err(ManagerError::Proxies)?;
+        super::dry::describe(&drill, &path, &addresses, &self.kills, seed)
+            .await
+            .map_err(|e| ManagerError::BadDrill(format!("{}: {e}", path.display())))
+    }
+
     /// Starts `drill` for `team`; returns the run id.
     pub async fn start(
         self: &Arc<Self>,
@@ -358,7 +373,7 @@ impl Manager {
         for (index, fault) in drill.faults.iter().enumerate() {
             if let crate::drill::FaultAction::Kill(plan) = &fault.action {
                 self.kills
-                    .choose(plan, 0)
+                    .choose(plan, &drill.kill_selectors(), &std::collections::BTreeSet::new(), 0)
                     .await
                     .map_err(|e| ManagerError::BadDrill(format!("{}: fault {index}: {e}", path.display())))?;
             }

@@ -22,6 +22,7 @@ pub(crate) fn files_with_extension(dir: &std::path::Path, extension: &str) -> Ve
 
 pub mod alertmanager;
 pub mod armed;
+pub mod dry;
 pub mod event;
 pub mod journal;
 pub mod manager;

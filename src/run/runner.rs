@@ -4,7 +4,7 @@
 //!
 //! Time is tokio time, so tests drive whole timelines with a paused clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use super::event::{AlertExpectation, Event, Outcome, PhaseMillis, SloInfo};
 use super::journal::{self, Journal, JournalError, Record};
 use super::sli;
 use super::verify;
-use crate::drill::{Drill, FaultAction, KillPlan, Selector};
-use crate::fault::kill::{Acted, Killers};
+use crate::drill::{Drill, FaultAction, KillPlan};
+use crate::fault::kill::{Acted, Killers, NoRound};
 use crate::proxy::Registry;
 use crate::proxy::toxic::Toxic;
 use crate::scorecard::Scorecard;
@@ -272,15 +272,6 @@ enum Step {
 /// How often targets acted on are checked for recovery.
 const RECOVERY_POLL: Duration = Duration::from_millis(250);
 
-/// The backend name journaled for a selector.
-fn backend(selector: &Selector) -> &'static str {
-    match selector {
-        Selector::Process { .. } => "process",
-        Selector::Docker { .. } => "docker",
-        Selector::Kubernetes { .. } => "kubernetes",
-    }
-}
-
 /// The drill's synthetic traffic, as spike faults send more of it: the same entry point and
 /// timeout, counted in the same SLI, stopped with the run's traffic.
 struct SpikeSource {
@@ -327,6 +318,9 @@ struct Runner<'a, T> {
     /// When each kill round acted (run ms) that the service weathered: the first probe to start
     /// after the round came back good.
     kill_rounds: Vec<u64>,
+    /// SIGKILLs due after a grace period: (run ms due, fault, target, pid). The run owns them:
+    /// they are sent and journaled when due, and dropped, never sent, when the run ends first.
+    follow_ups: Vec<(u64, usize, crate::fault::kill::Target, u32)>,
     /// The latest kill round (run ms) no probe has started after yet.
     unprobed_kill: Option<u64>,
     /// Asks the steady-state probe to run now (after a kill round, while the target is down).
@@ -428,25 +422,40 @@ impl<T: FaultTarget> Runner<'_, T> {
     /// round failing fails the fault (false); a later one is journaled and the fault goes on.
     async fn kill_round(&mut self, index: usize, plan: &KillPlan, round: u32) -> Result<bool, RunError> {
         let seed = crate::fault::kill::round_seed(self.spec.seed, index, round);
-        let chosen = match self.kills.choose(plan, seed).await {
+        // Every target acted on and not seen back is down, whatever a listing says of it.
+        let acted: BTreeSet<String> = self
+            .pending
+            .iter()
+            .filter_map(|p| match &self.spec.drill.faults[p.fault].action {
+                FaultAction::Kill(plan) => Some(crate::fault::kill::key(&plan.selector, &p.acted.target.id)),
+                _ => None,
+            })
+            .collect();
+        let selectors = self.spec.drill.kill_selectors();
+        let chosen = match self.kills.choose(plan, &selectors, &acted, seed).await {
             Ok((chosen, _)) => chosen,
-            Err(error) => {
-                tracing::warn!(%error, "kill round could not run");
+            Err(no) => {
+                tracing::warn!(error = %no, "kill round could not run");
                 if round == 0 {
                     self.kills_active.remove(&index);
-                    self.log(Event::FaultFailed { fault: index, error })?;
+                    self.log(Event::FaultFailed { fault: index, error: no.to_string() })?;
                     return Ok(false);
                 }
-                self.log(Event::KillFailed { fault: index, target: None, error })?;
+                match no {
+                    NoRound::BlastRadius(reason) => self.log(Event::KillSkipped { fault: index, round, reason })?,
+                    NoRound::Failed(error) => self.log(Event::KillFailed { fault: index, target: None, error })?,
+                }
                 return Ok(true);
             }
         };
         // The fault is in once its targets are chosen, as the scorecard reads the journal.
+        let t0_before = self.t0_ms;
         self.went_in(index, false);
+        let mut failures = Vec::new();
         for acted in chosen {
             self.log(Event::TargetKilled {
                 fault: index,
-                backend: backend(&plan.selector).to_owned(),
+                backend: plan.selector.backend().to_owned(),
                 target: acted.target.id.clone(),
                 name: acted.target.name.clone(),
                 action: plan.action.as_str().to_owned(),
@@ -459,18 +468,52 @@ impl<T: FaultTarget> Runner<'_, T> {
             }
             let at = self.now_ms();
             match self.kills.act(plan, &acted.target).await {
-                Ok(detail) => {
+                Ok((detail, follow_up)) => {
                     tracing::info!(target = acted.target.id, detail, "killed");
+                    if let Some(follow_up) = follow_up {
+                        let due_ms = at + u64::try_from(follow_up.after.as_millis()).unwrap_or(u64::MAX);
+                        self.follow_ups.push((due_ms, index, acted.target.clone(), follow_up.pid));
+                    }
                     self.unprobed_kill = Some(at);
                     self.probe_now.notify_one();
                     self.pending.push(Pending { fault: index, acted });
                 }
                 Err(error) => {
+                    failures.push(error.clone());
                     self.log(Event::KillFailed { fault: index, target: Some(acted.target.id.clone()), error })?;
                 }
             }
         }
+        // A first round that touched nothing: the fault never went in.
+        if round == 0 && !failures.is_empty() && !self.pending.iter().any(|p| p.fault == index) {
+            self.t0_ms = t0_before;
+            if let (Some(undo), FaultAction::Kill(plan)) =
+                (self.kills_active.remove(&index), &self.spec.drill.faults[index].action)
+            {
+                for target in undo {
+                    let _ = self.kills.undo(&plan.selector, plan.action, &target).await;
+                }
+            }
+            self.log(Event::FaultFailed { fault: index, error: failures.join("; ") })?;
+            return Ok(false);
+        }
         Ok(true)
+    }
+
+    /// Sends the follow-up SIGKILLs that are due, journaling each one sent.
+    async fn follow_up(&mut self) -> Result<(), RunError> {
+        let now = self.now_ms();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.follow_ups).into_iter().partition(|f| f.0 <= now);
+        self.follow_ups = later;
+        for (_, fault, target, pid) in due {
+            let FaultAction::Kill(plan) = &self.spec.drill.faults[fault].action else { continue };
+            match self.kills.follow_up(plan, &target, pid).await {
+                Ok(Some(detail)) => self.log(Event::KillEscalated { fault, target: target.id, detail })?,
+                Ok(None) => {}
+                Err(error) => self.log(Event::KillFailed { fault, target: Some(target.id), error })?,
+            }
+        }
+        Ok(())
     }
 
     /// Checks every target acted on and journals those that are back.
@@ -825,6 +868,7 @@ impl<'a, T: FaultTarget> Runner<'a, T> {
             acked_ms: None,
             applied_at: BTreeMap::new(),
             kill_rounds: Vec::new(),
+            follow_ups: Vec::new(),
             unprobed_kill: None,
             probe_now: Arc::default(),
             evidence: Evidence::default(),
@@ -889,6 +933,8 @@ pub async fn run<T: FaultTarget>(
                 None => commands_open = false,
             },
             _ = recovery.tick(), if !runner.pending.is_empty() => runner.poll_recovery().await?,
+            () = sleep_until(runner.started + Duration::from_millis(runner.follow_ups.iter().map(|f| f.0).min().unwrap_or(0))),
+                if !runner.follow_ups.is_empty() => runner.follow_up().await?,
             _ = live.seconds.tick(), if live.watch.is_some() => {
                 let counts = live.counts(drill, target).await;
                 if let Some(end) = runner.sli_second(&mut live, counts, faulted)? {

@@ -4,6 +4,7 @@
 
 pub mod envfile;
 pub mod logs;
+pub mod owner;
 pub mod signal;
 
 use std::collections::BTreeMap;
@@ -187,11 +188,12 @@ impl Supervisor {
         self.replicas.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
     }
 
-    /// Sends `signal` to a replica's current process; the replica comes back per its policy.
+    /// Sends `signal` to a replica's current process and everything in its process group (a
+    /// `sh -c` wrapper's children with it); the replica comes back per its policy.
     pub fn kill(&self, id: &str, signal: Signal) -> Result<u32, SuperviseError> {
         let replica = self.replica(id).ok_or_else(|| SuperviseError::NoReplica(id.to_owned()))?;
         let pid = replica.pid.ok_or_else(|| SuperviseError::NotRunning(id.to_owned()))?;
-        signal.send(pid).map_err(|e| SuperviseError::Signal(id.to_owned(), e))?;
+        signal.send_group(pid).map_err(|e| SuperviseError::Signal(id.to_owned(), e))?;
         Ok(pid)
     }
 
@@ -246,23 +248,28 @@ impl Supervisor {
         Ok(child)
     }
 
-    async fn healthy(service: &Service, replica: u32) -> bool {
-        match &service.health {
-            HealthCheck::Running => true,
-            HealthCheck::Tcp(address) => tokio::time::timeout(
-                service.health_interval.max(Duration::from_millis(100)),
-                tokio::net::TcpStream::connect(service.fill(address, replica)),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok()),
-            HealthCheck::Http(url) => {
-                let probe = HttpProbe {
-                    url: service.fill(url, replica),
-                    within: service.health_interval.max(Duration::from_millis(100)),
-                };
-                crate::run::verify::probe(&probe).await
+    /// The replica's health check; a TCP or HTTP check passes only if the listener on this host
+    /// belongs to the replica's process group (`pgid`), not to something else on its port.
+    async fn healthy(service: &Service, replica: u32, pgid: Option<u32>) -> bool {
+        let within = service.health_interval.max(Duration::from_millis(100));
+        let (passed, address) = match &service.health {
+            HealthCheck::Running => return true,
+            HealthCheck::Tcp(address) => {
+                let address = service.fill(address, replica);
+                let connect = tokio::net::TcpStream::connect(address.clone());
+                (tokio::time::timeout(within, connect).await.is_ok_and(|r| r.is_ok()), address)
             }
+            HealthCheck::Http(url) => {
+                let probe = HttpProbe { url: service.fill(url, replica), within };
+                (crate::run::verify::probe(&probe).await, probe.url)
+            }
+        };
+        let (Some(pgid), Some(port)) = (pgid, owner::port_of(&address)) else { return passed };
+        if !passed {
+            return false;
         }
+        let owned = tokio::task::spawn_blocking(move || owner::port_held_by_group(port, pgid)).await;
+        owned.ok().flatten() != Some(false)
     }
 
     /// One replica's life: start, watch, check health, restart per policy, until `stop`.
@@ -305,10 +312,14 @@ impl Supervisor {
                 tokio::select! {
                     () = stop.cancelled() => {
                         if let Some(pid) = pid {
-                            let _ = Signal::TERM.send(pid);
+                            let _ = Signal::TERM.send_group(pid);
                         }
                         if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
                             let _ = child.kill().await;
+                        }
+                        // What is left of the group (children that outlived the leader) goes too.
+                        if let Some(pid) = pid {
+                            let _ = Signal::KILL.send_group(pid);
                         }
                         self.update(id, |r| {
                             r.pid = None;
@@ -319,13 +330,18 @@ impl Supervisor {
                     }
                     status = child.wait() => break status,
                     _ = ticks.tick() => {
-                        let ok = Self::healthy(service, replica).await;
+                        let ok = Self::healthy(service, replica, pid).await;
                         self.update(id, |r| if r.pid == pid {
                             r.state = if ok { ReplicaState::Healthy } else if r.state == ReplicaState::Starting { ReplicaState::Starting } else { ReplicaState::Unhealthy };
                         });
                     }
                 }
             };
+            // The replica is its whole process group, as a container is: children that
+            // outlived the leader would keep its port and pass its health check.
+            if let Some(pid) = pid {
+                let _ = Signal::KILL.send_group(pid);
+            }
             let exit = status.map_or_else(|e| format!("lost: {e}"), describe);
             tracing::info!(replica = id, exit, "replica exited");
             let success = exit == "exit status: 0";

@@ -1,6 +1,6 @@
 //! Unix signals by name, and sending one to a process: the supervisor's kill.
 //!
-//! The `unsafe` calls here are `kill(2)` on a pid the supervisor started itself,
+//! The `unsafe` calls here are `kill(2)` on a pid (or the process group) the supervisor started itself,
 //! `prctl(PR_SET_PDEATHSIG)` in a child between fork and exec, and restoring `SIGPIPE`'s default.
 #![allow(unsafe_code)]
 
@@ -57,6 +57,19 @@ impl Signal {
         }
         // SAFETY: kill(2) takes plain integers; a positive pid names one process.
         if unsafe { libc::kill(pid, self.0) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    }
+}
+
+impl Signal {
+    /// Sends this signal to every process of group `pgid` (a replica started as the leader of
+    /// its own group has `pgid` = its pid).
+    pub fn send_group(self, pgid: u32) -> std::io::Result<()> {
+        let pgid = libc::pid_t::try_from(pgid).map_err(|_| std::io::Error::other("pid out of range"))?;
+        if pgid <= 1 {
+            return Err(std::io::Error::other("refusing to signal that process group"));
+        }
+        // SAFETY: kill(2) takes plain integers; a negative pid names one process group.
+        if unsafe { libc::kill(-pgid, self.0) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
     }
 }
 

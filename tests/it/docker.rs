@@ -130,9 +130,7 @@ kill = { docker = { labels = { app = "wallet" } }, action = "pause", all = true 
     write_drill(dir.path(), &drill(&scope, pause));
     let serve = ServeProcess::start_in(dir.path(), &[]);
 
-    let drills = dir.path().join("drills");
-    let (code, out, err) =
-        serve.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run", "--drills", drills.to_str().unwrap()]);
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("matching now (2)"), "only the scope's containers match: {out}");
     assert!(!out.contains("-outside"), "{out}");
@@ -163,12 +161,12 @@ kill = { docker = { labels = { app = "wallet" } }, action = "pause", all = true 
     serve.verb(&["abort", "--all"]);
 
     // Kill one: Docker does not restart a container killed through its API; it stays down.
-    let kill = r#"kill = { docker = { labels = { app = "wallet" }, name = "-a" } }"#;
+    let kill = r#"kill = { docker = { labels = { app = "wallet" }, name = "*-a" } }"#;
     write_drill(dir.path(), &drill(&scope, kill));
     let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(eventually(Duration::from_secs(10), || state(&a)["Running"] == false));
-    assert_eq!(state(&b)["Running"], true, "the name filter chose `-a` only");
+    assert_eq!(state(&b)["Running"], true, "the name pattern chose `*-a` only");
     assert_eq!(state(&outside)["Running"], true);
     serve.verb(&["abort", "--all"]);
 }
@@ -231,4 +229,181 @@ fn a_crash_brings_the_restart_policy_into_play() {
     let killed = events_of(&journal(dir.path()), "target_killed");
     assert!(killed.iter().all(|k| k["backend"] == "docker" && k["action"] == "crash"), "{killed:?}");
     serve.verb(&["abort", "--all"]);
+}
+
+/// Forwards TCP connections on loopback to the local engine's socket: the real engine, reached
+/// as `DOCKER_HOST=tcp://…`.
+fn engine_over_tcp() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(engine) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") else { return };
+            let (mut client_in, mut engine_out) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut client_in, &mut engine_out));
+            let (mut engine_in, mut client_out) = (engine, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut engine_in, &mut client_out);
+                let _ = client_out.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    format!("tcp://{address}")
+}
+
+#[test]
+fn rounds_never_take_more_containers_down_than_the_blast_radius_through_docker_host() {
+    if !docker_ready() {
+        return;
+    }
+    let containers = Containers::new();
+    let scope = containers.tag.clone();
+    let ids: Vec<String> = ["a", "b", "c"].iter().map(|n| containers.run(n, &scope)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    // A killed container stays down (Docker applies no policy to a kill through its API): with
+    // a radius of one, every later round is skipped, never a second container taken.
+    let every = r#"duration = "5s"
+kill = { docker = { labels = { app = "wallet" } }, count = 1, every = "1s" }"#;
+    write_drill(dir.path(), &drill(&scope, every).replace("max_targets = 2", "max_targets = 1"));
+    let host = engine_over_tcp();
+    let serve = ServeProcess::start_env(dir.path(), &[], &[("DOCKER_HOST", &host)]);
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let skipped = || events_of(&journal(dir.path()), "kill_skipped").len();
+    let mut worst = 0;
+    let done = eventually(Duration::from_secs(20), || {
+        worst = worst.max(ids.iter().filter(|id| state(id)["Running"] != true).count());
+        skipped() >= 3
+    });
+    let records = journal(dir.path());
+    assert!(done, "{records:#?}");
+    assert_eq!(events_of(&records, "target_killed").len(), 1, "{records:#?}");
+    assert!(worst <= 1, "{worst} containers were down at once");
+    assert_eq!(ids.iter().filter(|id| state(id)["Running"] != true).count(), 1);
+    serve.verb(&["abort", "--all"]);
+}
+
+#[test]
+fn a_name_is_exact_unless_it_is_a_pattern() {
+    if !docker_ready() {
+        return;
+    }
+    let containers = Containers::new();
+    let scope = containers.tag.clone();
+    containers.run("shop-1", &scope);
+    containers.run("shop-10", &scope);
+    let dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    for (name, matching) in
+        [(format!("fd-{scope}-shop-1"), 1), (format!("fd-{scope}-shop-*"), 2), ("shop-1".to_owned(), 0)]
+    {
+        let fault = format!("kill = {{ docker = {{ labels = {{ app = \"wallet\" }}, name = \"{name}\" }} }}");
+        write_drill(dir.path(), &drill(&scope, &fault));
+        let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run"]);
+        if matching == 0 {
+            assert_eq!(code, Some(2), "{out}{err}");
+            assert!(err.contains("match nothing"), "{err}");
+        } else {
+            assert_eq!(code, Some(0), "{out}{err}");
+            assert!(out.contains(&format!("matching now ({matching})")), "{name}: {out}");
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_docker_host_is_named_and_nothing_local_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = r#"kill = { docker = { labels = { app = "wallet" } } }"#;
+    write_drill(dir.path(), &drill("anything", fault));
+    let serve = ServeProcess::start_env(dir.path(), &[], &[("DOCKER_HOST", "tcp://127.0.0.1:1")]);
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["run", "wallet-containers", "--team", "ops"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = serve.verb(&args);
+        assert_eq!(code, Some(2), "{out}{err}");
+        assert!(err.contains("cannot reach the Docker engine at tcp://127.0.0.1:1"), "{err}");
+    }
+    let ssh = ServeProcess::start_env(dir.path(), &[], &[("DOCKER_HOST", "ssh://user@host")]);
+    let (code, _, err) = ssh.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("does not speak ssh to the Docker engine; forward its socket"), "{err}");
+}
+
+/// A Docker engine API that lists one container whose `State.Pid` is `pid`: an engine in another
+/// PID namespace, where that number is some other process here.
+fn engine_reporting_pid(pid: u32) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let id = "f".repeat(64);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                    // Headers, then no body (every call here is a GET or a body-less POST).
+                    loop {
+                        let mut header = String::new();
+                        if std::io::BufRead::read_line(&mut reader, &mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                    }
+                    let path = path.split('?').next().unwrap_or_default();
+                    let labels = serde_json::json!({"firedrill.test": "anything", "app": "wallet"});
+                    let (status, body) = if path.ends_with("/version") {
+                        (
+                            "200 OK",
+                            serde_json::json!({"ApiVersion": "1.43", "MinAPIVersion": "1.24", "Version": "24.0.0"}),
+                        )
+                    } else if path.ends_with("/containers/json") {
+                        (
+                            "200 OK",
+                            serde_json::json!([{"Id": id, "Names": ["/elsewhere"], "Labels": labels, "State": "running"}]),
+                        )
+                    } else if path.ends_with(&format!("/containers/{id}/json")) {
+                        let state =
+                            serde_json::json!({"Running": true, "Pid": pid, "StartedAt": "2026-11-30T00:00:00Z"});
+                        ("200 OK", serde_json::json!({"Id": id, "State": state}))
+                    } else {
+                        ("404 Not Found", serde_json::json!({"message": "not in this fake"}))
+                    };
+                    let body = body.to_string();
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if std::io::Write::write_all(&mut stream, format!("{head}{body}").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("tcp://{address}")
+}
+
+#[test]
+fn a_crash_never_signals_a_pid_outside_the_containers_cgroup() {
+    let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let crash = r#"kill = { docker = { labels = { app = "wallet" } }, action = "crash" }"#;
+    write_drill(dir.path(), &drill("anything", crash));
+    let host = engine_reporting_pid(bystander.id());
+    let serve = ServeProcess::start_env(dir.path(), &[], &[("DOCKER_HOST", &host)]);
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let failed = || events_of(&journal(dir.path()), "fault_failed");
+    assert!(eventually(Duration::from_secs(10), || !failed().is_empty()), "{:#?}", journal(dir.path()));
+    let error = failed()[0]["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("is not in the container's cgroup here"), "{error}");
+    assert!(error.contains(&host), "the message names the engine: {error}");
+    assert!(bystander.try_wait().unwrap().is_none(), "the bystander was not signalled");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
 }

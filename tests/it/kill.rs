@@ -110,9 +110,8 @@ fn a_killed_replica_comes_back_and_the_journal_has_both() {
     assert!(out.contains("wallet-0") && out.contains("wallet-1") && out.contains("healthy"), "{out}");
 
     // The dry run names the replicas it would choose from, and with a seed the one it would kill.
-    let drills = dir.path().join("drills");
-    let dry =
-        ["run", "wallet-crash", "--team", "payments", "--dry-run", "--seed", "3", "--drills", drills.to_str().unwrap()];
+    // Asked from another directory: the daemon answers, from its own drills and environment.
+    let dry = ["run", "wallet-crash", "--team", "payments", "--dry-run", "--seed", "3"];
     let (code, out, err) = serve.verb(&dry);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("kill replicas of local service `wallet`"), "{out}");
@@ -219,4 +218,104 @@ fn a_crashed_daemon_leaves_no_supervised_process_behind() {
     serve.wait(Duration::from_secs(10));
     let gone = eventually(Duration::from_secs(5), || pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists()));
     assert!(gone, "replicas {pids:?} outlived their daemon");
+}
+
+/// Whether, at each `target_killed` of the journal, at most `max` targets acted on were not back.
+fn never_more_than(records: &[serde_json::Value], max: usize) -> Result<(), String> {
+    let mut out: Vec<String> = Vec::new();
+    for record in records {
+        let target = record["target"].as_str().unwrap_or_default().to_owned();
+        match record["type"].as_str() {
+            Some("target_killed") => {
+                out.push(target);
+                if out.len() > max {
+                    return Err(format!("{} down at once: {out:?}", out.len()));
+                }
+            }
+            Some("target_recovered") => out.retain(|t| *t != target),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn rounds_never_take_more_replicas_down_than_the_blast_radius() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rounds every second; a killed replica takes about 1.5 s to come back (its backoff): a round
+    // that falls while one is in backoff must be skipped, not take the other one too.
+    let drill = DRILL
+        .replace("every = \"2s\"", "every = \"1s\"")
+        .replace("[[faults]]\nat = \"0s\"", "[[faults]]\nat = \"0s\"\nduration = \"6s\"");
+    let env = setup(dir.path(), &drill);
+    std::fs::write(
+        &env,
+        std::fs::read_to_string(&env)
+            .unwrap()
+            .replace("backoff = \"200ms\", max_backoff = \"1s\"", "backoff = \"1500ms\", max_backoff = \"1500ms\""),
+    )
+    .unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let (code, out, err) = serve.verb(&["up", env.to_str().unwrap(), "--wait", "20s"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // The dry run, asked from elsewhere, says how many may be down at once.
+    let (code, out, err) = serve.verb(&["run", "wallet-crash", "--team", "payments", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("blast radius: at most 1 of the drill's kill targets down at once"), "{out}");
+    assert!(out.contains("a round that would exceed it is skipped"), "{out}");
+
+    let (code, out, err) = serve.verb(&["run", "wallet-crash", "--team", "payments", "--seed", "1"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let mut worst = 0;
+    let rounds = || {
+        let records = journal(dir.path());
+        events_of(&records, "target_killed").len() + events_of(&records, "kill_skipped").len()
+    };
+    let done = eventually(Duration::from_secs(20), || {
+        // Sampled while the rounds go on: replicas short of healthy, whatever the journal says.
+        let (_, ps, _) = serve.verb(&["ps", "--json"]);
+        let replicas: serde_json::Value = serde_json::from_str(&ps).unwrap_or_default();
+        let down = replicas.as_array().into_iter().flatten().filter(|r| r["state"] != "healthy").count();
+        worst = worst.max(down);
+        rounds() >= 6
+    });
+    let records = journal(dir.path());
+    assert!(done, "six rounds: {records:#?}");
+    assert!(worst <= 1, "{worst} replicas were down at once");
+    never_more_than(&records, 1).unwrap();
+    let skipped = events_of(&records, "kill_skipped");
+    assert!(!skipped.is_empty(), "rounds during a backoff are skipped: {records:#?}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("process/wallet-"), "{skipped:?}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("round skipped, nothing was killed"), "{skipped:?}");
+    assert_eq!(serve.verb(&["abort", "--all"]).0, Some(0));
+}
+
+#[test]
+fn a_dry_run_is_the_daemons_answer_with_runs_lookup_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // The file's name is not the drill's: `run` finds it by `drill.name`, and so must the dry run.
+    let env = setup(dir.path(), DRILL);
+    std::fs::rename(dir.path().join("drills/wallet-crash.toml"), dir.path().join("drills/renamed.toml")).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    assert_eq!(serve.verb(&["up", env.to_str().unwrap(), "--wait", "20s"]).0, Some(0));
+    let (code, out, err) = serve.verb(&["run", "wallet-crash", "--team", "payments", "--dry-run", "--seed", "4"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("renamed.toml") && out.contains("first round with --seed 4: wallet-"), "{out}");
+    for (args, code) in [
+        (["run", "no-such-drill", "--team", "payments"], Some(2)),
+        (["run", "wallet-crash", "--team", "bad team!"], Some(2)),
+    ] {
+        let (run_code, _, run_err) = serve.verb(&args);
+        let mut dry: Vec<&str> = args.to_vec();
+        dry.push("--dry-run");
+        let (dry_code, _, dry_err) = serve.verb(&dry);
+        assert_eq!((run_code, dry_code), (code, code), "{run_err}\n{dry_err}");
+    }
+    std::fs::write(dir.path().join("drills/renamed.toml"), DRILL.replace("count = 1,", "all = true,")).unwrap();
+    let (run_code, _, run_err) = serve.verb(&["run", "wallet-crash", "--team", "payments"]);
+    let (dry_code, _, dry_err) = serve.verb(&["run", "wallet-crash", "--team", "payments", "--dry-run"]);
+    assert_eq!((run_code, dry_code), (Some(2), Some(2)), "{run_err}\n{dry_err}");
+    assert!(dry_err.contains("this round would take 2 of 2 replicas"), "{dry_err}");
+    assert!(events_of(&journal(dir.path()), "target_killed").is_empty(), "nothing was touched");
 }

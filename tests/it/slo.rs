@@ -316,9 +316,7 @@ fn rate(serve: &ServeProcess, span: Duration) -> f64 {
 #[test]
 fn a_traffic_spike_adds_to_the_drills_traffic_while_it_lasts() {
     let (dir, serve) = daemon_with(spike_drill);
-    let drills = dir.path().join("drills");
-    let (code, out, err) =
-        serve.verb(&["run", "api-burst", "--team", "payments", "--dry-run", "--drills", drills.to_str().unwrap()]);
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments", "--dry-run"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("fault 0: at 2s for 3s, traffic spike: 80 more requests/s to GET http://"), "{out}");
     assert_eq!(requests(&serve), 0, "a dry run sends nothing");

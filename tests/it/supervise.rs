@@ -99,13 +99,20 @@ async fn a_grace_period_ends_in_sigkill_for_a_process_that_ignores_the_signal() 
         action: KillAction::Kill,
         max_targets: 1,
     };
-    let (chosen, matching) = killers.choose(&plan, 1).await.unwrap();
+    let (chosen, matching) = killers.choose(&plan, &[], &std::collections::BTreeSet::new(), 1).await.unwrap();
     assert_eq!(matching, 1);
-    let detail = killers.act(&plan, &chosen[0].target).await.unwrap();
+    let (detail, follow_up) = killers.act(&plan, &chosen[0].target).await.unwrap();
     assert!(detail.starts_with("SIGTERM to pid ") && detail.ends_with(", SIGKILL after 300ms"), "{detail}");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(supervisor.replica("stubborn-0").unwrap().pid.is_some(), "SIGTERM is ignored");
+    // The SIGKILL is the run's to send when the grace period is over (and never, if the run
+    // ends first): nothing is left running in the background.
+    let follow_up = follow_up.expect("a SIGKILL is due after the grace period");
+    assert_eq!(follow_up.after, Duration::from_millis(300));
+    assert_eq!(supervisor.replica("stubborn-0").unwrap().pid, Some(follow_up.pid), "SIGTERM is ignored");
+    let sent = killers.follow_up(&plan, &chosen[0].target, follow_up.pid).await.unwrap();
+    assert!(sent.is_some_and(|d| d.starts_with("SIGKILL to pid ")));
     assert!(settle(&supervisor, "stubborn-0", |r| r.state == ReplicaState::Exited).await);
+    let again = killers.follow_up(&plan, &chosen[0].target, follow_up.pid).await.unwrap();
+    assert_eq!(again, None, "a process that is gone is not signalled again");
     assert_eq!(supervisor.replica("stubborn-0").unwrap().last_exit.as_deref(), Some("signal: 9 (SIGKILL)"));
     supervisor.shutdown().await;
 }
@@ -146,4 +153,71 @@ async fn replica_output_goes_to_a_log_file_rotated_at_its_cap() {
     assert!(current.ends_with(b"done\n"), "{tail:?}");
     supervisor.down().await;
     supervisor.shutdown().await;
+}
+
+/// The live pids (zombies waiting to be reaped are gone already) whose process group is `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let after = &stat[stat.rfind(')').unwrap() + 1..];
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                fields[0] != "Z" && fields[2] == pgid.to_string()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn kills_and_down_take_the_replicas_whole_process_group() {
+    let supervisor = Supervisor::new();
+    // A wrapper whose child would outlive a signal to the wrapper alone.
+    let text = "[[services]]\nname = \"wrapped\"\ncommand = \"sh\"\nargs = [\"-c\", \"sleep 600 & wait\"]\n\
+                restart = { policy = \"always\", backoff = \"100ms\" }\n";
+    supervisor.up(services(text)).unwrap();
+    assert!(settle(&supervisor, "wrapped-0", |r| r.state == ReplicaState::Healthy).await);
+    let first = supervisor.replica("wrapped-0").unwrap().pid.unwrap();
+    let mut members = Vec::new();
+    for _ in 0..200 {
+        members = group_members(first);
+        if members.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(members.len() >= 2, "the wrapper and its child: {members:?}");
+    supervisor.kill("wrapped-0", Signal::KILL).unwrap();
+    assert!(settle(&supervisor, "wrapped-0", |r| r.pid.is_some_and(|p| p != first)).await, "restarted");
+    assert!(group_members(first).is_empty(), "the child went with the wrapper");
+    let second = supervisor.replica("wrapped-0").unwrap().pid.unwrap();
+    assert_eq!(supervisor.down().await, ["wrapped"]);
+    assert!(group_members(second).is_empty(), "`down` leaves nothing of the group behind");
+    supervisor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_health_check_answered_by_a_process_outside_the_replica_does_not_count() {
+    // Something else already serves the replica's port: the check answers, but not from the
+    // replica's own process group, so the replica never becomes healthy.
+    let mut squatter = std::process::Command::new(healthd())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(squatter.stdout.take().unwrap()), &mut line).unwrap();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let supervisor = Supervisor::new();
+    let text = format!(
+        "[[services]]\nname = \"late\"\ncommand = \"sleep\"\nargs = [\"600\"]\n\
+         health = {{ http = \"http://127.0.0.1:{port}/healthz\", interval = \"100ms\" }}\n"
+    );
+    supervisor.up(services(&text)).unwrap();
+    let fooled = settle(&supervisor, "late-0", |r| r.state == ReplicaState::Healthy).await;
+    squatter.kill().unwrap();
+    squatter.wait().unwrap();
+    supervisor.shutdown().await;
+    assert!(!fooled, "the squatter's answer passed for the replica's");
 }
