@@ -21,9 +21,12 @@ fn main() -> ExitCode {
             .with_env_filter(EnvFilter::try_from_env("SHOP_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
             .init();
     } else {
+        // Colour only for a person at a terminal: logs and pipes get plain text.
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
         tracing_subscriber::fmt()
             .with_env_filter(EnvFilter::try_from_env("FIREDRILL_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
             .with_writer(std::io::stderr)
+            .with_ansi(colour)
             .init();
     }
     let cli = match cli {

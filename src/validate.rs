@@ -95,6 +95,17 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
                 for (index, fault) in drill.faults.iter().enumerate() {
                     if let FaultAction::Kill(plan) = &fault.action {
                         println!("      fault {index}: {}", crate::run::dry::kill_line(plan));
+                        if let crate::drill::Selector::Kubernetes { contexts, .. } = &plan.selector
+                            && let Some(current) =
+                                crate::fault::kubernetes::KubernetesTargets::default().context_outside(contexts)
+                        {
+                            println!(
+                                "warning  {}: fault {index}: the kubeconfig's current context `{current}` is not in \
+                                 the drill's allow-list ({}); a run from here would be refused",
+                                file.display(),
+                                contexts.join(", ")
+                            );
+                        }
                     }
                 }
                 for warning in slo_warnings(&drill) {

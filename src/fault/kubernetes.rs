@@ -1,6 +1,8 @@
 //! Kill faults on Kubernetes pods, through the API (kube-rs): list by namespace and label
 //! selector, delete with a grace period — only when the kubeconfig's current context and the
-//! namespace are in the drill's allow-list.
+//! namespace are in the drill's allow-list. Every call is bounded: [`CONNECT_TIMEOUT`] to
+//! connect, and [`request_timeout`] for the answer, so a hung API server fails the round with
+//! a message naming the server and the timeout instead of holding the run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,12 +15,35 @@ use kube::{Client, Config};
 
 use super::kill::Target;
 
+/// How long connecting to the API server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default bound on one API call's answer; `FIREDRILL_KUBE_TIMEOUT` (seconds) changes it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The bound on one API call's answer: `FIREDRILL_KUBE_TIMEOUT` seconds (1 to 300), or
+/// [`REQUEST_TIMEOUT`].
+pub fn request_timeout() -> Duration {
+    std::env::var("FIREDRILL_KUBE_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| (1..=300).contains(s))
+        .map_or(REQUEST_TIMEOUT, Duration::from_secs)
+}
+
+/// A client for one context, with the server it talks to (named in every error).
+#[derive(Clone)]
+struct Connected {
+    context: String,
+    server: String,
+    client: Client,
+}
+
 /// A kubeconfig-driven client, made on first use and kept per context.
 #[derive(Clone, Default)]
 pub struct KubernetesTargets {
     /// The kubeconfig file; `None` = `$KUBECONFIG` or `~/.kube/config`, as kubectl.
     kubeconfig: Option<PathBuf>,
-    client: Arc<tokio::sync::Mutex<Option<(String, Client)>>>,
+    client: Arc<tokio::sync::Mutex<Option<Connected>>>,
 }
 
 impl std::fmt::Debug for KubernetesTargets {
@@ -40,14 +65,26 @@ impl KubernetesTargets {
         Self { kubeconfig: Some(path), client: Arc::default() }
     }
 
-    /// A client for the current context, refused unless that context is in `contexts`.
-    async fn client(&self, contexts: &[String]) -> Result<Client, String> {
+    /// The kubeconfig's current context, and the kubeconfig.
+    fn current(&self) -> Result<(String, Kubeconfig), String> {
         let kubeconfig = match &self.kubeconfig {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
         }
         .map_err(|e| format!("cannot read the kubeconfig: {e}"))?;
-        let current = kubeconfig.current_context.clone().unwrap_or_default();
+        Ok((kubeconfig.current_context.clone().unwrap_or_default(), kubeconfig))
+    }
+
+    /// The kubeconfig's current context, when it is not in `contexts` (what `validate` warns
+    /// about); `None` when it is, or when there is no kubeconfig to read.
+    pub fn context_outside(&self, contexts: &[String]) -> Option<String> {
+        let (current, _) = self.current().ok()?;
+        (!contexts.contains(&current)).then_some(current)
+    }
+
+    /// A client for the current context, refused unless that context is in `contexts`.
+    async fn client(&self, contexts: &[String]) -> Result<Connected, String> {
+        let (current, kubeconfig) = self.current()?;
         if !contexts.contains(&current) {
             return Err(format!(
                 "the kubeconfig's current context `{current}` is not in the drill's allow-list ({}); \
@@ -56,26 +93,50 @@ impl KubernetesTargets {
             ));
         }
         let mut cached = self.client.lock().await;
-        if let Some((context, client)) = cached.as_ref()
-            && *context == current
+        if let Some(connected) = cached.as_ref()
+            && connected.context == current
         {
-            return Ok(client.clone());
+            return Ok(connected.clone());
         }
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| format!("kubeconfig context `{current}`: {e}"))?;
-        let client = Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))?;
-        *cached = Some((current, client.clone()));
-        Ok(client)
+        let timeout = request_timeout();
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+        let server = config.cluster_url.to_string();
+        let client = Client::try_from(config).map_err(|e| format!("Kubernetes client for {server}: {e}"))?;
+        let connected = Connected { context: current, server, client };
+        *cached = Some(connected.clone());
+        Ok(connected)
+    }
+
+    /// Runs one API call, bounded, with errors that name the server and the timeouts.
+    async fn call<T>(
+        connected: &Connected,
+        what: &str,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, String> {
+        let timeout = request_timeout();
+        let bounds = format!(
+            "connect timeout {}, request timeout {} (FIREDRILL_KUBE_TIMEOUT)",
+            crate::drill::duration::format(CONNECT_TIMEOUT),
+            crate::drill::duration::format(timeout)
+        );
+        match tokio::time::timeout(CONNECT_TIMEOUT + timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(format!("Kubernetes API {}: {what}: {e} ({bounds})", connected.server)),
+            Err(_) => Err(format!("Kubernetes API {}: {what}: no answer in time ({bounds})", connected.server)),
+        }
     }
 
     /// Pods in `namespace` matching `selector`, not already terminating.
     pub async fn list(&self, contexts: &[String], namespace: &str, selector: &str) -> Result<Vec<Target>, String> {
-        let pods: Api<Pod> = Api::namespaced(self.client(contexts).await?, namespace);
-        let list = pods
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| format!("Kubernetes: list pods in `{namespace}` matching `{selector}`: {e}"))?;
+        let connected = self.client(contexts).await?;
+        let pods: Api<Pod> = Api::namespaced(connected.client.clone(), namespace);
+        let what = format!("list pods in `{namespace}` matching `{selector}`");
+        let list = Self::call(&connected, &what, pods.list(&ListParams::default().labels(selector))).await?;
         let mut targets: Vec<Target> = list
             .items
             .iter()
@@ -102,11 +163,11 @@ impl KubernetesTargets {
         name: &str,
         grace: Duration,
     ) -> Result<String, String> {
-        let pods: Api<Pod> = Api::namespaced(self.client(contexts).await?, namespace);
+        let connected = self.client(contexts).await?;
+        let pods: Api<Pod> = Api::namespaced(connected.client.clone(), namespace);
         let seconds = u32::try_from(grace.as_secs()).unwrap_or(u32::MAX);
-        pods.delete(name, &DeleteParams::default().grace_period(seconds))
-            .await
-            .map_err(|e| format!("Kubernetes: delete pod `{namespace}/{name}`: {e}"))?;
+        let what = format!("delete pod `{namespace}/{name}`");
+        Self::call(&connected, &what, pods.delete(name, &DeleteParams::default().grace_period(seconds))).await?;
         Ok(format!("deleted with {seconds}s grace"))
     }
 }

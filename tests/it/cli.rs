@@ -177,3 +177,16 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(first.trim(), "{");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn logs_on_a_pipe_carry_no_colour_codes() {
+    // A daemon that is not there: the client logs its connection attempts at debug level.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["status", "--addr", "127.0.0.1:1"])
+        .env("FIREDRILL_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.lines().count() > 1, "there were logs to check: {err}");
+    assert!(!err.contains('\u{1b}'), "no ANSI escapes on a pipe: {err:?}");
+}

@@ -319,3 +319,49 @@ fn a_dry_run_is_the_daemons_answer_with_runs_lookup_and_exit_codes() {
     assert!(dry_err.contains("this round would take 2 of 2 replicas"), "{dry_err}");
     assert!(events_of(&journal(dir.path()), "target_killed").is_empty(), "nothing was touched");
 }
+
+#[test]
+fn a_grace_periods_sigkill_belongs_to_the_run_journaled_when_sent_and_never_sent_after_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let drill = DRILL.replace(
+        "kill = { process = \"wallet\", count = 1, every = \"2s\", signal = \"SIGKILL\" }",
+        "kill = { process = \"wallet\", count = 1, signal = \"SIGTERM\", grace = \"1s\" }",
+    );
+    setup(dir.path(), &drill);
+    // A replica that ignores SIGTERM: only the follow-up SIGKILL stops it.
+    let env = dir.path().join("stubborn.toml");
+    std::fs::write(
+        &env,
+        "[[services]]\nname = \"wallet\"\ncommand = \"sh\"\nargs = [\"-c\", \"trap '' TERM; exec sleep 600\"]\n\
+         restart = { policy = \"always\", backoff = \"100ms\" }\n",
+    )
+    .unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    assert_eq!(serve.verb(&["up", env.to_str().unwrap(), "--wait", "20s"]).0, Some(0));
+    let pid = || {
+        let (_, ps, _) = serve.verb(&["ps", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&ps).unwrap()[0]["pid"].as_u64()
+    };
+
+    // Left to run: the SIGKILL goes out when the grace period ends, and the journal says so.
+    let first = pid().unwrap();
+    assert_eq!(serve.verb(&["run", "wallet-crash", "--team", "payments"]).0, Some(0));
+    let escalated = || events_of(&journal(dir.path()), "kill_escalated");
+    assert!(eventually(Duration::from_secs(15), || !escalated().is_empty()), "{:#?}", journal(dir.path()));
+    assert!(escalated()[0]["detail"].as_str().unwrap().contains(&format!("SIGKILL to pid {first}")));
+    assert!(eventually(Duration::from_secs(10), || pid().is_some_and(|p| p != first)), "restarted");
+    assert_eq!(serve.verb(&["abort", "--all"]).0, Some(0));
+
+    // Aborted inside the grace period: the SIGKILL is never sent.
+    let second = pid().unwrap();
+    let killed_before = events_of(&journal(dir.path()), "target_killed").len();
+    assert_eq!(serve.verb(&["run", "wallet-crash", "--team", "payments"]).0, Some(0));
+    assert!(
+        eventually(Duration::from_secs(10), || events_of(&journal(dir.path()), "target_killed").len() > killed_before)
+    );
+    assert_eq!(serve.verb(&["abort", "--all"]).0, Some(0));
+    // Past the grace period (an absence can only be seen by waiting it out).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(pid(), Some(second), "the process that ignored SIGTERM still runs: no SIGKILL after the abort");
+    assert_eq!(escalated().len(), 1, "only the first run's");
+}

@@ -202,3 +202,54 @@ fn a_context_outside_the_allow_list_sends_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hung_api_server_fails_the_round_in_bounded_time_naming_server_and_timeout() {
+    // Accepts every connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), server, "kind-dev");
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    std::fs::write(dir.path().join("drills/wallet-pods.toml"), DRILL).unwrap();
+    let serve = ServeProcess::start_env(
+        dir.path(),
+        &[],
+        &[("KUBECONFIG", config.to_str().unwrap()), ("FIREDRILL_KUBE_TIMEOUT", "1")],
+    );
+    let started = std::time::Instant::now();
+    let (code, _, err) = serve.verb(&["run", "wallet-pods", "--team", "platform"]);
+    let took = started.elapsed();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("Kubernetes API http://{server}/")), "names the server: {err}");
+    assert!(err.contains("request timeout 1s (FIREDRILL_KUBE_TIMEOUT)"), "names the timeout: {err}");
+    assert!(took < Duration::from_secs(20), "bounded by the timeouts, not the client's 30 s default: {took:?}");
+    assert!(!err.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {err:?}");
+}
+
+#[test]
+fn validate_warns_when_the_current_context_is_outside_the_allow_list() {
+    let (_, server) = start_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wallet-pods.toml"), DRILL).unwrap();
+    for (current, warned) in [("prod", true), ("kind-dev", false)] {
+        let config = kubeconfig(dir.path(), server, current);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .current_dir(dir.path())
+            .args(["validate", "wallet-pods.toml"])
+            .env("KUBECONFIG", &config)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "a warning is not an error: {out}");
+        assert!(out.contains("at most 1 target(s) of the drill down at once"), "{out}");
+        let warning = "the kubeconfig's current context `prod` is not in the drill's allow-list (kind-dev)";
+        assert_eq!(out.contains(warning), warned, "{current}: {out}");
+    }
+}
