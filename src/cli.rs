@@ -59,6 +59,16 @@ pub enum Command {
         /// this daemon's own proxies.
         #[arg(long, env = "FIREDRILL_TOXIPROXY")]
         toxiproxy: Option<String>,
+        /// Listen backlog of the proxies and APIs (default: the system's maximum, somaxconn).
+        #[arg(long, env = "FIREDRILL_BACKLOG", value_parser = clap::value_parser!(u32).range(1..))]
+        backlog: Option<u32>,
+        /// Most proxied connections open at once across every proxy (default, and at most:
+        /// what the descriptor budget fits); a client over it is refused at once.
+        #[arg(long, env = "FIREDRILL_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+        max_connections: Option<u64>,
+        /// Most proxied connections open at once on any one proxy (default: --max-connections).
+        #[arg(long, env = "FIREDRILL_MAX_PROXY_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+        max_proxy_connections: Option<u64>,
         /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
         #[arg(value_name = "PROXY_FILE")]
         files: Vec<PathBuf>,
@@ -397,9 +407,26 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     use crate::control::client;
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()));
     match cli.command {
-        Command::Serve { api, token, seed, control, drills, data_dir, scorecards, toxiproxy, files } => {
+        Command::Serve {
+            api,
+            token,
+            seed,
+            control,
+            drills,
+            data_dir,
+            scorecards,
+            toxiproxy,
+            backlog,
+            max_connections,
+            max_proxy_connections,
+            files,
+        } => {
             let dirs = crate::run::manager::RunDirs { drills, data: data_dir, scorecards };
-            let options = ServeOptions { api, token, seed, files, control, dirs, toxiproxy };
+            let caps = crate::proxy::budget::Caps {
+                max_connections: max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                max_per_proxy: max_proxy_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            };
+            let options = ServeOptions { api, token, seed, files, control, dirs, toxiproxy, backlog, caps };
             runtime()?.block_on(serve::run(options, serve::shutdown_signal()))
         }
         Command::Run { drill, blind, within, team, responder, seed, dry_run, remote } => {

@@ -102,8 +102,17 @@ async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &P
     };
     // Scorecards go where `firedrill report` looks by default; journals and logs stay in `work`.
     let dirs = RunDirs { drills, data: work.join("data"), scorecards: PathBuf::from("scorecards") };
-    let serve =
-        ServeOptions { api, token: None, seed: options.seed, files: vec![proxies], control, dirs, toxiproxy: None };
+    let serve = ServeOptions {
+        api,
+        token: None,
+        seed: options.seed,
+        files: vec![proxies],
+        control,
+        dirs,
+        toxiproxy: None,
+        backlog: None,
+        caps: crate::proxy::budget::Caps::default(),
+    };
     let daemon = Daemon::start(serve).await.map_err(|failure| match failure {
         Failure::Failed(e) => Failure::Failed(anyhow!("{e} (the demo needs {PORTS} free)")),
         other @ Failure::BadInput(_) => other,

@@ -36,6 +36,10 @@ pub struct ServeOptions {
     pub dirs: RunDirs,
     /// An external Toxiproxy-compatible API for the drills' faults, instead of the own proxies.
     pub toxiproxy: Option<String>,
+    /// The listen backlog of every listener; `None` = the system's maximum (`somaxconn`).
+    pub backlog: Option<u32>,
+    /// Connection caps of the proxies (see [`crate::proxy::budget`]).
+    pub caps: crate::proxy::budget::Caps,
 }
 
 /// A daemon whose API and proxies are bound and ready.
@@ -75,12 +79,14 @@ impl Daemon {
         if let Err(err) = crate::proxy::sys::raise_open_files_limit() {
             tracing::warn!(%err, "could not raise the open-files limit");
         }
-        let listener = TcpListener::bind(options.api)
-            .await
+        crate::proxy::budget::init(options.caps);
+        if let Some(backlog) = options.backlog {
+            crate::proxy::listener::set_backlog(backlog);
+        }
+        let listener = crate::proxy::listener::listen_on(options.api)
             .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the admin API: {e}", options.api)))?;
         let api = listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
-        let control_listener = TcpListener::bind(options.control)
-            .await
+        let control_listener = crate::proxy::listener::listen_on(options.control)
             .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the control API: {e}", options.control)))?;
         let control = control_listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
         let registry = Registry::on_own_thread(options.seed)
@@ -166,6 +172,11 @@ pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> R
     for proxy in proxies.values() {
         println!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
     }
+    let (global, per_proxy, descriptors) = crate::proxy::budget::caps();
+    println!(
+        "firedrill: at most {global} proxied connections at once ({per_proxy} per proxy), {descriptors} descriptors \
+         for them; the rest is kept for the APIs"
+    );
     for run in &daemon.recovered {
         println!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
     }

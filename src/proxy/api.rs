@@ -125,9 +125,20 @@ async fn guard(State(api): State<Api>, request: Request, next: Next) -> Response
     } else {
         next.run(request).await
     };
+    // A body over the limit is refused by the extractor in plain text: answer in Toxiproxy's
+    // shape like every other error.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response.headers().get(header::CONTENT_TYPE).is_none_or(|t| t != "application/json")
+    {
+        let message = format!("request body too large: the limit is {BODY_LIMIT} bytes");
+        response = ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, message }.into_response();
+    }
     response.headers_mut().insert(REQUEST_ID_HEADER, HeaderValue::from(id));
     response
 }
+
+/// The largest request body the admin API reads (axum's default).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 async fn version() -> Response {
     json_response(StatusCode::OK, &json!({"version": env!("CARGO_PKG_VERSION")}))

@@ -84,9 +84,10 @@ struct Direction<'a> {
     /// Cancelled when the connection must close (other direction failed, proxy stopped).
     cancel: &'a CancellationToken,
     chain: Chain,
-    /// The splice pipe, made on first use so idle connections hold no pipe.
+    /// The splice pipe and its place in the descriptor budget, made when the first byte is
+    /// there, so idle connections hold no pipe.
     #[cfg(target_os = "linux")]
-    pipe: Option<super::sys::Pipe>,
+    pipe: Option<(super::sys::Pipe, super::budget::Descriptors)>,
     /// The timer scheduled pieces wait on, made on first use.
     timer: Timer,
 }
@@ -95,8 +96,13 @@ struct Direction<'a> {
 enum Timer {
     /// Not needed yet: most links never wait.
     Untried,
-    /// A timer with the kernel's resolution.
-    Precise(super::sys::Timer),
+    /// A timer with the kernel's resolution, and its place in the descriptor budget.
+    Precise {
+        /// The timerfd.
+        timer: super::sys::Timer,
+        /// Given back to the budget when the timer goes.
+        _held: super::budget::Descriptors,
+    },
     /// None could be made: tokio's millisecond timer.
     Coarse,
 }
@@ -126,8 +132,9 @@ impl<'a> Direction<'a> {
 
     async fn forward(mut self) -> Verdict {
         let verdict = loop {
-            if self.sync() != Verdict::Continue {
-                break Verdict::Close;
+            let synced = self.sync();
+            if synced != Verdict::Continue {
+                break synced;
             }
             let step = if self.chain.is_empty() {
                 // Back on the fast path a link holds no timer: descriptors go to connections.
@@ -176,17 +183,29 @@ impl<'a> Direction<'a> {
                 () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
                 ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
             }
-            // The pipe is made when the first bytes arrive: idle connections hold no pipe.
+            // The pipe is made when the first bytes are there: idle connections hold no pipe. A
+            // readiness with nothing behind it (the first one after accept, often) costs a peek.
             if self.pipe.is_none() {
+                let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+                match self.src.try_io(Interest::READABLE, || socket2::SockRef::from(self.src).peek(&mut byte)) {
+                    Ok(0) => return self.half_close(),
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return Step::Done(Verdict::Close),
+                }
+                let Some(held) = super::budget::take(2) else {
+                    tracing::debug!("no descriptors left in the budget for a pipe; copying in user space");
+                    return self.copy_path().await;
+                };
                 match Pipe::new() {
-                    Ok(pipe) => self.pipe = Some(pipe),
+                    Ok(pipe) => self.pipe = Some((pipe, held)),
                     Err(err) => {
                         tracing::debug!(%err, "no pipe for splice; copying in user space");
                         return self.copy_path().await;
                     }
                 }
             }
-            let Some(pipe) = self.pipe.as_ref() else { return Step::Done(Verdict::Close) };
+            let Some((pipe, _)) = self.pipe.as_ref() else { return Step::Done(Verdict::Close) };
             let fd = self.src.as_raw_fd();
             // A short read means the socket is drained (tokio's own reads assume the same):
             // reporting it as `WouldBlock` clears the readiness, so the next turn waits for
@@ -291,8 +310,9 @@ impl<'a> Direction<'a> {
                 biased;
                 () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
                 () = Self::changed(&mut self.toxics, self.cancel) => {
-                    if self.sync() != Verdict::Continue {
-                        return Step::Done(Verdict::Close);
+                    let synced = self.sync();
+                    if synced != Verdict::Continue {
+                        return Step::Done(synced);
                     }
                 }
                 () = sleep_until(deadline.map_or_else(Instant::now, |(at, _)| at)), if deadline.is_some() => {
@@ -329,29 +349,33 @@ impl<'a> Direction<'a> {
         let mut interrupted = false;
         for piece in pieces {
             if !interrupted && Instant::now() < piece.ready_at && matches!(self.timer, Timer::Untried) {
-                self.timer = super::sys::Timer::new().map_or_else(
+                let timer = super::budget::take(1)
+                    .ok_or_else(|| std::io::Error::other("no descriptors left in the budget"))
+                    .and_then(|held| super::sys::Timer::new().map(|timer| (timer, held)));
+                self.timer = timer.map_or_else(
                     |err| {
                         tracing::debug!(%err, "no timerfd; latency waits on tokio's timer");
                         Timer::Coarse
                     },
-                    Timer::Precise,
+                    |(timer, held)| Timer::Precise { timer, _held: held },
                 );
             }
             // Without the precise timer: tokio's fires on the first millisecond tick at or after a
             // deadline; aiming half a tick early centres its error on the configured value.
-            let due = if matches!(self.timer, Timer::Precise(_)) {
+            let due = if matches!(self.timer, Timer::Precise { .. }) {
                 piece.ready_at
             } else {
                 piece.ready_at.checked_sub(HALF_TIMER_TICK).unwrap_or(piece.ready_at)
             };
             while !interrupted && Instant::now() < due {
-                let precise = if let Timer::Precise(timer) = &self.timer { Some(timer) } else { None };
+                let precise = if let Timer::Precise { timer, .. } = &self.timer { Some(timer) } else { None };
                 tokio::select! {
                     biased;
                     () = self.cancel.cancelled() => return Err(Verdict::Close),
                     () = Self::changed(&mut self.toxics, self.cancel) => {
-                        if self.sync() != Verdict::Continue {
-                            return Err(Verdict::Close);
+                        let synced = self.sync();
+                        if synced != Verdict::Continue {
+                            return Err(synced);
                         }
                         interrupted = true;
                     }

@@ -34,6 +34,8 @@ pub struct Upstream {
     pub link: LinkShared,
     /// Source of per-connection seeds (seeded once per proxy, so runs are repeatable).
     pub seeds: Arc<Mutex<SmallRng>>,
+    /// Connections open on this proxy now, under its cap (see [`super::budget`]).
+    pub open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A bound, accepting proxy. Dropping it does not stop it: call [`Running::stop`].
@@ -73,13 +75,47 @@ impl Running {
     }
 }
 
+/// The listen backlog every listener of the daemon gets: set once by `serve --backlog`, else the
+/// system's maximum (`/proc/sys/net/core/somaxconn`), as Toxiproxy has it.
+static BACKLOG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// The system's maximum listen backlog, or 4096 where it cannot be read.
+fn system_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
+}
+
+/// Sets the listen backlog of every listener made after this (the first call wins).
+pub fn set_backlog(backlog: u32) {
+    let _ = BACKLOG.set(backlog.max(1));
+}
+
+/// The listen backlog in force.
+pub fn backlog() -> u32 {
+    *BACKLOG.get_or_init(system_backlog)
+}
+
+/// A listening socket on `address` with the daemon's [`backlog`] (tokio's own bind uses 1,024,
+/// capped lower by some kernels, which drops SYNs under bursts of connections).
+pub fn listen_on(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(i32::try_from(backlog()).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
+}
+
 async fn bind(listen: String) -> io::Result<TcpListener> {
     // IPv4 first, as Toxiproxy reports it: `localhost:3310` becomes `127.0.0.1:3310`.
     let mut addresses: Vec<SocketAddr> = tokio::net::lookup_host(listen.as_str()).await?.collect();
     addresses.sort_by_key(|a| !a.is_ipv4());
     let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
     for address in addresses {
-        match TcpListener::bind(address).await {
+        match listen_on(address) {
             Ok(listener) => return Ok(listener),
             Err(err) => last = err,
         }
@@ -102,9 +138,26 @@ async fn accept_loop(
         };
         match accepted {
             Ok((client, peer)) => {
+                let slot = match super::budget::admit(&upstream.open) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        // Refused at once, with a reset: never left hanging, and counted.
+                        let _ = client.set_zero_linger();
+                        drop(client);
+                        upstream.link.metrics.refused(why);
+                        tracing::debug!(proxy = %upstream.proxy, %peer, reason = why.as_str(), "connection refused");
+                        continue;
+                    }
+                };
                 let span = tracing::debug_span!("conn", proxy = %upstream.proxy, %peer);
                 let task = connection(client, upstream.clone(), connections.child_token(), tracker.clone());
-                tracker.spawn(task.instrument(span));
+                tracker.spawn(
+                    async move {
+                        task.await;
+                        drop(slot);
+                    }
+                    .instrument(span),
+                );
             }
             Err(err) => {
                 tracing::warn!(proxy = %upstream.proxy, %err, "accept failed");

@@ -16,6 +16,8 @@ pub struct ProxyMetrics {
     connections_total: AtomicU64,
     /// Client connections closed because the upstream could not be dialled.
     dial_failures: AtomicU64,
+    /// Clients refused at once: over the proxy's cap, over the daemon's, out of descriptors.
+    refused: [AtomicU64; 3],
     /// Activations per (toxic name, toxic type); behind a lock, touched once per connection.
     activations: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
@@ -57,6 +59,23 @@ impl ProxyMetrics {
         self.connections_open.load(Ordering::Relaxed)
     }
 
+    /// A client was refused at once, over a connection cap.
+    pub fn refused(&self, why: super::budget::Refused) {
+        let index = match why {
+            super::budget::Refused::ProxyCap => 0,
+            super::budget::Refused::GlobalCap => 1,
+            super::budget::Refused::Descriptors => 2,
+        };
+        self.refused[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A toxic left the proxy: its series goes with it, so `/metrics` stays bounded by the
+    /// toxics present, however many come and go.
+    pub fn forget_toxic(&self, name: &str) {
+        let mut map = self.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|(toxic, _), _| toxic != name);
+    }
+
     /// A toxic started on a connection and its toxicity draw made it apply.
     pub fn toxic_activated(&self, name: &str, type_name: &'static str) {
         let mut map = self.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -67,6 +86,18 @@ impl ProxyMetrics {
 /// Escapes a label value for the Prometheus text format.
 fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// One line per proxy of a counter with no other label.
+fn per_proxy<'a>(
+    out: &mut String,
+    name: &str,
+    proxies: impl Iterator<Item = (&'a str, &'a ProxyMetrics)>,
+    counter: impl Fn(&ProxyMetrics) -> &AtomicU64,
+) {
+    for (proxy, m) in proxies {
+        let _ = writeln!(out, "{name}{{proxy=\"{}\"}} {}", label(proxy), counter(m).load(Ordering::Relaxed));
+    }
 }
 
 /// Renders the counters of every proxy, keyed by proxy name, in Prometheus text format 0.0.4.
@@ -102,11 +133,33 @@ where
         }
     });
     family("firedrill_proxy_connections_total", "counter", "Connections accepted by a proxy.", &mut |out| {
-        for (proxy, m) in proxies.clone() {
-            let total = m.connections_total.load(Ordering::Relaxed);
-            let _ = writeln!(out, "firedrill_proxy_connections_total{{proxy=\"{}\"}} {total}", label(proxy));
-        }
+        per_proxy(out, "firedrill_proxy_connections_total", proxies.clone(), |m| &m.connections_total);
     });
+    family(
+        "firedrill_proxy_dial_failures_total",
+        "counter",
+        "Client connections closed because the proxy could not reach its upstream.",
+        &mut |out| per_proxy(out, "firedrill_proxy_dial_failures_total", proxies.clone(), |m| &m.dial_failures),
+    );
+    family(
+        "firedrill_proxy_connections_refused_total",
+        "counter",
+        "Clients refused at once (reason: proxy_cap, global_cap, or descriptors: the budget is spent).",
+        &mut |out| {
+            for (proxy, m) in proxies.clone() {
+                let reasons =
+                    [("proxy_cap", &m.refused[0]), ("global_cap", &m.refused[1]), ("descriptors", &m.refused[2])];
+                for (reason, counter) in reasons {
+                    let n = counter.load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "firedrill_proxy_connections_refused_total{{proxy=\"{}\",reason=\"{reason}\"}} {n}",
+                        label(proxy)
+                    );
+                }
+            }
+        },
+    );
     family(
         "firedrill_toxic_activations_total",
         "counter",
@@ -145,6 +198,10 @@ mod tests {
         assert!(
             text.contains("firedrill_toxic_activations_total{proxy=\"db\",toxic=\"lat\\\"ency\",type=\"latency\"} 1\n")
         );
-        assert_eq!(text.matches("# TYPE").count(), 4);
+        assert!(text.contains("firedrill_proxy_dial_failures_total{proxy=\"db\"} 0\n"));
+        assert!(text.contains("firedrill_proxy_connections_refused_total{proxy=\"db\",reason=\"global_cap\"} 0\n"));
+        assert_eq!(text.matches("# TYPE").count(), 6);
+        m.forget_toxic("lat\"ency");
+        assert!(!render(&[("db", &m)].into_iter()).contains("lat\\\"ency"), "a removed toxic's series goes");
     }
 }

@@ -8,6 +8,7 @@
 //! - [`metrics`]: counters in Prometheus text format.
 
 pub mod api;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod http;

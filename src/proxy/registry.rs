@@ -56,6 +56,8 @@ struct Proxy {
     running: Option<Running>,
     /// Requests and responses of an `http` proxy.
     http_metrics: Arc<HttpMetrics>,
+    /// Connections open now, under the per-proxy cap.
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -92,6 +94,7 @@ impl Proxy {
             http,
             link: LinkShared { toxics: self.toxics_tx.subscribe(), metrics: self.metrics.clone() },
             seeds: self.seeds.clone(),
+            open: self.open.clone(),
         };
         let (local, running) = Running::start(&self.config.listen, upstream, plane)
             .await
@@ -106,6 +109,24 @@ impl Proxy {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
+    }
+}
+
+/// Runs a change of the registry on a task of its own, so that it completes whatever happens to
+/// the caller: an admin client that hangs up drops its request's future, and a change dropped
+/// between stopping an old listener and starting the new one would leave a proxy listed as
+/// enabled with nothing listening.
+async fn whole<T: Send + 'static>(
+    change: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(change).await.unwrap_or_else(|e| Err(lost(&e)))
+}
+
+/// A change whose task failed (it panicked, or the runtime is shutting down).
+fn lost(e: &tokio::task::JoinError) -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("the change did not complete: {e}"),
     }
 }
 
@@ -152,6 +173,7 @@ impl Registry {
             seeds: Arc::new(Mutex::new(SmallRng::seed_from_u64(seed))),
             running: None,
             http_metrics: Arc::default(),
+            open: Arc::default(),
         }
     }
 
@@ -160,8 +182,14 @@ impl Registry {
         self.proxies.lock().await.iter().map(|(name, p)| (name.clone(), p.view())).collect()
     }
 
-    /// Creates a proxy; an enabled one binds before this returns.
-    pub async fn create(&self, config: ProxyConfig) -> Result<ProxyView, ApiError> {
+    /// Creates a proxy; an enabled one binds before this returns. Like every change of a proxy,
+    /// it runs to completion even if the caller goes away (on a task of its own).
+    pub async fn create(self: &Arc<Self>, config: ProxyConfig) -> Result<ProxyView, ApiError> {
+        let me = Arc::clone(self);
+        whole(async move { me.create_now(config).await }).await
+    }
+
+    async fn create_now(&self, config: ProxyConfig) -> Result<ProxyView, ApiError> {
         let mut proxies = self.proxies.lock().await;
         if proxies.contains_key(&config.name) {
             return Err(ApiError::proxy_exists());
@@ -186,8 +214,14 @@ impl Registry {
     }
 
     /// Applies a partial update (`listen`, `upstream`, `enabled`; `name` is ignored). A failed
-    /// restart restores the previous settings.
-    pub async fn update(&self, name: &str, fields: ProxyFields) -> Result<ProxyView, ApiError> {
+    /// restart restores the previous settings; a caller that goes away half-way changes
+    /// nothing of that (it runs on a task of its own).
+    pub async fn update(self: &Arc<Self>, name: &str, fields: ProxyFields) -> Result<ProxyView, ApiError> {
+        let (me, name) = (Arc::clone(self), name.to_owned());
+        whole(async move { me.update_now(&name, fields).await }).await
+    }
+
+    async fn update_now(&self, name: &str, fields: ProxyFields) -> Result<ProxyView, ApiError> {
         let mut proxies = self.proxies.lock().await;
         let proxy = proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)?;
         let old = proxy.config.clone();
@@ -228,16 +262,34 @@ impl Registry {
         Ok(proxy.view())
     }
 
-    /// Stops and removes a proxy.
-    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
-        let mut proxy = self.proxies.lock().await.remove(name).ok_or_else(ApiError::proxy_not_found)?;
-        proxy.stop().await;
-        Ok(())
+    /// Stops and removes a proxy. Its listener is closed before the registry lets go: a create
+    /// on the same address that follows (or races) the delete finds the port free.
+    pub async fn delete(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        let (me, name) = (Arc::clone(self), name.to_owned());
+        whole(async move {
+            let mut proxies = me.proxies.lock().await;
+            let mut proxy = proxies.remove(&name).ok_or_else(ApiError::proxy_not_found)?;
+            proxy.stop().await;
+            drop(proxies);
+            Ok(())
+        })
+        .await
     }
 
     /// Toxiproxy's populate: create new names, keep identical ones, replace changed ones, stop
     /// at the first runtime error. The error carries the proxies handled before it.
-    pub async fn populate(&self, configs: Vec<ProxyConfig>) -> Result<Vec<ProxyView>, (ApiError, Vec<ProxyView>)> {
+    pub async fn populate(
+        self: &Arc<Self>,
+        configs: Vec<ProxyConfig>,
+    ) -> Result<Vec<ProxyView>, (ApiError, Vec<ProxyView>)> {
+        let me = Arc::clone(self);
+        match tokio::spawn(async move { me.populate_now(configs).await }).await {
+            Ok(done) => done,
+            Err(e) => Err((lost(&e), Vec::new())),
+        }
+    }
+
+    async fn populate_now(&self, configs: Vec<ProxyConfig>) -> Result<Vec<ProxyView>, (ApiError, Vec<ProxyView>)> {
         let mut proxies = self.proxies.lock().await;
         let mut done = Vec::new();
         for config in configs {
@@ -265,11 +317,18 @@ impl Registry {
     }
 
     /// Enables every proxy and removes every toxic; nothing is deleted.
-    pub async fn reset(&self) -> Result<(), ApiError> {
+    pub async fn reset(self: &Arc<Self>) -> Result<(), ApiError> {
+        let me = Arc::clone(self);
+        whole(async move { me.reset_now().await }).await
+    }
+
+    async fn reset_now(&self) -> Result<(), ApiError> {
         let mut proxies = self.proxies.lock().await;
         let mut first_error = None;
         for proxy in proxies.values_mut() {
-            proxy.toxics.clear();
+            for toxic in std::mem::take(&mut proxy.toxics) {
+                proxy.metrics.forget_toxic(&toxic.name);
+            }
             proxy.publish();
             proxy.config.enabled = true;
             if proxy.running.is_none()
@@ -346,6 +405,7 @@ impl Registry {
             let index = p.toxics.iter().position(|t| t.name == name).ok_or_else(ApiError::toxic_not_found)?;
             p.toxics.remove(index);
             p.publish();
+            p.metrics.forget_toxic(name);
             Ok(())
         })
         .await

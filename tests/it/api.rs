@@ -1,6 +1,8 @@
 //! Every admin endpoint, status code and error string of the Toxiproxy contract.
 
-use serde_json::json;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -401,4 +403,80 @@ async fn unreachable_upstream_closes_the_client() {
     assert!(matches!(read, Ok(0) | Err(_)));
     // The daemon survives and still answers.
     assert_eq!(d.json("GET", "/proxies/dead", None).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_413_in_toxiproxys_shape() {
+    let d = Daemon::start().await;
+    let body =
+        format!(r#"{{"name":"big","listen":"127.0.0.1:0","upstream":"127.0.0.1:9","x":"{}"}}"#, "a".repeat(3 << 20));
+    let response = d.call("POST", "/proxies", Some(&body)).await;
+    assert_eq!(response.status, 413);
+    assert_eq!(response.content_type.as_deref(), Some("application/json"));
+    let answer: serde_json::Value = serde_json::from_str(&response.text).unwrap();
+    assert_eq!(answer, error("request body too large: the limit is 2097152 bytes", 413));
+    assert_eq!(d.json("GET", "/proxies", None).await, (200, json!({})), "nothing was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_racing_a_create_of_the_same_proxy_never_answers_address_in_use() {
+    let d = Arc::new(Daemon::start().await);
+    let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let body = format!(r#"{{"name":"p","listen":"127.0.0.1:{port}","upstream":"127.0.0.1:9"}}"#);
+    assert_eq!(d.json("POST", "/proxies", Some(&body)).await.0, 201);
+    let (mut recreated, mut refused) = (0, 0);
+    for _ in 0..300 {
+        let (deleter, creator) = (d.clone(), d.clone());
+        let again = body.clone();
+        let delete = tokio::spawn(async move { deleter.call("DELETE", "/proxies/p", None).await.status });
+        let create = tokio::spawn(async move { creator.json("POST", "/proxies", Some(&again)).await });
+        let (deleted, (created, answer)) = (delete.await.unwrap(), create.await.unwrap());
+        // The create ran either before the delete (the name is taken: 409) or after it, when the
+        // port has been released (201); never in between (500 "address already in use").
+        assert!(created == 201 || created == 409, "{created} {answer}");
+        if created == 201 {
+            recreated += 1;
+            assert!(deleted == 204 || deleted == 404);
+        } else {
+            refused += 1;
+            assert_eq!(deleted, 204);
+            assert_eq!(d.json("POST", "/proxies", Some(&body)).await.0, 201, "free once the delete is done");
+        }
+    }
+    assert!(recreated + refused == 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_client_hangs_up_happens_completely_or_not_at_all() {
+    let d = Daemon::start().await;
+    let address = d.base.trim_start_matches("http://").to_owned();
+    for i in 0..40 {
+        let name = format!("p{i}");
+        d.proxy(&name, echo_server().await).await;
+        let free = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let body = format!(r#"{{"listen":"{free}"}}"#);
+        let mut client = TcpStream::connect(&address).await.unwrap();
+        let request = format!(
+            "PATCH /proxies/{name} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        client.write_all(request.as_bytes()).await.unwrap();
+        drop(client); // gone before the answer
+        // The update may still be going on when we look; once it is done (or was never made),
+        // the proxy listens where it says it does. A half-done update would never get there.
+        let mut last = Value::Null;
+        let mut consistent = false;
+        for _ in 0..100 {
+            let (status, proxy) = d.json("GET", &format!("/proxies/{name}"), None).await;
+            assert_eq!(status, 200);
+            let listen = proxy["listen"].as_str().unwrap().to_owned();
+            last = proxy;
+            if last["enabled"] == true && TcpStream::connect(&listen).await.is_ok() {
+                consistent = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(consistent, "{name} is listed as enabled on an address where nothing listens: {last}");
+    }
 }

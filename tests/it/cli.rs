@@ -190,3 +190,148 @@ fn logs_on_a_pipe_carry_no_colour_codes() {
     assert!(err.lines().count() > 1, "there were logs to check: {err}");
     assert!(!err.contains('\u{1b}'), "no ANSI escapes on a pipe: {err:?}");
 }
+
+/// The backlog of the socket listening on `port`, as `ss` shows it (Send-Q of a listener).
+fn backlog_of(port: u16) -> u32 {
+    let out = std::process::Command::new("ss").args(["-Hltn", &format!("sport = :{port}")]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listener on {port}: {text}"))
+}
+
+#[test]
+fn listeners_get_the_systems_backlog_or_the_one_given() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+    for (args, expected) in [(&[][..], somaxconn), (&["--backlog", "777"][..], 777)] {
+        let dir = tempfile::tempdir().unwrap();
+        let serve = ServeProcess::start_in(dir.path(), args);
+        let created: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("http://{}/proxies", serve.api))
+            .body(r#"{"name":"p","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"}"#)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let port: u16 = created["listen"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+        assert_eq!(backlog_of(port), expected, "the proxy's listener");
+        assert_eq!(backlog_of(serve.api.port()), expected, "the admin API's");
+        assert_eq!(backlog_of(serve.control.port()), expected, "the control API's");
+    }
+}
+
+/// Opens `n` connections to `proxy` and waits until the proxy has admitted or refused them all
+/// (before any byte, so no pipe is made yet); returns those that echo a byte back, and how many
+/// were cut.
+fn echoed_and_cut(serve: &ServeProcess, proxy: &str, n: usize) -> (Vec<std::net::TcpStream>, usize) {
+    use std::io::{Read, Write};
+    let seen = |serve: &ServeProcess| {
+        let text = reqwest::blocking::get(format!("http://{}/metrics", serve.api)).unwrap().text().unwrap();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("firedrill_proxy_connections_total{")
+                    || l.starts_with("firedrill_proxy_connections_refused_total{")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let before = seen(serve);
+    let streams: Vec<std::net::TcpStream> = (0..n).map(|_| std::net::TcpStream::connect(proxy).unwrap()).collect();
+    assert!(crate::kill::eventually(std::time::Duration::from_secs(10), || seen(serve) >= before + n as u64));
+    let (mut alive, mut cut) = (Vec::new(), 0);
+    for mut stream in streams {
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut byte = [0_u8; 1];
+        match stream.write_all(b"x").and_then(|()| stream.read(&mut byte)) {
+            Ok(1) => alive.push(stream),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("a connection neither answered nor was refused")
+            }
+            // Closed (0 bytes) or reset: refused.
+            Ok(_) | Err(_) => cut += 1,
+        }
+    }
+    (alive, cut)
+}
+
+fn metric(serve: &ServeProcess, line: &str) -> u64 {
+    let text = reqwest::blocking::get(format!("http://{}/metrics", serve.api)).unwrap().text().unwrap();
+    text.lines().find_map(|l| l.strip_prefix(line)?.trim().parse().ok()).unwrap_or_else(|| panic!("no {line}:\n{text}"))
+}
+
+fn proxy_to(serve: &ServeProcess, upstream: std::net::SocketAddr) -> String {
+    let body = format!(r#"{{"name":"p","listen":"127.0.0.1:0","upstream":"{upstream}"}}"#);
+    let created: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("http://{}/proxies", serve.api))
+        .body(body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    created["listen"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn past_the_descriptor_budget_clients_are_refused_at_once_and_the_apis_still_answer() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let upstream = runtime.block_on(crate::harness::echo_server());
+    let dir = tempfile::tempdir().unwrap();
+    // 400 descriptors: 100 kept for the APIs, 300 for connections, 2 each when idle: 150.
+    let serve = ServeProcess::start_limited(dir.path(), &[], 400);
+    let proxy = proxy_to(&serve, upstream);
+    let (alive, cut) = echoed_and_cut(&serve, &proxy, 200);
+    assert_eq!((alive.len(), cut), (150, 50), "the cap is what the budget fits");
+    assert_eq!(
+        metric(&serve, "firedrill_proxy_connections_refused_total{proxy=\"p\",reason=\"global_cap\"}"),
+        50,
+        "{}",
+        reqwest::blocking::get(format!("http://{}/metrics", serve.api)).unwrap().text().unwrap()
+    );
+    // Every byte goes through (no descriptors left for pipes: copied in user space), and the
+    // admin and control APIs answer.
+    assert_eq!(metric(&serve, "firedrill_proxy_connections_open{proxy=\"p\"}"), 150);
+    let (code, _, err) = serve.verb(&["status"]);
+    assert_eq!(code, Some(0), "the control API answers: {err}");
+    drop(alive);
+    let open = || metric(&serve, "firedrill_proxy_connections_open{proxy=\"p\"}");
+    assert!(crate::kill::eventually(std::time::Duration::from_secs(10), || open() == 0), "{}", open());
+    let (alive, cut) = echoed_and_cut(&serve, &proxy, 10);
+    assert_eq!((alive.len(), cut), (10, 0), "closed connections free their places");
+}
+
+#[test]
+fn a_proxy_over_its_own_cap_refuses_at_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let upstream = runtime.block_on(crate::harness::echo_server());
+    let dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &["--max-proxy-connections", "5"]);
+    let proxy = proxy_to(&serve, upstream);
+    let (alive, cut) = echoed_and_cut(&serve, &proxy, 8);
+    assert_eq!((alive.len(), cut), (5, 3));
+    assert_eq!(metric(&serve, "firedrill_proxy_connections_refused_total{proxy=\"p\",reason=\"proxy_cap\"}"), 3);
+}
+
+#[test]
+fn an_idle_connection_holds_two_descriptors_and_a_busy_one_six() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let upstream = runtime.block_on(crate::harness::echo_server());
+    let dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let proxy = proxy_to(&serve, upstream);
+    let descriptors = || std::fs::read_dir(format!("/proc/{}/fd", serve.pid())).unwrap().count();
+    let before = descriptors();
+    let streams: Vec<std::net::TcpStream> = (0..100).map(|_| std::net::TcpStream::connect(&proxy).unwrap()).collect();
+    let open = || metric(&serve, "firedrill_proxy_connections_open{proxy=\"p\"}");
+    assert!(crate::kill::eventually(std::time::Duration::from_secs(10), || open() == 100));
+    // Idle: the client's socket and the upstream's, nothing else (no pipe before a byte).
+    assert_eq!(descriptors() - before, 200);
+    for mut stream in &streams {
+        use std::io::{Read, Write};
+        let mut byte = [0_u8; 1];
+        stream.write_all(b"x").unwrap();
+        stream.read_exact(&mut byte).unwrap();
+    }
+    // Busy both ways: a splice pipe (two descriptors) per direction as well.
+    assert_eq!(descriptors() - before, 600);
+}

@@ -188,7 +188,18 @@ impl ServeProcess {
 
     /// The same, with extra environment variables for the daemon.
     pub fn start_env(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_firedrill")), dir, args, envs)
+    }
+
+    /// The same, under an open-files limit of `nofile` (soft and hard), set with `prlimit`.
+    pub fn start_limited(dir: &std::path::Path, args: &[&str], nofile: u32) -> Self {
+        let mut command = Command::new("prlimit");
+        command.args([format!("--nofile={nofile}:{nofile}"), "--".into(), env!("CARGO_BIN_EXE_firedrill").into()]);
+        Self::start_command(command, dir, args, &[])
+    }
+
+    fn start_command(mut command: Command, dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut child = command
             .current_dir(dir)
             .envs(envs.iter().copied())
             .arg("serve")
@@ -213,6 +224,11 @@ impl ServeProcess {
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
         Self { child, api, control, home: None }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Runs a CLI verb against this daemon; returns exit code, stdout and stderr.

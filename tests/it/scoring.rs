@@ -210,7 +210,15 @@ fn the_budget_of_a_short_impact_counts_every_request() {
 fn a_second_run_on_the_same_proxy_is_refused() {
     let (_dir, serve, _, _) = daemon(&[
         ("slow-api", drill("slow-api", "1s", DELAY, "")),
-        ("broken-api", drill("broken-api", "1s", DELAY.replace("http_delay", "http_error").as_str(), "")),
+        (
+            "broken-api",
+            drill(
+                "broken-api",
+                "1s",
+                DELAY.replace("http_delay", "http_error").replace("latency = 400", "status = 503").as_str(),
+                "",
+            ),
+        ),
     ]);
     let (code, out, err) = serve.verb(&["run", "slow-api", "--team", "team-a"]);
     assert_eq!(code, Some(0), "{err}");
