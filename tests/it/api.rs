@@ -480,3 +480,34 @@ async fn an_update_whose_client_hangs_up_happens_completely_or_not_at_all() {
         assert!(consistent, "{name} is listed as enabled on an address where nothing listens: {last}");
     }
 }
+
+#[tokio::test]
+async fn slow_clients_are_cut_and_never_lock_the_api_out() {
+    let d = Daemon::start().await;
+    let address = d.base.trim_start_matches("http://").to_owned();
+    // More silent connections than may wait for their headers at once: the oldest make room,
+    // and a client that does send its request is answered.
+    let mut silent = Vec::new();
+    for _ in 0..firedrill::proxy::api::MAX_IN_HEADERS + 36 {
+        silent.push(TcpStream::connect(&address).await.unwrap());
+    }
+    let (status, version) = d.json("GET", "/version", None).await;
+    assert_eq!(status, 200, "{version}");
+    let mut cut = 0;
+    for stream in &mut silent[..36] {
+        let mut byte = [0_u8; 1];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut byte)).await;
+        if matches!(read, Ok(Ok(0) | Err(_))) {
+            cut += 1;
+        }
+    }
+    assert_eq!(cut, 36, "the oldest waiting connections were closed");
+    // Half a request, then nothing: cut after the header timeout, not held for ever.
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /version HTTP/1.1\r\nHo").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let limit = firedrill::proxy::api::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
+    let read = tokio::time::timeout(limit, slow.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "still open after {:?}", started.elapsed());
+}

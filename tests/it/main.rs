@@ -21,6 +21,7 @@ mod scoring;
 mod scoring_model;
 mod shop;
 mod slo;
+mod soak;
 mod supervise;
 mod toxicity;
 mod toxics;

@@ -109,7 +109,12 @@ impl HttpEngine {
         let io = ClientIo::new(client, link, seed, cancel.clone(), tracker.clone());
         let state = self.state.clone();
         let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // A client that never finishes its headers is cut, as on the admin API.
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(crate::proxy::api::HEADER_READ_TIMEOUT);
         let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::select! {
             result = connection => if let Err(error) = result {
