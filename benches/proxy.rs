@@ -38,13 +38,118 @@ fn main() {
     let echo = spawn_server(echo_connection);
 
     println!("firedrill proxy benchmark — medians of {ROUNDS} interleaved rounds, loopback, one run\n");
+    if std::env::var_os("FIREDRILL_BENCH_ONLY_CHURN").is_some() {
+        churn(&daemon, echo);
+        return;
+    }
     throughput(&daemon, sink);
     round_trips(&daemon, echo);
     latency_accuracy(&daemon, echo);
     latency_window(&daemon, sink);
+    churn(&daemon, echo);
     if std::env::var_os("FIREDRILL_BENCH_SKIP_IDLE").is_none() {
         idle_memory();
     }
+}
+
+// ----- churn: short connections, toxic changes, the admin API meanwhile ------------------------
+
+const CHURN_CONNECTIONS: usize = 4_000;
+const CHURN_THREADS: usize = 4;
+
+/// Short connections per second through `address`: each connects, sends a byte, reads the
+/// echo, closes; `CHURN_THREADS` threads at once.
+fn connections_per_second(address: SocketAddr) -> f64 {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..CHURN_THREADS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..CHURN_CONNECTIONS / CHURN_THREADS {
+                    let mut stream = TcpStream::connect(address).unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    let mut byte = [0_u8; 1];
+                    stream.write_all(b"x").unwrap();
+                    stream.read_exact(&mut byte).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    CHURN_CONNECTIONS as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Connection churn direct and through the proxy (with two toxics changing all the while), the
+/// admin API's latency meanwhile, and the descriptors a connection holds idle and busy.
+fn churn(daemon: &Daemon, echo: SocketAddr) {
+    let proxied = daemon.proxy("churn", echo);
+    let (mut direct, mut through, mut admin) = (Vec::new(), Vec::new(), Vec::new());
+    let mut changes = 0_u64;
+    for _ in 0..ROUNDS {
+        direct.push(connections_per_second(echo));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Toxics come and go on the proxy while its connections churn, and the admin API is
+        // timed from another client.
+        let toxics = {
+            let (stop, api) = (stop.clone(), daemon.api);
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                let (mut n, mut samples) = (0_u64, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = r#"{"name":"n","type":"noop","toxicity":0.5}"#;
+                    let started = Instant::now();
+                    http.post(format!("http://{api}/proxies/churn/toxics")).body(body).send().unwrap();
+                    samples.push(started.elapsed());
+                    let started = Instant::now();
+                    http.delete(format!("http://{api}/proxies/churn/toxics/n")).send().unwrap();
+                    samples.push(started.elapsed());
+                    n += 2;
+                }
+                (n, samples)
+            })
+        };
+        through.push(connections_per_second(proxied));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (n, samples) = toxics.join().unwrap();
+        changes += n;
+        admin.extend(samples);
+    }
+    admin.sort_unstable();
+    let (d, t) = (median(&mut direct), median(&mut through));
+    println!("\nconnection churn, {CHURN_CONNECTIONS} short connections per round, {CHURN_THREADS} clients at once");
+    println!("  direct                 {d:8.0} connections/s");
+    println!("  firedrill              {t:8.0} connections/s   {:.2}x direct", t / d);
+    println!(
+        "  admin API meanwhile    p50 {:6.2} ms   p99 {:6.2} ms   ({changes} toxic changes over the rounds)",
+        percentile(&admin, 0.50).as_secs_f64() * 1e3,
+        percentile(&admin, 0.99).as_secs_f64() * 1e3
+    );
+    descriptors(daemon, echo);
+}
+
+/// Descriptors the daemon holds per proxied connection, idle and busy.
+fn descriptors(daemon: &Daemon, echo: SocketAddr) {
+    const N: usize = 1_000;
+    let proxied = daemon.proxy("fds", echo);
+    let count = || std::fs::read_dir(format!("/proc/{}/fd", daemon.child.id())).unwrap().count();
+    let before = count();
+    let mut streams: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(proxied).unwrap()).collect();
+    while daemon.open_connections() < N {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle = count() - before;
+    for stream in &mut streams {
+        let mut byte = [0_u8; 1];
+        stream.write_all(b"x").unwrap();
+        stream.read_exact(&mut byte).unwrap();
+    }
+    let busy = count() - before;
+    println!(
+        "  descriptors, {N} connections: {:.1} each idle, {:.1} each busy both ways",
+        idle as f64 / N as f64,
+        busy as f64 / N as f64
+    );
 }
 
 // ----- the daemon under test -------------------------------------------------------------------

@@ -502,12 +502,36 @@ async fn slow_clients_are_cut_and_never_lock_the_api_out() {
         }
     }
     assert_eq!(cut, 36, "the oldest waiting connections were closed");
-    // Half a request, then nothing: cut after the header timeout, not held for ever.
-    let mut slow = TcpStream::connect(&address).await.unwrap();
-    slow.write_all(b"GET /version HTTP/1.1\r\nHo").await.unwrap();
+    // Half a request, then nothing: cut after the header timeout, not held for ever — on the
+    // admin API and on an `http` proxy alike.
+    let body = format!(r#"{{"name":"web","listen":"127.0.0.1:0","upstream":"{}","mode":"http"}}"#, echo_server().await);
+    let (status, web) = d.json("POST", "/proxies", Some(&body)).await;
+    assert_eq!(status, 201, "{web}");
     let started = std::time::Instant::now();
-    let mut rest = Vec::new();
     let limit = firedrill::proxy::api::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5);
-    let read = tokio::time::timeout(limit, slow.read_to_end(&mut rest)).await;
-    assert!(read.is_ok(), "still open after {:?}", started.elapsed());
+    let cut_in_time = |to: String| async move {
+        let mut slow = TcpStream::connect(&to).await.unwrap();
+        slow.write_all(b"GET /version HTTP/1.1\r\nHo").await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(limit, slow.read_to_end(&mut rest)).await.is_ok()
+    };
+    let (api, proxy) = tokio::join!(cut_in_time(address), cut_in_time(web["listen"].as_str().unwrap().to_owned()));
+    assert!(api && proxy, "still open after {:?}: admin API cut {api}, http proxy cut {proxy}", started.elapsed());
+}
+
+#[tokio::test]
+async fn metrics_stay_bounded_however_many_toxics_come_and_go() {
+    let d = Daemon::start().await;
+    let address = d.proxy("db", echo_server().await).await;
+    let lines = || async { d.call("GET", "/metrics", None).await.text.lines().count() };
+    let before = lines().await;
+    for i in 0..500 {
+        let body = format!(r#"{{"name":"t{i}","type":"latency","attributes":{{"latency":1}}}}"#);
+        assert_eq!(d.json("POST", "/proxies/db/toxics", Some(&body)).await.0, 200);
+        // A connection makes the toxic start (and count an activation).
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        round_trip(&mut stream, b"x").await;
+        assert_eq!(d.call("DELETE", &format!("/proxies/db/toxics/t{i}"), None).await.status, 204);
+    }
+    assert_eq!(lines().await, before, "a removed toxic's series goes with it");
 }
