@@ -39,6 +39,20 @@ pub fn name_matches(wanted: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
+/// An error and its causes, `: `-separated (hyper's "client error (Connect)" says little alone).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// Whether process `pid` of this host belongs to container `id` (its full id), by its cgroup
 /// (`/docker/<id>`, `docker-<id>.scope`, … — every driver puts the id in the path).
 pub fn in_container_cgroup(pid: u32, id: &str) -> bool {
@@ -62,10 +76,10 @@ pub fn engine_host() -> String {
 }
 
 impl DockerTargets {
-    /// A Docker error, naming the engine it came from.
+    /// A Docker error, naming the engine it came from, with its causes.
     fn error(&self, e: &bollard::errors::Error) -> String {
         let _ = self;
-        format!("Docker ({}): {e}", engine_host())
+        format!("Docker ({}): {}", engine_host(), with_causes(e))
     }
 
     async fn docker(&self) -> Result<Docker, String> {
@@ -81,10 +95,10 @@ impl DockerTargets {
             ));
         }
         let docker = Docker::connect_with_host(&host)
-            .map_err(|e| format!("cannot reach the Docker engine at {host}: {e}"))?
+            .map_err(|e| format!("cannot reach the Docker engine at {host}: {}", with_causes(&e)))?
             .negotiate_version()
             .await
-            .map_err(|e| format!("cannot reach the Docker engine at {host}: {e}"))?;
+            .map_err(|e| format!("cannot reach the Docker engine at {host}: {}", with_causes(&e)))?;
         *client = Some(docker.clone());
         Ok(docker)
     }

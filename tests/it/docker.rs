@@ -407,3 +407,123 @@ fn a_crash_never_signals_a_pid_outside_the_containers_cgroup() {
     bystander.kill().unwrap();
     bystander.wait().unwrap();
 }
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out =
+        Command::new("openssl").current_dir(dir).args(args).output().expect("openssl (`.ci/install` installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA in `dir` (`ca.pem`) and a certificate for 127.0.0.1 it signed (`server-cert.pem`,
+/// `server-key.pem`), and a client's (`cert.pem`, `key.pem`): the files `DOCKER_CERT_PATH` holds.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(dir.join("server.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, key, cert, ext) in [
+        ("127.0.0.1", "server-key.pem", "server-cert.pem", "server.cnf"),
+        ("client", "key.pem", "cert.pem", "client.cnf"),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                key,
+                "-out",
+                "request.csr",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "request.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                cert,
+            ],
+        );
+    }
+}
+
+#[test]
+fn docker_tls_variables_are_honoured_as_the_docker_cli_does() {
+    if !docker_ready() {
+        return;
+    }
+    let containers = Containers::new();
+    let scope = containers.tag.clone();
+    containers.run("a", &scope);
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    // The engine behind TLS: socat terminates it in front of the local socket.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("openssl-listen:{port},reuseaddr,fork,cert=server-cert.pem,key=server-key.pem,verify=0");
+    let mut socat = Command::new("socat")
+        .current_dir(certs.path())
+        .args([listen.as_str(), "unix-connect:/var/run/docker.sock"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat (`.ci/install` installs it)");
+    assert!(eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let dir = tempfile::tempdir().unwrap();
+    write_drill(dir.path(), &drill(&scope, r#"kill = { docker = { labels = { app = "wallet" } } }"#));
+    let host = format!("tcp://127.0.0.1:{port}");
+    let cert_path = certs.path().to_str().unwrap();
+    let serve = ServeProcess::start_env(
+        dir.path(),
+        &[],
+        &[("DOCKER_HOST", &host), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", cert_path)],
+    );
+    let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("matching now (1)"), "{out}");
+    // Another CA: the engine's certificate is not trusted, and nothing is listed.
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path());
+    let wrong = other.path().to_str().unwrap();
+    let distrust = ServeProcess::start_env(
+        dir.path(),
+        &[],
+        &[("DOCKER_HOST", &host), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", wrong)],
+    );
+    let (code, out, err) = distrust.verb(&["run", "wallet-containers", "--team", "ops", "--dry-run"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains(&host) && err.to_lowercase().contains("certificate"), "{err}");
+    socat.kill().unwrap();
+    socat.wait().unwrap();
+}
