@@ -68,14 +68,21 @@ async fn status(client: &mut ControlClient<Channel>) -> Result<(), tonic::Code> 
     client.status(StatusRequest { run_id: String::new() }).await.map(|_| ()).map_err(|s| s.code())
 }
 
-#[tokio::test]
-async fn grpc_error_fails_calls_at_its_rate_on_an_open_connection() {
+/// A tonic server behind an `http` proxy `wallet`: its directory, its stop, the daemon, and a
+/// client connected through the proxy.
+async fn through_a_proxy() -> (tempfile::TempDir, CancellationToken, Daemon, ControlClient<Channel>) {
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
     let server = grpc_server(dir.path(), &stop).await;
     let d = Daemon::start().await;
     let proxy = d.http_proxy("wallet", server).await;
-    let mut wallet = client(proxy).await;
+    let wallet = client(proxy).await;
+    (dir, stop, d, wallet)
+}
+
+#[tokio::test]
+async fn grpc_error_fails_calls_at_its_rate_on_an_open_connection() {
+    let (_dir, stop, d, mut wallet) = through_a_proxy().await;
     assert_eq!(status(&mut wallet).await, Ok(()), "through the proxy untouched");
 
     // Added after the HTTP/2 connection opened: every call fails with UNAVAILABLE.
@@ -181,5 +188,31 @@ async fn synthetic_grpc_traffic_counts_good_and_bad_calls() {
     let stopped = counts.get();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(counts.get(), stopped, "traffic stops when told");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn http_abort_resets_with_the_error_code_the_toxic_names() {
+    let (_dir, stop, d, mut wallet) = through_a_proxy().await;
+    // (error_code, what a gRPC client sees): `refused_stream` is "the connection died", which
+    // gRPC maps to UNAVAILABLE (retryable); the default stays INTERNAL_ERROR.
+    for (code, seen) in [
+        ("", tonic::Code::Internal),
+        (r#","error_code":"internal_error""#, tonic::Code::Internal),
+        (r#","error_code":"refused_stream""#, tonic::Code::Unavailable),
+        (r#","error_code":"cancel""#, tonic::Code::Cancelled),
+    ] {
+        let body = format!(r#"{{"name":"cut","type":"http_abort","attributes":{{"grpc_method":"Status"{code}}}}}"#);
+        let (status_code, toxic) = d.json("POST", "/proxies/wallet/toxics", Some(&body)).await;
+        assert_eq!(status_code, 200, "{toxic}");
+        assert_eq!(status(&mut wallet).await, Err(seen), "error_code {code:?}");
+        assert_eq!(d.call("DELETE", "/proxies/wallet/toxics/cut", None).await.status, 204);
+        assert_eq!(status(&mut wallet).await, Ok(()), "the connection survives the reset");
+    }
+    let (status_code, error) = d
+        .json("POST", "/proxies/wallet/toxics", Some(r#"{"type":"http_abort","attributes":{"error_code":"nope"}}"#))
+        .await;
+    assert_eq!(status_code, 400);
+    assert!(error["error"].as_str().unwrap().contains("internal_error, refused_stream, cancel"), "{error}");
     stop.cancel();
 }

@@ -23,7 +23,15 @@ pub async fn upstream() -> SocketAddr {
     let app = axum::Router::new()
         .route("/", get(|| async { "hello" }))
         .route("/pay", get(|| async { "paid" }))
-        .route("/big", get(|| async { crate::harness::pattern(BIG) }));
+        .route("/big", get(|| async { crate::harness::pattern(BIG) }))
+        // Where the client said it was going: `:authority` (HTTP/2) or `Host` (HTTP/1.1).
+        .route(
+            "/authority",
+            get(|request: axum::extract::Request| async move {
+                let host = request.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+                request.uri().authority().map(ToString::to_string).or(host).unwrap_or_default()
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -286,4 +294,18 @@ async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_r
     assert_eq!(get(&one, proxy, "/").await.unwrap(), (200, "hello".into()));
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     server.abort();
+}
+
+#[tokio::test]
+async fn the_authority_the_client_used_reaches_the_upstream_on_both_protocols() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    for (protocol, client) in [("HTTP/1.1", http1()), ("HTTP/2", http2())] {
+        let (status, seen) = get(&client, proxy, "/authority").await.unwrap();
+        assert_eq!(
+            (status, seen),
+            (200, proxy.to_string()),
+            "Host and :authority are the client's, not rewritten ({protocol})"
+        );
+    }
 }

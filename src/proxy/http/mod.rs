@@ -52,10 +52,11 @@ const HOP_BY_HOP: [&str; 7] = [
     "proxy-authorization",
 ];
 
-/// The request was reset on purpose (`http_abort`): hyper resets the HTTP/2 stream, or closes
-/// the HTTP/1.1 connection without an answer.
+/// The request was reset on purpose (`http_abort`): hyper resets the HTTP/2 stream with the
+/// reason it finds among the error's causes (the toxic's `error_code`), or closes the HTTP/1.1
+/// connection without an answer.
 #[derive(Debug)]
-struct Aborted;
+struct Aborted(h2::Error);
 
 impl std::fmt::Display for Aborted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +64,22 @@ impl std::fmt::Display for Aborted {
     }
 }
 
-impl std::error::Error for Aborted {}
+impl std::error::Error for Aborted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl Aborted {
+    fn with(code: request::ResetCode) -> Self {
+        let reason = match code {
+            request::ResetCode::InternalError => h2::Reason::INTERNAL_ERROR,
+            request::ResetCode::RefusedStream => h2::Reason::REFUSED_STREAM,
+            request::ResetCode::Cancel => h2::Reason::CANCEL,
+        };
+        Self(h2::Error::from(reason))
+    }
+}
 
 struct State {
     upstream: String,
@@ -181,11 +197,15 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
         }
         match &r.action {
             Action::Delay { latency, jitter } => {
-                tokio::time::sleep(request::RequestToxic::delay(*latency, *jitter, state.unit())).await;
+                // A zero delay costs no timer (and no trip through the timer wheel).
+                let delay = request::RequestToxic::delay(*latency, *jitter, state.unit());
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
             }
-            Action::Abort => {
+            Action::Abort { code } => {
                 state.metrics.aborted(&route);
-                return Err(Aborted);
+                return Err(Aborted::with(*code));
             }
             Action::Error { status, body } => {
                 let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -214,7 +234,14 @@ async fn forward(
 ) -> Response<ProxyBody> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    let uri = http::Uri::builder().scheme("http").authority(state.upstream.as_str()).path_and_query(path).build();
+    // HTTP/2 goes over the proxy's own upstream connection whatever the URI says, so the
+    // client's `:authority` passes unchanged, as `Host` does for HTTP/1.1 (whose client dials
+    // the URI's authority: the upstream).
+    let authority = match parts.uri.authority() {
+        Some(authority) if parts.version == Version::HTTP_2 => authority.as_str().to_owned(),
+        _ => state.upstream.clone(),
+    };
+    let uri = http::Uri::builder().scheme("http").authority(authority).path_and_query(path).build();
     let Ok(uri) = uri else {
         let mut response = Response::new(full("firedrill: bad request target\n"));
         *response.status_mut() = StatusCode::BAD_REQUEST;

@@ -12,6 +12,33 @@ use crate::proxy::toxic::MAX_MILLIS;
 /// The request-level toxic types.
 pub const TYPES: [&str; 4] = ["http_error", "grpc_error", "http_delay", "http_abort"];
 
+/// The error code of an `http_abort` reset on HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCode {
+    /// `INTERNAL_ERROR` (the default, as before): gRPC clients see `INTERNAL` and do not retry.
+    InternalError,
+    /// `REFUSED_STREAM`: the request was not processed — "the connection died"; gRPC clients see
+    /// `UNAVAILABLE` and may retry.
+    RefusedStream,
+    /// `CANCEL`: gRPC clients see `CANCELLED`.
+    Cancel,
+}
+
+impl ResetCode {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InternalError => "internal_error",
+            Self::RefusedStream => "refused_stream",
+            Self::Cancel => "cancel",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::InternalError, Self::RefusedStream, Self::Cancel].into_iter().find(|c| c.as_str() == text)
+    }
+}
+
 /// What a request-level toxic does to a matching request it draws.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -36,8 +63,11 @@ pub enum Action {
         /// Up to this many milliseconds more or less.
         jitter: u64,
     },
-    /// Resets the stream (HTTP/2) or the connection (HTTP/1.1).
-    Abort,
+    /// Resets the stream (HTTP/2, with `error_code`) or closes the connection (HTTP/1.1).
+    Abort {
+        /// The HTTP/2 reset's error code.
+        code: ResetCode,
+    },
 }
 
 /// Which requests a toxic applies to; empty fields match everything.
@@ -102,7 +132,7 @@ impl RequestToxic {
             "http_error" => &["status", "body", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
             "grpc_error" => &["code", "message", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
             "http_delay" => &["latency", "jitter", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
-            "http_abort" => &MATCH,
+            "http_abort" => &["error_code", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
             _ => return None,
         })
     }
@@ -146,7 +176,18 @@ impl RequestToxic {
                 latency: integer(type_name, attributes, "latency", 0, MAX_MILLIS)?,
                 jitter: integer(type_name, attributes, "jitter", 0, MAX_MILLIS)?,
             },
-            _ => Action::Abort,
+            _ => {
+                let code = text(type_name, attributes, "error_code")?;
+                let code = if code.is_empty() { Some(ResetCode::InternalError) } else { ResetCode::parse(&code) };
+                Action::Abort {
+                    code: code.ok_or_else(|| {
+                        ApiError::bad_request(
+                            "bad request body: attribute `error_code` of http_abort must be one of internal_error, \
+                             refused_stream, cancel",
+                        )
+                    })?,
+                }
+            }
         };
         let matcher = Matcher {
             path_prefix: text(type_name, attributes, "path_prefix")?,
@@ -164,7 +205,7 @@ impl RequestToxic {
             Action::Error { .. } => "http_error",
             Action::Grpc { .. } => "grpc_error",
             Action::Delay { .. } => "http_delay",
-            Action::Abort => "http_abort",
+            Action::Abort { .. } => "http_abort",
         }
     }
 
@@ -184,7 +225,9 @@ impl RequestToxic {
                 map.insert("latency".into(), Value::from(*latency));
                 map.insert("jitter".into(), Value::from(*jitter));
             }
-            Action::Abort => {}
+            Action::Abort { code } => {
+                map.insert("error_code".into(), Value::from(code.as_str()));
+            }
         }
         map.insert("rate".into(), Value::from(self.rate));
         let m = &self.matcher;
