@@ -28,6 +28,25 @@ pub struct ProxyConfig {
     pub enabled: bool,
     /// `tcp` (Toxiproxy's only mode) or `http` (a firedrill extension: request-level faults).
     pub mode: Mode,
+    /// `http` mode: how long the upstream has to connect and send its response headers before
+    /// the client gets 504 (gRPC `DEADLINE_EXCEEDED`), in milliseconds.
+    pub upstream_timeout_ms: u64,
+}
+
+/// The default of [`ProxyConfig::upstream_timeout_ms`]: Envoy's route timeout.
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 15_000;
+/// The longest upstream timeout a proxy may have: an hour.
+const MAX_UPSTREAM_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Checks an upstream timeout (1 ms to an hour).
+pub fn check_upstream_timeout(ms: u64) -> Result<u64, ApiError> {
+    if (1..=MAX_UPSTREAM_TIMEOUT_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "bad request body: upstream_timeout_ms must be 1 to {MAX_UPSTREAM_TIMEOUT_MS}, got {ms}"
+        )))
+    }
 }
 
 /// How a proxy forwards.
@@ -70,6 +89,8 @@ pub struct ProxyFields {
     pub enabled: Option<bool>,
     /// `tcp` (default) or `http`.
     pub mode: Option<String>,
+    /// `http` mode: the upstream's time to answer, ms (default 15,000).
+    pub upstream_timeout_ms: Option<u64>,
 }
 
 impl ProxyFields {
@@ -95,7 +116,11 @@ impl ProxyFields {
             None | Some("") => Mode::Tcp,
             Some(text) => Mode::parse(text).map_err(|e| ApiError::bad_request(format!("{}{suffix}", e.message)))?,
         };
-        Ok(ProxyConfig { name, listen, upstream, enabled: self.enabled.unwrap_or(true), mode })
+        let upstream_timeout_ms = self
+            .upstream_timeout_ms
+            .map_or(Ok(DEFAULT_UPSTREAM_TIMEOUT_MS), check_upstream_timeout)
+            .map_err(|e| ApiError::bad_request(format!("{}{suffix}", e.message)))?;
+        Ok(ProxyConfig { name, listen, upstream, enabled: self.enabled.unwrap_or(true), mode, upstream_timeout_ms })
     }
 }
 

@@ -39,6 +39,9 @@ pub struct ProxyView {
     /// `http` for request-level proxies; left out for `tcp`, so Toxiproxy clients see nothing new.
     #[serde(skip_serializing_if = "Mode::is_tcp")]
     pub mode: Mode,
+    /// `http` mode: the upstream's time to answer, ms; left out for `tcp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_timeout_ms: Option<u64>,
     /// Upstream toxics in chain order, then downstream ones.
     pub toxics: Vec<Toxic>,
 }
@@ -74,6 +77,7 @@ impl Proxy {
             upstream: self.config.upstream.clone(),
             enabled: self.config.enabled,
             mode: self.config.mode,
+            upstream_timeout_ms: (self.config.mode == Mode::Http).then_some(self.config.upstream_timeout_ms),
             toxics: self.chain_order(),
         }
     }
@@ -86,7 +90,13 @@ impl Proxy {
     async fn start(&mut self, plane: &Plane) -> Result<(), ApiError> {
         let http = (self.config.mode == Mode::Http).then(|| {
             let seed = self.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
-            HttpEngine::new(self.config.upstream.clone(), self.toxics_tx.subscribe(), self.http_metrics.clone(), seed)
+            HttpEngine::new(
+                self.config.upstream.clone(),
+                std::time::Duration::from_millis(self.config.upstream_timeout_ms),
+                self.toxics_tx.subscribe(),
+                self.http_metrics.clone(),
+                seed,
+            )
         });
         let upstream = Upstream {
             proxy: self.config.name.clone(),
@@ -244,7 +254,13 @@ impl Registry {
                 ));
             }
         }
-        let moved = new.listen != old.listen || new.upstream != old.upstream || new.mode != old.mode;
+        if let Some(ms) = fields.upstream_timeout_ms {
+            new.upstream_timeout_ms = crate::proxy::config::check_upstream_timeout(ms)?;
+        }
+        let moved = new.listen != old.listen
+            || new.upstream != old.upstream
+            || new.mode != old.mode
+            || new.upstream_timeout_ms != old.upstream_timeout_ms;
         if moved || !new.enabled {
             proxy.stop().await;
         }
@@ -295,6 +311,7 @@ impl Registry {
         for config in configs {
             if let Some(existing) = proxies.get(&config.name) {
                 if existing.config.mode == config.mode
+                    && existing.config.upstream_timeout_ms == config.upstream_timeout_ms
                     && same_address(&existing.config.listen, &config.listen).await
                     && same_address(&existing.config.upstream, &config.upstream).await
                 {

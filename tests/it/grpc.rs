@@ -48,6 +48,7 @@ async fn grpc_server(dir: &Path, stop: &CancellationToken) -> std::net::SocketAd
         upstream: upstream().await.to_string(),
         enabled: true,
         mode: Mode::Tcp,
+        upstream_timeout_ms: firedrill::proxy::config::DEFAULT_UPSTREAM_TIMEOUT_MS,
     };
     registry.create(side).await.unwrap();
     std::fs::create_dir_all(dir.join("drills")).unwrap();

@@ -24,6 +24,7 @@ pub async fn upstream() -> SocketAddr {
         .route("/", get(|| async { "hello" }))
         .route("/pay", get(|| async { "paid" }))
         .route("/big", get(|| async { crate::harness::pattern(BIG) }))
+        .route("/stall", get(|| async { std::future::pending::<&str>().await }))
         // Where the client said it was going: `:authority` (HTTP/2) or `Host` (HTTP/1.1).
         .route(
             "/authority",
@@ -308,4 +309,35 @@ async fn the_authority_the_client_used_reaches_the_upstream_on_both_protocols() 
             "Host and :authority are the client's, not rewritten ({protocol})"
         );
     }
+}
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_in_time_gets_504_counted_per_route() {
+    let d = Daemon::start().await;
+    let body = format!(
+        r#"{{"name":"web","listen":"127.0.0.1:0","upstream":"{}","mode":"http","upstream_timeout_ms":300}}"#,
+        upstream().await
+    );
+    let (status, view) = d.json("POST", "/proxies", Some(&body)).await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["upstream_timeout_ms"], 300, "the view shows it");
+    let proxy: SocketAddr = view["listen"].as_str().unwrap().parse().unwrap();
+    for client in [http1(), http2()] {
+        let started = std::time::Instant::now();
+        let (status, body) = get(&client, proxy, "/stall").await.unwrap();
+        assert_eq!(status, 504, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(get(&client, proxy, "/").await.unwrap(), (200, "hello".to_owned()), "other routes are fine");
+    }
+    let metrics = d.call("GET", "/metrics", None).await.text;
+    assert!(metrics.contains(r#"firedrill_http_upstream_timeouts_total{proxy="web",route="/stall"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"firedrill_http_upstream_failures_total{proxy="web",route="/stall"} 0"#), "{metrics}");
+    let (status, error) = d.json("PATCH", "/proxies/web", Some(r#"{"upstream_timeout_ms":0}"#)).await;
+    assert_eq!(status, 400, "{error}");
+    let (_, view) = d.json("PATCH", "/proxies/web", Some(r#"{"upstream_timeout_ms":20000}"#)).await;
+    assert_eq!(view["upstream_timeout_ms"], 20000);
+    // A tcp proxy's view is Toxiproxy's, with nothing new.
+    let (_, plain) =
+        d.json("POST", "/proxies", Some(r#"{"name":"plain","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"}"#)).await;
+    assert!(plain.get("upstream_timeout_ms").is_none(), "{plain}");
 }

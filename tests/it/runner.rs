@@ -56,6 +56,7 @@ async fn registry() -> Arc<Registry> {
         listen: "127.0.0.1:0".into(),
         upstream: "127.0.0.1:9".into(),
         enabled: false,
+        upstream_timeout_ms: firedrill::proxy::config::DEFAULT_UPSTREAM_TIMEOUT_MS,
     };
     registry.create(config).await.unwrap();
     registry

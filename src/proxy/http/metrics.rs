@@ -19,6 +19,9 @@ pub fn grpc_failed(code: u32) -> bool {
     matches!(code, 2 | 4 | 8 | 13 | 14 | 15)
 }
 
+/// Reads one counter of a route.
+type Counter = fn(&RouteStats) -> u64;
+
 /// One route's counters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouteStats {
@@ -32,6 +35,8 @@ pub struct RouteStats {
     pub upstream_failures: u64,
     /// Requests reset or dropped by `http_abort`.
     pub aborted: u64,
+    /// Requests the upstream did not answer within the proxy's upstream timeout (504).
+    pub timeouts: u64,
     /// Cumulative histogram counts per bucket of [`BUCKETS`], then `+Inf`.
     pub latency_buckets: [u64; 13],
     /// Sum of latencies, seconds.
@@ -91,6 +96,11 @@ impl HttpMetrics {
         self.with(route, |r| *r.grpc_codes.entry(code).or_default() += 1);
     }
 
+    /// The upstream did not answer in time.
+    pub fn timed_out(&self, route: &str) {
+        self.with(route, |r| r.timeouts += 1);
+    }
+
     /// The upstream could not be reached.
     pub fn upstream_failure(&self, route: &str) {
         self.with(route, |r| r.upstream_failures += 1);
@@ -128,14 +138,6 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
         }
     };
     family(
-        "firedrill_http_requests_total",
-        "counter",
-        "Requests received by an http proxy, by route.",
-        &|o, p, r, s| {
-            let _ = writeln!(o, "firedrill_http_requests_total{{proxy=\"{p}\",route=\"{r}\"}} {}", s.requests);
-        },
-    );
-    family(
         "firedrill_http_responses_total",
         "counter",
         "Responses of an http proxy, by route and status.",
@@ -159,21 +161,24 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
             }
         },
     );
-    family(
-        "firedrill_http_upstream_failures_total",
-        "counter",
-        "Requests whose upstream could not be reached.",
-        &|o, p, r, s| {
-            let _ = writeln!(
-                o,
-                "firedrill_http_upstream_failures_total{{proxy=\"{p}\",route=\"{r}\"}} {}",
-                s.upstream_failures
-            );
-        },
-    );
-    family("firedrill_http_aborted_total", "counter", "Requests reset by an http_abort toxic.", &|o, p, r, s| {
-        let _ = writeln!(o, "firedrill_http_aborted_total{{proxy=\"{p}\",route=\"{r}\"}} {}", s.aborted);
-    });
+    // The counters with one value per route.
+    let simple: [(&str, &str, Counter); 4] = [
+        ("firedrill_http_requests_total", "Requests received by an http proxy, by route.", |s| s.requests),
+        ("firedrill_http_upstream_failures_total", "Requests whose upstream could not be reached.", |s| {
+            s.upstream_failures
+        }),
+        (
+            "firedrill_http_upstream_timeouts_total",
+            "Requests the upstream did not answer within the proxy's upstream_timeout_ms (answered 504).",
+            |s| s.timeouts,
+        ),
+        ("firedrill_http_aborted_total", "Requests reset by an http_abort toxic.", |s| s.aborted),
+    ];
+    for (name, help, value) in simple {
+        family(name, "counter", help, &|o, p, r, s| {
+            let _ = writeln!(o, "{name}{{proxy=\"{p}\",route=\"{r}\"}} {}", value(s));
+        });
+    }
     family(
         "firedrill_http_request_duration_seconds",
         "histogram",

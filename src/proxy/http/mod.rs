@@ -83,6 +83,8 @@ impl Aborted {
 
 struct State {
     upstream: String,
+    /// The upstream's time to send its response headers.
+    timeout: std::time::Duration,
     toxics: watch::Receiver<ToxicList>,
     metrics: Arc<HttpMetrics>,
     rng: Mutex<SmallRng>,
@@ -98,7 +100,13 @@ pub struct HttpEngine {
 
 impl HttpEngine {
     /// An engine forwarding to `upstream`, under the proxy's `toxics`.
-    pub fn new(upstream: String, toxics: watch::Receiver<ToxicList>, metrics: Arc<HttpMetrics>, seed: u64) -> Self {
+    pub fn new(
+        upstream: String,
+        timeout: std::time::Duration,
+        toxics: watch::Receiver<ToxicList>,
+        metrics: Arc<HttpMetrics>,
+        seed: u64,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let state = Arc::new(State {
@@ -107,6 +115,7 @@ impl HttpEngine {
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             http2: upstream::H2Upstream::new(upstream.clone()),
             upstream,
+            timeout,
             http1: Client::builder(TokioExecutor::new()).build(connector),
         });
         Self { state }
@@ -252,12 +261,28 @@ async fn forward(
         parts.headers.remove(name);
     }
     let request = Request::from_parts(parts, body);
-    let answer = if request.version() == Version::HTTP_2 {
-        state.http2.request(request).await.map_err(|e| e.to_string())
-    } else {
-        let mut request = request;
-        *request.version_mut() = Version::HTTP_11;
-        state.http1.request(request).await.map_err(|e| e.to_string())
+    let call = async {
+        if request.version() == Version::HTTP_2 {
+            state.http2.request(request).await.map_err(|e| e.to_string())
+        } else {
+            let mut request = request;
+            *request.version_mut() = Version::HTTP_11;
+            state.http1.request(request).await.map_err(|e| e.to_string())
+        }
+    };
+    let Ok(answer) = tokio::time::timeout(state.timeout, call).await else {
+        // No response headers in time: 504, or gRPC DEADLINE_EXCEEDED, as a gateway answers.
+        tracing::debug!(upstream = state.upstream, timeout = ?state.timeout, "upstream timed out");
+        state.metrics.timed_out(route);
+        if grpc {
+            state.metrics.response(route, 200, started.elapsed());
+            state.metrics.grpc(route, 4);
+            return grpc_answer(4, "firedrill: the upstream did not answer in time");
+        }
+        state.metrics.response(route, 504, started.elapsed());
+        let mut response = Response::new(full("firedrill: the upstream did not answer in time\n"));
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        return response;
     };
     match answer {
         Ok(response) => {
