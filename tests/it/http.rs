@@ -25,6 +25,7 @@ pub async fn upstream() -> SocketAddr {
         .route("/pay", get(|| async { "paid" }))
         .route("/big", get(|| async { crate::harness::pattern(BIG) }))
         .route("/stall", get(|| async { std::future::pending::<&str>().await }))
+        .route("/echo", axum::routing::post(|body: String| async move { body }))
         // Where the client said it was going: `:authority` (HTTP/2) or `Host` (HTTP/1.1).
         .route(
             "/authority",
@@ -340,4 +341,27 @@ async fn an_upstream_that_does_not_answer_in_time_gets_504_counted_per_route() {
     let (_, plain) =
         d.json("POST", "/proxies", Some(r#"{"name":"plain","listen":"127.0.0.1:0","upstream":"127.0.0.1:9"}"#)).await;
     assert!(plain.get("upstream_timeout_ms").is_none(), "{plain}");
+}
+
+#[tokio::test]
+async fn a_malformed_request_body_is_the_clients_error_never_the_upstreams() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    let mut raw = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    // A chunk size that is not hexadecimal, after a good chunk.
+    let request = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    raw.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    let metrics = d.call("GET", "/metrics", None).await.text;
+    assert!(metrics.contains(r#"firedrill_http_client_errors_total{proxy="web",route="/echo"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"firedrill_http_upstream_failures_total{proxy="web",route="/echo"} 0"#), "{metrics}");
+    assert!(!metrics.contains(r#"route="/echo",status="502""#), "{metrics}");
+    // A good body goes through.
+    let client = http1();
+    let request = hyper::Request::post(format!("http://{proxy}/echo")).body(Full::new(Bytes::from("hi"))).unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
 }

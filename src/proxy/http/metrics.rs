@@ -37,6 +37,8 @@ pub struct RouteStats {
     pub aborted: u64,
     /// Requests the upstream did not answer within the proxy's upstream timeout (504).
     pub timeouts: u64,
+    /// Requests the client broke itself (a malformed or cut body): answered 400.
+    pub client_errors: u64,
     /// Cumulative histogram counts per bucket of [`BUCKETS`], then `+Inf`.
     pub latency_buckets: [u64; 13],
     /// Sum of latencies, seconds.
@@ -94,6 +96,11 @@ impl HttpMetrics {
     /// A gRPC status was seen.
     pub fn grpc(&self, route: &str, code: u8) {
         self.with(route, |r| *r.grpc_codes.entry(code).or_default() += 1);
+    }
+
+    /// The client broke its own request.
+    pub fn client_error(&self, route: &str) {
+        self.with(route, |r| r.client_errors += 1);
     }
 
     /// The upstream did not answer in time.
@@ -162,7 +169,7 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
         },
     );
     // The counters with one value per route.
-    let simple: [(&str, &str, Counter); 4] = [
+    let simple: [(&str, &str, Counter); 5] = [
         ("firedrill_http_requests_total", "Requests received by an http proxy, by route.", |s| s.requests),
         ("firedrill_http_upstream_failures_total", "Requests whose upstream could not be reached.", |s| {
             s.upstream_failures
@@ -173,6 +180,11 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
             |s| s.timeouts,
         ),
         ("firedrill_http_aborted_total", "Requests reset by an http_abort toxic.", |s| s.aborted),
+        (
+            "firedrill_http_client_errors_total",
+            "Requests the client broke itself (a malformed or cut body), answered 400; never the upstream's.",
+            |s| s.client_errors,
+        ),
     ];
     for (name, help, value) in simple {
         family(name, "counter", help, &|o, p, r, s| {

@@ -88,7 +88,7 @@ struct State {
     toxics: watch::Receiver<ToxicList>,
     metrics: Arc<HttpMetrics>,
     rng: Mutex<SmallRng>,
-    http1: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, Watched>,
     http2: upstream::H2Upstream,
 }
 
@@ -260,7 +260,8 @@ async fn forward(
     for name in HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    let request = Request::from_parts(parts, body);
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let request = Request::from_parts(parts, Watched { inner: body, broken: Arc::clone(&broken) });
     let call = async {
         if request.version() == Version::HTTP_2 {
             state.http2.request(request).await.map_err(|e| e.to_string())
@@ -301,6 +302,16 @@ async fn forward(
             };
             Response::from_parts(parts, body)
         }
+        // The client broke its own request body (a malformed chunk, a reset half-way): its
+        // error, answered 400 and counted as the client's, never as the upstream's.
+        Err(error) if broken.load(std::sync::atomic::Ordering::Relaxed) => {
+            tracing::debug!(%error, "the client's request body failed");
+            state.metrics.client_error(route);
+            state.metrics.response(route, 400, started.elapsed());
+            let mut response = Response::new(full("firedrill: the request body was malformed or cut short\n"));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
         Err(error) => {
             tracing::debug!(%error, upstream = state.upstream, "upstream request failed");
             state.metrics.upstream_failure(route);
@@ -315,6 +326,34 @@ async fn forward(
                 response
             }
         }
+    }
+}
+
+/// A client's request body on its way upstream, remembering whether the client broke it.
+pub struct Watched {
+    inner: Incoming,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &poll {
+            this.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

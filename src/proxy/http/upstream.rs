@@ -7,6 +7,8 @@
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+
+use super::Watched;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -31,7 +33,7 @@ pub enum UpstreamError {
 pub struct H2Upstream {
     address: String,
     /// The connection's request handle while it is open.
-    sender: tokio::sync::Mutex<Option<SendRequest<Incoming>>>,
+    sender: tokio::sync::Mutex<Option<SendRequest<Watched>>>,
 }
 
 impl H2Upstream {
@@ -41,7 +43,7 @@ impl H2Upstream {
     }
 
     /// The open connection's handle, dialling a new connection when there is none.
-    async fn sender(&self, stale: bool) -> Result<SendRequest<Incoming>, UpstreamError> {
+    async fn sender(&self, stale: bool) -> Result<SendRequest<Watched>, UpstreamError> {
         let mut slot = self.sender.lock().await;
         if let Some(sender) = slot.as_ref()
             && !stale
@@ -66,7 +68,7 @@ impl H2Upstream {
 
     /// Forwards `request` (its URI absolute). A request the connection refused before sending
     /// anything (it had just closed) is retried once on a new connection.
-    pub async fn request(&self, request: Request<Incoming>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn request(&self, request: Request<Watched>) -> Result<Response<Incoming>, UpstreamError> {
         let mut sender = self.sender(false).await?;
         match sender.try_send_request(request).await {
             Ok(response) => Ok(response),
