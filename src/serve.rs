@@ -16,6 +16,15 @@ use crate::fault::Proxies;
 use crate::proxy::{Registry, api, config};
 use crate::run::manager::{Manager, RunDirs};
 
+/// Writes a startup line to stdout, ignoring a closed stdout: a script that read the first line
+/// and went away (`firedrill serve | head -1`) must not bring the daemon down with it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// How long open connections may take to finish after a stop signal before they are closed.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -163,25 +172,25 @@ impl Daemon {
 pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
     let daemon = Daemon::start(options).await?;
     let proxies = daemon.registry.list().await;
-    println!(
+    say!(
         "firedrill: admin API listening on http://{} with {} proxies; control API on {}",
         daemon.api,
         proxies.len(),
         daemon.control
     );
     for proxy in proxies.values() {
-        println!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
+        say!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
     }
     let (global, per_proxy, descriptors) = crate::proxy::budget::caps();
-    println!(
+    say!(
         "firedrill: at most {global} proxied connections at once ({per_proxy} per proxy), {descriptors} descriptors \
          for them; the rest is kept for the APIs"
     );
     for run in &daemon.recovered {
-        println!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
+        say!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
     }
     for team in &daemon.rearmed {
-        println!("firedrill: a blind drill for team {team}, armed before this daemon started, is armed again");
+        say!("firedrill: a blind drill for team {team}, armed before this daemon started, is armed again");
     }
     daemon.run(shutdown).await
 }
