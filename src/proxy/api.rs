@@ -106,30 +106,15 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// How long a client may take to send a request's headers before its connection is closed.
-pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Connections at once that have not sent their first request's headers yet. Past this, the
-/// one that has waited longest is closed to make room: slow clients cannot lock others out.
-pub const MAX_IN_HEADERS: usize = 64;
-
-fn lock(w: &std::sync::Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
-    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Connections still waiting for their first request's headers, oldest first.
-#[derive(Default)]
-struct Waiting {
-    next: u64,
-    queue: std::collections::VecDeque<(u64, CancellationToken)>,
-}
+pub use super::gate::{HEADER_READ_TIMEOUT, MAX_IN_HEADERS};
 
 /// Serves `app` (HTTP/1.1 and HTTP/2) until `shutdown`, then lets requests in progress finish.
 /// Slow clients are bounded: [`HEADER_READ_TIMEOUT`] per request's headers, and at most
 /// [`MAX_IN_HEADERS`] connections waiting for their first headers at once.
 pub async fn serve_router(listener: TcpListener, app: Router, shutdown: CancellationToken) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     let tracker = tokio_util::task::TaskTracker::new();
-    let waiting = Arc::new(std::sync::Mutex::new(Waiting::default()));
+    let gate = super::gate::HeaderGate::new();
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -143,41 +128,26 @@ pub async fn serve_router(listener: TcpListener, app: Router, shutdown: Cancella
                 }
             },
         };
-        let evicted = CancellationToken::new();
-        let id = {
-            let mut w = lock(&waiting);
-            if w.queue.len() >= MAX_IN_HEADERS
-                && let Some((_, oldest)) = w.queue.pop_front()
-            {
-                oldest.cancel();
-            }
-            w.next += 1;
-            let id = w.next;
-            w.queue.push_back((id, evicted.clone()));
-            id
-        };
+        let waiter = gate.enter();
         // The first request's headers are in once the service is called: off the queue.
-        let (queue, app) = (Arc::clone(&waiting), hyper_util::service::TowerToHyperService::new(app.clone()));
+        let (arrival, app) = (Arc::clone(&waiter), hyper_util::service::TowerToHyperService::new(app.clone()));
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            lock(&queue).queue.retain(|(waiting, _)| *waiting != id);
+            arrival.arrived();
             hyper::service::Service::call(&app, request)
         });
-        let (shutdown, queue) = (shutdown.clone(), Arc::clone(&waiting));
+        let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            builder.http2().timer(TokioTimer::new());
+            let builder = super::gate::server_builder();
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
-                () = evicted.cancelled() => {}
+                () = waiter.evicted().cancelled() => {}
                 () = shutdown.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
             }
-            lock(&queue).queue.retain(|(waiting, _)| *waiting != id);
         });
     }
     tracker.close();

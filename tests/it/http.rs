@@ -365,3 +365,40 @@ async fn a_malformed_request_body_is_the_clients_error_never_the_upstreams() {
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn silent_clients_cannot_crowd_a_real_request_out_of_an_http_proxy() {
+    let d = Daemon::start().await;
+    let proxy = d.http_proxy("web", upstream().await).await;
+    // More silent connections than may wait for their first headers at once: the oldest make
+    // room, and a client that sends its request is answered.
+    let extra = 36;
+    let mut silent = Vec::new();
+    for _ in 0..firedrill::proxy::gate::MAX_IN_HEADERS + extra {
+        silent.push(tokio::net::TcpStream::connect(proxy).await.unwrap());
+    }
+    assert_eq!(get(&http1(), proxy, "/").await, Ok((200, "hello".to_owned())));
+    assert_eq!(get(&http2(), proxy, "/pay").await, Ok((200, "paid".to_owned())));
+    // The evicted ones are closed already; the others wait for the header timeout (10 s), so a
+    // short look tells them apart.
+    let looks: Vec<_> = silent
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut byte = [0_u8; 1];
+                let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await;
+                matches!(read, Ok(Ok(0) | Err(_)))
+            })
+        })
+        .collect();
+    let mut closed = Vec::new();
+    for look in looks {
+        closed.push(look.await.unwrap());
+    }
+    let cut = closed.iter().filter(|closed| **closed).count();
+    // Each real client took a place until its first request (when the others had all entered,
+    // that evicted one more each).
+    assert!((extra..=extra + 2).contains(&cut), "{cut} closed: the oldest waiting ones make room, no more");
+    assert!(closed[..extra].iter().all(|closed| *closed), "the oldest went first: {closed:?}");
+    assert!(closed[cut..].iter().all(|closed| !*closed), "the newest stay: {closed:?}");
+}

@@ -96,6 +96,7 @@ struct State {
 /// requests to the upstream.
 pub struct HttpEngine {
     state: Arc<State>,
+    gate: Arc<crate::proxy::gate::HeaderGate>,
 }
 
 impl HttpEngine {
@@ -118,7 +119,7 @@ impl HttpEngine {
             timeout,
             http1: Client::builder(TokioExecutor::new()).build(connector),
         });
-        Self { state }
+        Self { state, gate: crate::proxy::gate::HeaderGate::new() }
     }
 
     /// Serves HTTP on an accepted client connection until it ends or `cancel` fires. TCP toxics
@@ -132,19 +133,21 @@ impl HttpEngine {
         tracker: &TaskTracker,
     ) {
         let io = ClientIo::new(client, link, seed, cancel.clone(), tracker.clone());
-        let state = self.state.clone();
-        let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        // A client that never finishes its headers is cut, as on the admin API.
-        builder
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(crate::proxy::api::HEADER_READ_TIMEOUT);
+        // A client that never finishes its headers is cut, and slow ones cannot crowd out the
+        // rest, as on the admin API.
+        let waiter = self.gate.enter();
+        let (state, arrival) = (self.state.clone(), Arc::clone(&waiter));
+        let service = hyper::service::service_fn(move |request| {
+            arrival.arrived();
+            handle(state.clone(), request)
+        });
+        let builder = crate::proxy::gate::server_builder();
         let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::select! {
             result = connection => if let Err(error) = result {
                 tracing::debug!(%error, "http connection ended with an error");
             },
+            () = waiter.evicted().cancelled() => {}
             () = cancel.cancelled() => {}
         }
     }
