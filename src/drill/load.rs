@@ -968,7 +968,7 @@ text = "Compare the gateway's latency by upstream."
             errs,
             [
                 "drills/x.toml:14:61: faults.toxic: unknown attribute `path_prefx` for a http_error toxic; valid attributes: \
-              status, body, rate, path_prefix, method, header, grpc_service, grpc_method"
+              status, body, rate, path_prefix, path, path_regex, method, header, headers, ignore_case, grpc_service, grpc_method"
             ],
         );
         let quoted = GOOD.replace("jitter = 300", "\"jiter\" = 300");

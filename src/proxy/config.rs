@@ -28,24 +28,96 @@ pub struct ProxyConfig {
     pub enabled: bool,
     /// `tcp` (Toxiproxy's only mode) or `http` (a firedrill extension: request-level faults).
     pub mode: Mode,
-    /// `http` mode: how long the upstream has to connect and send its response headers before
-    /// the client gets 504 (gRPC `DEADLINE_EXCEEDED`), in milliseconds.
-    pub upstream_timeout_ms: u64,
+    /// `http` mode: how requests reach the upstream (ignored in `tcp` mode).
+    pub http: HttpOptions,
 }
 
-/// The default of [`ProxyConfig::upstream_timeout_ms`]: Envoy's route timeout.
+/// The default of [`HttpOptions::upstream_timeout_ms`]: Envoy's route timeout.
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 15_000;
-/// The longest upstream timeout a proxy may have: an hour.
-const MAX_UPSTREAM_TIMEOUT_MS: u64 = 3_600_000;
+/// The default of [`HttpOptions::connect_timeout_ms`]: Envoy's cluster connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// The longest timeout a proxy may have: an hour.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
-/// Checks an upstream timeout (1 ms to an hour).
-pub fn check_upstream_timeout(ms: u64) -> Result<u64, ApiError> {
-    if (1..=MAX_UPSTREAM_TIMEOUT_MS).contains(&ms) {
+/// Checks a timeout attribute (1 ms to an hour).
+pub fn check_timeout(field: &str, ms: u64) -> Result<u64, ApiError> {
+    if (1..=MAX_TIMEOUT_MS).contains(&ms) {
         Ok(ms)
     } else {
-        Err(ApiError::bad_request(format!(
-            "bad request body: upstream_timeout_ms must be 1 to {MAX_UPSTREAM_TIMEOUT_MS}, got {ms}"
-        )))
+        Err(ApiError::bad_request(format!("bad request body: {field} must be 1 to {MAX_TIMEOUT_MS}, got {ms}")))
+    }
+}
+
+/// How an `http` proxy talks to its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HttpOptions {
+    /// The protocol spoken to the upstream, whatever the client speaks.
+    pub upstream_protocol: UpstreamProtocol,
+    /// How long the upstream has to send its response headers (connecting included) before the
+    /// client gets 504 (gRPC `DEADLINE_EXCEEDED`), in milliseconds.
+    pub upstream_timeout_ms: u64,
+    /// How long connecting to the upstream may take, in milliseconds (then 504, as above).
+    pub connect_timeout_ms: u64,
+    /// Whether the upstream sees its own address as `Host`/`:authority` rather than the one the
+    /// client used (preserved by default).
+    pub rewrite_host: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            upstream_protocol: UpstreamProtocol::Auto,
+            upstream_timeout_ms: DEFAULT_UPSTREAM_TIMEOUT_MS,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            rewrite_host: false,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// These options with the fields `fields` sets, checked.
+    pub fn updated(mut self, fields: &ProxyFields) -> Result<Self, ApiError> {
+        if let Some(protocol) = fields.upstream_protocol.as_deref().filter(|p| !p.is_empty()) {
+            self.upstream_protocol = UpstreamProtocol::parse(protocol)?;
+        }
+        if let Some(ms) = fields.upstream_timeout_ms {
+            self.upstream_timeout_ms = check_timeout("upstream_timeout_ms", ms)?;
+        }
+        if let Some(ms) = fields.connect_timeout_ms {
+            self.connect_timeout_ms = check_timeout("connect_timeout_ms", ms)?;
+        }
+        if let Some(rewrite) = fields.rewrite_host {
+            self.rewrite_host = rewrite;
+        }
+        Ok(self)
+    }
+}
+
+/// The protocol an `http` proxy speaks to its upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// The client's protocol, until the upstream shows it speaks only the other one (an HTTP/2
+    /// preface refused, or an HTTP/1.1 request answered in HTTP/2): from then on, that one.
+    #[default]
+    Auto,
+    /// HTTP/1.1 always: HTTP/2 clients are translated (gRPC cannot be: it needs HTTP/2).
+    Http1,
+    /// HTTP/2 with prior knowledge (cleartext) always: HTTP/1.1 clients are translated.
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// Parses `auto`, `http1` or `h2c`.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "http1" => Ok(Self::Http1),
+            "h2c" => Ok(Self::H2c),
+            _ => Err(ApiError::bad_request(format!(
+                "bad request body: upstream_protocol must be `auto`, `http1` or `h2c`, got `{text}`"
+            ))),
+        }
     }
 }
 
@@ -91,6 +163,12 @@ pub struct ProxyFields {
     pub mode: Option<String>,
     /// `http` mode: the upstream's time to answer, ms (default 15,000).
     pub upstream_timeout_ms: Option<u64>,
+    /// `http` mode: the time to connect to the upstream, ms (default 5,000).
+    pub connect_timeout_ms: Option<u64>,
+    /// `http` mode: `auto` (default), `http1` or `h2c`.
+    pub upstream_protocol: Option<String>,
+    /// `http` mode: send the upstream's own address as `Host`/`:authority` (default false).
+    pub rewrite_host: Option<bool>,
 }
 
 impl ProxyFields {
@@ -101,6 +179,9 @@ impl ProxyFields {
 
     /// Validates a create request; `suffix` is appended to messages (populate's ` at proxy N`).
     pub fn into_config(self, suffix: &str) -> Result<ProxyConfig, ApiError> {
+        let http = HttpOptions::default()
+            .updated(&self)
+            .map_err(|e| ApiError::bad_request(format!("{}{suffix}", e.message)))?;
         let name =
             self.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::missing_field(&format!("name{suffix}")))?;
         let upstream = self
@@ -116,11 +197,7 @@ impl ProxyFields {
             None | Some("") => Mode::Tcp,
             Some(text) => Mode::parse(text).map_err(|e| ApiError::bad_request(format!("{}{suffix}", e.message)))?,
         };
-        let upstream_timeout_ms = self
-            .upstream_timeout_ms
-            .map_or(Ok(DEFAULT_UPSTREAM_TIMEOUT_MS), check_upstream_timeout)
-            .map_err(|e| ApiError::bad_request(format!("{}{suffix}", e.message)))?;
-        Ok(ProxyConfig { name, listen, upstream, enabled: self.enabled.unwrap_or(true), mode, upstream_timeout_ms })
+        Ok(ProxyConfig { name, listen, upstream, enabled: self.enabled.unwrap_or(true), mode, http })
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use super::config::{Mode, ProxyConfig, ProxyFields, check_address};
+use super::config::{HttpOptions, Mode, ProxyConfig, ProxyFields, check_address};
 use super::error::ApiError;
 use super::http::HttpEngine;
 use super::http::metrics::HttpMetrics;
@@ -39,9 +39,9 @@ pub struct ProxyView {
     /// `http` for request-level proxies; left out for `tcp`, so Toxiproxy clients see nothing new.
     #[serde(skip_serializing_if = "Mode::is_tcp")]
     pub mode: Mode,
-    /// `http` mode: the upstream's time to answer, ms; left out for `tcp`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_timeout_ms: Option<u64>,
+    /// `http` mode: the upstream protocol, timeouts and `Host` handling; left out for `tcp`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpOptions>,
     /// Upstream toxics in chain order, then downstream ones.
     pub toxics: Vec<Toxic>,
 }
@@ -77,7 +77,7 @@ impl Proxy {
             upstream: self.config.upstream.clone(),
             enabled: self.config.enabled,
             mode: self.config.mode,
-            upstream_timeout_ms: (self.config.mode == Mode::Http).then_some(self.config.upstream_timeout_ms),
+            http: (self.config.mode == Mode::Http).then_some(self.config.http),
             toxics: self.chain_order(),
         }
     }
@@ -92,7 +92,7 @@ impl Proxy {
             let seed = self.seeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).random::<u64>();
             HttpEngine::new(
                 self.config.upstream.clone(),
-                std::time::Duration::from_millis(self.config.upstream_timeout_ms),
+                self.config.http,
                 self.toxics_tx.subscribe(),
                 self.http_metrics.clone(),
                 seed,
@@ -236,6 +236,7 @@ impl Registry {
         let proxy = proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)?;
         let old = proxy.config.clone();
         let mut new = old.clone();
+        new.http = old.http.updated(&fields)?;
         if let Some(listen) = fields.listen.filter(|l| !l.is_empty()) {
             check_address("listen", &listen).map_err(|e| ApiError::bad_request(format!("bad request body: {e}")))?;
             new.listen = listen;
@@ -254,13 +255,8 @@ impl Registry {
                 ));
             }
         }
-        if let Some(ms) = fields.upstream_timeout_ms {
-            new.upstream_timeout_ms = crate::proxy::config::check_upstream_timeout(ms)?;
-        }
-        let moved = new.listen != old.listen
-            || new.upstream != old.upstream
-            || new.mode != old.mode
-            || new.upstream_timeout_ms != old.upstream_timeout_ms;
+        let moved =
+            new.listen != old.listen || new.upstream != old.upstream || new.mode != old.mode || new.http != old.http;
         if moved || !new.enabled {
             proxy.stop().await;
         }
@@ -311,7 +307,7 @@ impl Registry {
         for config in configs {
             if let Some(existing) = proxies.get(&config.name) {
                 if existing.config.mode == config.mode
-                    && existing.config.upstream_timeout_ms == config.upstream_timeout_ms
+                    && existing.config.http == config.http
                     && same_address(&existing.config.listen, &config.listen).await
                     && same_address(&existing.config.upstream, &config.upstream).await
                 {

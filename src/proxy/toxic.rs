@@ -55,7 +55,7 @@ impl fmt::Display for Stream {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToxicKind {
     /// A request-level toxic of an `http` proxy (a firedrill extension).
-    Request(RequestToxic),
+    Request(Box<RequestToxic>),
     /// Passes data unchanged (useful to measure the toxic pipeline's cost).
     Noop,
     /// Delays each chunk by `latency` ± `jitter` milliseconds from when it arrived.
@@ -154,7 +154,7 @@ impl ToxicKind {
             )));
         }
         if let Some(request) = RequestToxic::from_attributes(type_name, attributes) {
-            return request.map(Self::Request);
+            return request.map(|r| Self::Request(Box::new(r)));
         }
         let mut values = [0_u64; 3];
         for (slot, name) in values.iter_mut().zip(names) {

@@ -48,7 +48,7 @@ async fn grpc_server(dir: &Path, stop: &CancellationToken) -> std::net::SocketAd
         upstream: upstream().await.to_string(),
         enabled: true,
         mode: Mode::Tcp,
-        upstream_timeout_ms: firedrill::proxy::config::DEFAULT_UPSTREAM_TIMEOUT_MS,
+        http: firedrill::proxy::config::HttpOptions::default(),
     };
     registry.create(side).await.unwrap();
     std::fs::create_dir_all(dir.join("drills")).unwrap();
@@ -216,4 +216,36 @@ async fn http_abort_resets_with_the_error_code_the_toxic_names() {
     assert_eq!(status_code, 400);
     assert!(error["error"].as_str().unwrap().contains("internal_error, refused_stream, cancel"), "{error}");
     stop.cancel();
+}
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_in_time_is_deadline_exceeded_for_a_grpc_client() {
+    // An upstream that accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let d = Daemon::start().await;
+    let body = format!(
+        r#"{{"name":"wallet","listen":"127.0.0.1:0","upstream":"{silent}","mode":"http","upstream_timeout_ms":300}}"#
+    );
+    let (code, view) = d.json("POST", "/proxies", Some(&body)).await;
+    assert_eq!(code, 201, "{view}");
+    let mut wallet = client(view["listen"].as_str().unwrap().parse().unwrap()).await;
+    let error = wallet.status(StatusRequest { run_id: String::new() }).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::DeadlineExceeded, "{error:?}");
+    assert!(error.message().contains("did not answer in time"), "{error:?}");
+    let metrics = d.call("GET", "/metrics", None).await.text;
+    let route = "/firedrill.control.v1.Control/Status";
+    assert!(
+        metrics.contains(&format!(r#"firedrill_http_upstream_timeouts_total{{proxy="wallet",route="{route}"}} 1"#)),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="4"}} 1"#))
+    );
 }

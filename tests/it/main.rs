@@ -11,6 +11,7 @@ mod garbage;
 mod grpc;
 mod harness;
 mod http;
+mod http_l7;
 mod kill;
 mod kubernetes;
 mod live;

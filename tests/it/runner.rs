@@ -56,7 +56,7 @@ async fn registry() -> Arc<Registry> {
         listen: "127.0.0.1:0".into(),
         upstream: "127.0.0.1:9".into(),
         enabled: false,
-        upstream_timeout_ms: firedrill::proxy::config::DEFAULT_UPSTREAM_TIMEOUT_MS,
+        http: firedrill::proxy::config::HttpOptions::default(),
     };
     registry.create(config).await.unwrap();
     registry

@@ -328,7 +328,7 @@ async fn the_runner_and_the_reference_agree_on_random_runs_on_the_paused_clock()
     let registry = Registry::new(Some(1));
     let config = ProxyConfig {
         mode: Mode::Tcp,
-        upstream_timeout_ms: firedrill::proxy::config::DEFAULT_UPSTREAM_TIMEOUT_MS,
+        http: firedrill::proxy::config::HttpOptions::default(),
         name: "partner".into(),
         listen: "127.0.0.1:0".into(),
         upstream: "127.0.0.1:9".into(),

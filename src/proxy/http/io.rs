@@ -11,6 +11,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -59,6 +61,8 @@ pub struct ClientIo {
     /// Woken on a change of the toxics while direct; `None` once linked.
     changed: Option<Changed>,
     link: Link,
+    /// Set when the connection must end with a reset (RST) rather than a close (FIN).
+    reset: Arc<AtomicBool>,
 }
 
 impl ClientIo {
@@ -78,6 +82,7 @@ impl ClientIo {
             socket: Socket::Direct(client),
             changed: Some(ReusableBoxFuture::new(changed(toxics))),
             link: Link { shared, seed, cancel, tracker },
+            reset: Arc::new(AtomicBool::new(false)),
         };
         if linked_now {
             io.switch();
@@ -118,6 +123,11 @@ impl ClientIo {
         }
     }
 
+    /// A flag that, once set, makes the connection end with a reset (RST) instead of a close.
+    pub fn reset_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.reset)
+    }
+
     fn count(&self, stream: Stream, n: usize) {
         if matches!(self.socket, Socket::Direct(_)) {
             self.link.shared.metrics.add_bytes(stream, n);
@@ -128,6 +138,17 @@ impl ClientIo {
         match &mut self.socket {
             Socket::Direct(s) | Socket::Linked(s) => Ok(Pin::new(s)),
             Socket::Broken => Err(io::ErrorKind::ConnectionAborted.into()),
+        }
+    }
+}
+
+impl Drop for ClientIo {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed)
+            && let Socket::Direct(socket) | Socket::Linked(socket) = &self.socket
+        {
+            // A linked socket's reset reaches the link, which resets the client in turn.
+            let _ = socket.set_zero_linger();
         }
     }
 }

@@ -37,8 +37,10 @@ pub struct RouteStats {
     pub aborted: u64,
     /// Requests the upstream did not answer within the proxy's upstream timeout (504).
     pub timeouts: u64,
-    /// Requests the client broke itself (a malformed or cut body): answered 400.
+    /// Requests the client broke itself (a malformed or cut body, a bad target, CONNECT).
     pub client_errors: u64,
+    /// Times a request the upstream refused unprocessed (GOAWAY, `REFUSED_STREAM`) was sent again.
+    pub retries: u64,
     /// Cumulative histogram counts per bucket of [`BUCKETS`], then `+Inf`.
     pub latency_buckets: [u64; 13],
     /// Sum of latencies, seconds.
@@ -108,6 +110,11 @@ impl HttpMetrics {
         self.with(route, |r| r.timeouts += 1);
     }
 
+    /// A request the upstream did not process was sent again.
+    pub fn retried(&self, route: &str) {
+        self.with(route, |r| r.retries += 1);
+    }
+
     /// The upstream could not be reached.
     pub fn upstream_failure(&self, route: &str) {
         self.with(route, |r| r.upstream_failures += 1);
@@ -169,21 +176,27 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
         },
     );
     // The counters with one value per route.
-    let simple: [(&str, &str, Counter); 5] = [
+    let simple: [(&str, &str, Counter); 6] = [
         ("firedrill_http_requests_total", "Requests received by an http proxy, by route.", |s| s.requests),
         ("firedrill_http_upstream_failures_total", "Requests whose upstream could not be reached.", |s| {
             s.upstream_failures
         }),
         (
             "firedrill_http_upstream_timeouts_total",
-            "Requests the upstream did not answer within the proxy's upstream_timeout_ms (answered 504).",
+            "Requests the upstream did not connect to or answer within the proxy's timeouts (answered 504).",
             |s| s.timeouts,
         ),
         ("firedrill_http_aborted_total", "Requests reset by an http_abort toxic.", |s| s.aborted),
         (
             "firedrill_http_client_errors_total",
-            "Requests the client broke itself (a malformed or cut body), answered 400; never the upstream's.",
+            "Requests the client broke itself (a malformed or cut body, a bad target: 400; CONNECT: 405); never the \
+             upstream's.",
             |s| s.client_errors,
+        ),
+        (
+            "firedrill_http_upstream_retries_total",
+            "Requests the upstream did not process (GOAWAY, REFUSED_STREAM) sent again on a new connection.",
+            |s| s.retries,
         ),
     ];
     for (name, help, value) in simple {

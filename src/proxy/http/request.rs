@@ -63,22 +63,54 @@ pub enum Action {
         /// Up to this many milliseconds more or less.
         jitter: u64,
     },
-    /// Resets the stream (HTTP/2, with `error_code`) or closes the connection (HTTP/1.1).
+    /// Resets the stream (HTTP/2, with `error_code`) or ends the connection (HTTP/1.1, with a
+    /// close or a reset as `http1` says).
     Abort {
         /// The HTTP/2 reset's error code.
         code: ResetCode,
+        /// Whether HTTP/1.1 connections end with a reset (RST) rather than a close (FIN).
+        http1_reset: bool,
     },
 }
 
-/// Which requests a toxic applies to; empty fields match everything.
+/// A path pattern, matched against the whole path (anchored at both ends).
+#[derive(Debug, Clone)]
+pub struct PathRegex(regex::Regex);
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for PathRegex {}
+
+impl PathRegex {
+    /// The pattern as given.
+    pub fn as_str(&self) -> &str {
+        let anchored = self.0.as_str();
+        anchored.strip_prefix("^(?:").and_then(|p| p.strip_suffix(")$")).unwrap_or(anchored)
+    }
+}
+
+/// Which requests a toxic applies to; empty fields match everything, and a request must match
+/// every field given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Matcher {
-    /// The path starts with this.
+    /// The path starts with this (a plain prefix: `/api` matches `/apix` too, as Envoy's does).
     pub path_prefix: String,
+    /// The path is exactly this.
+    pub path: String,
+    /// The whole path matches this regular expression (the `regex` crate's syntax).
+    pub path_regex: Option<PathRegex>,
     /// The method, case-insensitive.
     pub method: String,
     /// `name` (present) or `name: value` (equal, value case-sensitive).
     pub header: String,
+    /// Each of these headers is present with exactly this value.
+    pub headers: Vec<(String, String)>,
+    /// Header values compare ignoring ASCII case (names always do).
+    pub ignore_case: bool,
     /// gRPC service (`package.Service`), from the path `/package.Service/Method`.
     pub grpc_service: String,
     /// gRPC method name.
@@ -106,6 +138,41 @@ fn text(type_name: &str, attributes: &Map<String, Value>, name: &str) -> Result<
     }
 }
 
+fn flag(type_name: &str, attributes: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
+    match attributes.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "bad request body: attribute `{name}` of {type_name} must be true or false, got {other}"
+        ))),
+    }
+}
+
+/// The `headers` matcher: an object of header names and the exact values they must have.
+fn headers(type_name: &str, attributes: &Map<String, Value>) -> Result<Vec<(String, String)>, ApiError> {
+    let bad = |what: String| {
+        ApiError::bad_request(format!(
+            "bad request body: attribute `headers` of {type_name} must be an object of header names and string \
+             values, like {{\"x-tenant\": \"blue\"}}: {what}"
+        ))
+    };
+    match attributes.get("headers") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(name, value)| {
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| bad(format!("`{name}` is not a header name")))?;
+                match value {
+                    Value::String(value) => Ok((name.to_ascii_lowercase(), value.clone())),
+                    other => Err(bad(format!("the value of `{name}` is {other}"))),
+                }
+            })
+            .collect(),
+        Some(other) => Err(bad(format!("got {other}"))),
+    }
+}
+
 fn integer(
     type_name: &str,
     attributes: &Map<String, Value>,
@@ -127,12 +194,17 @@ impl RequestToxic {
     /// request-level one.
     /// The attribute names of request-level type `type_name`, if it is one.
     pub fn attribute_names(type_name: &str) -> Option<&'static [&'static str]> {
-        const MATCH: [&str; 6] = ["rate", "path_prefix", "method", "header", "grpc_service", "grpc_method"];
+        macro_rules! with_matchers {
+            ($($own:literal),*) => {
+                &[$($own,)* "rate", "path_prefix", "path", "path_regex", "method", "header", "headers",
+                  "ignore_case", "grpc_service", "grpc_method"]
+            };
+        }
         Some(match type_name {
-            "http_error" => &["status", "body", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
-            "grpc_error" => &["code", "message", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
-            "http_delay" => &["latency", "jitter", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
-            "http_abort" => &["error_code", MATCH[0], MATCH[1], MATCH[2], MATCH[3], MATCH[4], MATCH[5]],
+            "http_error" => with_matchers!("status", "body"),
+            "grpc_error" => with_matchers!("code", "message"),
+            "http_delay" => with_matchers!("latency", "jitter"),
+            "http_abort" => with_matchers!("error_code", "http1"),
             _ => return None,
         })
     }
@@ -179,6 +251,15 @@ impl RequestToxic {
             _ => {
                 let code = text(type_name, attributes, "error_code")?;
                 let code = if code.is_empty() { Some(ResetCode::InternalError) } else { ResetCode::parse(&code) };
+                let http1_reset = match text(type_name, attributes, "http1")?.as_str() {
+                    "" | "close" => false,
+                    "reset" => true,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "bad request body: attribute `http1` of http_abort must be `close` or `reset`, got `{other}`"
+                        )));
+                    }
+                };
                 Action::Abort {
                     code: code.ok_or_else(|| {
                         ApiError::bad_request(
@@ -186,13 +267,26 @@ impl RequestToxic {
                              refused_stream, cancel",
                         )
                     })?,
+                    http1_reset,
                 }
             }
         };
+        let path_regex = match text(type_name, attributes, "path_regex")?.as_str() {
+            "" => None,
+            pattern => Some(PathRegex(regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "bad request body: attribute `path_regex` of {type_name} is not a regular expression: {e}"
+                ))
+            })?)),
+        };
         let matcher = Matcher {
             path_prefix: text(type_name, attributes, "path_prefix")?,
+            path: text(type_name, attributes, "path")?,
+            path_regex,
             method: text(type_name, attributes, "method")?,
             header: text(type_name, attributes, "header")?,
+            headers: headers(type_name, attributes)?,
+            ignore_case: flag(type_name, attributes, "ignore_case")?,
             grpc_service: text(type_name, attributes, "grpc_service")?,
             grpc_method: text(type_name, attributes, "grpc_method")?,
         };
@@ -225,14 +319,18 @@ impl RequestToxic {
                 map.insert("latency".into(), Value::from(*latency));
                 map.insert("jitter".into(), Value::from(*jitter));
             }
-            Action::Abort { code } => {
+            Action::Abort { code, http1_reset } => {
                 map.insert("error_code".into(), Value::from(code.as_str()));
+                map.insert("http1".into(), Value::from(if *http1_reset { "reset" } else { "close" }));
             }
         }
         map.insert("rate".into(), Value::from(self.rate));
         let m = &self.matcher;
+        let regex = m.path_regex.as_ref().map(|r| r.as_str().to_owned()).unwrap_or_default();
         for (name, value) in [
             ("path_prefix", &m.path_prefix),
+            ("path", &m.path),
+            ("path_regex", &regex),
             ("method", &m.method),
             ("header", &m.header),
             ("grpc_service", &m.grpc_service),
@@ -240,6 +338,9 @@ impl RequestToxic {
         ] {
             map.insert(name.into(), Value::from(value.clone()));
         }
+        let headers: Map<String, Value> = m.headers.iter().map(|(n, v)| (n.clone(), Value::from(v.clone()))).collect();
+        map.insert("headers".into(), Value::Object(headers));
+        map.insert("ignore_case".into(), Value::from(m.ignore_case));
         map
     }
 
@@ -252,9 +353,20 @@ impl RequestToxic {
 }
 
 impl Matcher {
+    fn same(&self, found: &http::HeaderValue, wanted: &str) -> bool {
+        if self.ignore_case {
+            found.as_bytes().eq_ignore_ascii_case(wanted.as_bytes())
+        } else {
+            found.as_bytes() == wanted.as_bytes()
+        }
+    }
+
     /// Whether a request with this method, path and headers matches.
     pub fn matches(&self, method: &http::Method, path: &str, headers: &http::HeaderMap) -> bool {
-        if !self.path_prefix.is_empty() && !path.starts_with(&self.path_prefix) {
+        if (!self.path_prefix.is_empty() && !path.starts_with(&self.path_prefix))
+            || (!self.path.is_empty() && path != self.path)
+            || self.path_regex.as_ref().is_some_and(|r| !r.0.is_match(path))
+        {
             return false;
         }
         if !self.method.is_empty() && !method.as_str().eq_ignore_ascii_case(&self.method) {
@@ -265,10 +377,13 @@ impl Matcher {
                 Some((n, v)) => (n.trim(), Some(v.trim())),
                 None => (self.header.trim(), None),
             };
-            let found = headers.get_all(name).iter().any(|h| value.is_none_or(|v| h.as_bytes() == v.as_bytes()));
-            if !found {
+            if !headers.get_all(name).iter().any(|h| value.is_none_or(|v| self.same(h, v))) {
                 return false;
             }
+        }
+        if !self.headers.iter().all(|(name, value)| headers.get_all(name.as_str()).iter().any(|h| self.same(h, value)))
+        {
+            return false;
         }
         if !self.grpc_service.is_empty() || !self.grpc_method.is_empty() {
             let mut parts = path.trim_start_matches('/').splitn(2, '/');
@@ -343,6 +458,27 @@ mod tests {
         assert!(grpc.matches(&http::Method::POST, "/shop.Wallet/Pay", &headers));
         assert!(!grpc.matches(&http::Method::POST, "/shop.Wallet/Refund", &headers));
         assert!(!grpc.matches(&http::Method::POST, "/shop.Ledger/Pay", &headers));
+    }
+
+    #[test]
+    fn path_and_header_matchers_round_trip_and_refuse_bad_input() {
+        let toxic = parse(
+            "http_abort",
+            &json!({"path": "/pay", "path_regex": "/v[0-9]+/pay", "headers": {"X-Tenant": "blue"}, "ignore_case": true,
+                    "http1": "reset"}),
+        )
+        .unwrap();
+        assert_eq!(toxic.matcher.headers, [("x-tenant".to_owned(), "blue".to_owned())], "names lower-cased");
+        let attributes = toxic.attributes();
+        assert_eq!(attributes["path_regex"], "/v[0-9]+/pay", "shown as given, not as anchored");
+        assert_eq!(attributes["http1"], "reset");
+        assert_eq!(parse("http_abort", &Value::Object(attributes)).unwrap(), toxic);
+        let err = |a: Value| parse("http_error", &a).unwrap_err().message;
+        assert!(err(json!({"headers": ["x"]})).contains("must be an object of header names"));
+        assert!(err(json!({"headers": {"x": 1}})).contains("the value of `x` is 1"));
+        assert!(err(json!({"headers": {"bad name": "v"}})).contains("`bad name` is not a header name"));
+        assert!(err(json!({"ignore_case": "yes"})).contains("must be true or false"));
+        assert!(err(json!({"path_regex": "("})).contains("is not a regular expression"));
     }
 
     #[test]
