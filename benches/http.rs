@@ -1,11 +1,14 @@
-//! `cargo bench --bench http`: the `http` proxy mode against a direct connection and against
-//! `tcp` mode, in one run.
+//! `cargo bench --bench http`: the `http` proxy mode against a direct connection, `tcp` mode and
+//! nginx as a reverse proxy (when installed), in one run.
 //!
-//! The real `firedrill serve` binary runs in its own process with two proxies in front of one
-//! upstream (an HTTP/1.1 + HTTP/2 server in this process): one in `tcp` mode, one in `http` mode.
-//! Measures added per-request latency (p50, p99; one HTTP/2 stream at a time) and requests per
-//! second with 64 concurrent HTTP/2 streams on one connection. Every figure is the median of
-//! interleaved rounds; ratios are against the direct figures of the same run.
+//! The real `firedrill serve` binary runs in its own process with proxies in front of one
+//! upstream (an HTTP/1.1 + HTTP/2 server in this process): one in `tcp` mode, one in `http` mode,
+//! one in `http` mode with a zero `http_delay` toxic, and one in `http` mode speaking HTTP/1.1 to
+//! the upstream (`upstream_protocol: http1`, the HTTP/2-client → HTTP/1.1-upstream translation
+//! nginx does too). Measures added per-request latency (p50, p99; one HTTP/2 stream at a time),
+//! requests per second with 64 concurrent HTTP/2 streams on one connection, and the proxy
+//! process's CPU (user + system, from `/proc`) per request under that load. Every figure is the
+//! median of interleaved rounds; ratios are against the direct figures of the same run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -76,8 +79,9 @@ async fn latency(address: SocketAddr) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-/// Requests per second with `STREAMS` concurrent streams on one HTTP/2 connection.
-async fn throughput(address: SocketAddr) -> f64 {
+/// Requests per second with `STREAMS` concurrent streams on one HTTP/2 connection, and how many
+/// requests that was.
+async fn throughput(address: SocketAddr) -> (f64, u64) {
     let client = h2();
     let uri: hyper::Uri = format!("http://{address}/").parse().unwrap();
     call(&client, &uri).await;
@@ -98,7 +102,36 @@ async fn throughput(address: SocketAddr) -> f64 {
     for task in tasks {
         task.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let done = done.load(Ordering::Relaxed);
+    (done as f64 / started.elapsed().as_secs_f64(), done)
+}
+
+/// CPU seconds (user + system) used so far by `pid` and its child processes (nginx's workers).
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = |stat: &str| -> Option<(u32, f64)> {
+        // Fields after the command's closing parenthesis: state, ppid, …, utime (14), stime (15).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ppid = fields.get(1)?.parse().ok()?;
+        let used = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some((ppid, used))
+    };
+    let hz: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        if let Some((ppid, used)) = ticks(&stat)
+            && (id == pid || ppid == pid)
+        {
+            total += used;
+        }
+    }
+    total / hz
 }
 
 /// A reference HTTP proxy in its own processes, if the machine has it: nginx (C), HTTP/2 with
@@ -165,32 +198,51 @@ fn main() {
     let upstream = upstream();
     let tcp = daemon.proxy_in("tcp", upstream, "tcp");
     let http = daemon.proxy_in("http", upstream, "http");
+    let delayed = daemon.proxy_in("delay0", upstream, "http");
+    daemon.post("/proxies/delay0/toxics", r#"{"name":"zero","type":"http_delay","attributes":{"latency":0}}"#);
+    let body = format!(
+        r#"{{"name":"h1","listen":"127.0.0.1:0","upstream":"{upstream}","mode":"http","upstream_protocol":"http1"}}"#
+    );
+    let to_http1: SocketAddr = daemon.post("/proxies", &body)["listen"].as_str().unwrap().parse().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let nginx = Nginx::start(upstream);
-    let mut targets = vec![("direct", upstream), ("tcp mode", tcp), ("http mode", http)];
+    let me = daemon.pid();
+    let mut targets = vec![
+        ("direct", upstream, None),
+        ("tcp mode", tcp, Some(me)),
+        ("http mode", http, Some(me)),
+        ("http, delay 0", delayed, Some(me)),
+        ("http h2->h1", to_http1, Some(me)),
+    ];
     match &nginx {
-        Some(n) => targets.push(("nginx", n.address)),
+        Some(n) => targets.push(("nginx h2->h1", n.address, Some(n.child.id()))),
         None => println!("(nginx not found: no reference HTTP proxy; `apt-get install nginx` adds one)"),
     }
     let mut p50 = vec![Vec::new(); targets.len()];
     let mut p99 = vec![Vec::new(); targets.len()];
     let mut rps = vec![Vec::new(); targets.len()];
+    let mut cpu = vec![Vec::new(); targets.len()];
     for _ in 0..ROUNDS {
-        for (i, (_, address)) in targets.iter().enumerate() {
+        for (i, (_, address, pid)) in targets.iter().enumerate() {
             let (a, b) = runtime.block_on(latency(*address));
             p50[i].push(a);
             p99[i].push(b);
-            rps[i].push(runtime.block_on(throughput(*address)));
+            let before = pid.map_or(0.0, cpu_seconds);
+            let (per_second, requests) = runtime.block_on(throughput(*address));
+            rps[i].push(per_second);
+            let used = pid.map_or(0.0, |pid| cpu_seconds(pid) - before);
+            cpu[i].push(used / requests as f64 * 1e6);
         }
     }
     let p50: Vec<f64> = p50.iter_mut().map(|v| median(v)).collect();
     let p99: Vec<f64> = p99.iter_mut().map(|v| median(v)).collect();
     let rps: Vec<f64> = rps.iter_mut().map(|v| median(v)).collect();
+    let cpu: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
     println!("firedrill http benchmark — medians of {ROUNDS} interleaved rounds, loopback, one run\n");
     println!("one HTTP/2 stream at a time, {SEQUENTIAL} requests per round");
-    for (i, (name, _)) in targets.iter().enumerate() {
+    for (i, (name, _, _)) in targets.iter().enumerate() {
         println!(
-            "  {name:<10} p50 {:7.1} us  p99 {:7.1} us   added p50 {:+7.1} us  p99 {:+7.1} us",
+            "  {name:<14} p50 {:7.1} us  p99 {:7.1} us   added p50 {:+7.1} us  p99 {:+7.1} us",
             p50[i],
             p99[i],
             p50[i] - p50[0],
@@ -199,8 +251,9 @@ fn main() {
     }
     println!("  (target: http mode adds p50 <= 50 us)\n");
     println!("{STREAMS} concurrent HTTP/2 streams on one connection, {}s per round", LOAD_TIME.as_secs());
-    for (i, (name, _)) in targets.iter().enumerate() {
-        println!("  {name:<10} {:9.0} requests/s   {:.2}x direct", rps[i], rps[i] / rps[0]);
+    for (i, (name, _, pid)) in targets.iter().enumerate() {
+        let cpu = if pid.is_some() { format!("   proxy CPU {:6.1} us/request", cpu[i]) } else { String::new() };
+        println!("  {name:<14} {:9.0} requests/s   {:.2}x direct{cpu}", rps[i], rps[i] / rps[0]);
     }
-    println!("  (target: http mode >= 0.5x direct)");
+    println!("  (target: http mode >= 0.5x direct; CPU per request and added p50 <= nginx's)");
 }

@@ -37,6 +37,12 @@ impl Daemon {
         response.json().unwrap()
     }
 
+    /// The daemon's process id.
+    #[allow(dead_code, reason = "the http bench reads the daemon's CPU; the proxy bench does not")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Creates a proxy in `mode` (`tcp` or `http`) in front of `upstream`; its address.
     pub fn proxy_in(&self, name: &str, upstream: SocketAddr, mode: &str) -> SocketAddr {
         let body = format!(r#"{{"name":"{name}","listen":"127.0.0.1:0","upstream":"{upstream}","mode":"{mode}"}}"#);
