@@ -249,3 +249,47 @@ async fn an_upstream_that_does_not_answer_in_time_is_deadline_exceeded_for_a_grp
         metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="4"}} 1"#))
     );
 }
+
+/// One call of `Control/Status` by grpcio, the Python client (Debian's `python3-grpcio`): `OK`,
+/// or the status code's name and details.
+fn grpcio_status(address: &str) -> Option<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/py/grpc_call.py");
+    // Debian's interpreter, the one its python3-grpcio is for (a pyenv one may come first on PATH).
+    let output = std::process::Command::new("/usr/bin/python3")
+        .args([script, address, "/firedrill.control.v1.Control/Status", ""])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!("grpcio: {}", String::from_utf8_lossy(&output.stderr));
+        return None;
+    }
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[tokio::test]
+async fn grpcio_sees_the_codes_the_toxics_name() {
+    let (_dir, stop, d, _) = through_a_proxy().await;
+    let (_, view) = d.json("GET", "/proxies/wallet", None).await;
+    let address = view["listen"].as_str().unwrap().to_owned();
+    let call = |address: String| tokio::task::spawn_blocking(move || grpcio_status(&address));
+    let Some(untouched) = call(address.clone()).await.unwrap() else {
+        assert!(std::env::var_os("CI").is_none(), "grpcio (python3-grpcio) is needed: .ci/install installs it");
+        eprintln!("skipped: no grpcio (apt-get install python3-grpcio)");
+        return;
+    };
+    assert_eq!(untouched, "OK");
+    for (toxic, seen) in [
+        (r#""type":"grpc_error","attributes":{"code":14,"message":"injected"}"#, "UNAVAILABLE injected"),
+        (r#""type":"grpc_error","attributes":{"code":8}"#, "RESOURCE_EXHAUSTED"),
+        (r#""type":"http_abort","attributes":{"error_code":"refused_stream"}"#, "UNAVAILABLE"),
+        (r#""type":"http_abort","attributes":{}"#, "INTERNAL"),
+        (r#""type":"http_abort","attributes":{"error_code":"cancel"}"#, "CANCELLED"),
+    ] {
+        d.toxic("wallet", &format!(r#"{{"name":"t",{toxic}}}"#)).await;
+        let answer = call(address.clone()).await.unwrap().unwrap();
+        assert!(answer.starts_with(seen), "{toxic}: grpcio saw {answer}");
+        assert_eq!(d.call("DELETE", "/proxies/wallet/toxics/t", None).await.status, 204);
+    }
+    assert_eq!(call(address).await.unwrap().unwrap(), "OK");
+    stop.cancel();
+}
