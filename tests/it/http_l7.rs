@@ -88,6 +88,13 @@ async fn http2_clients_reach_an_http1_only_upstream_and_grpc_is_told_why_not() {
     }
     assert_eq!(post(&http2(), proxy, "/echo", "a body").await, (200, format!("HTTP/1.1 {authority} /echoa body")));
     assert_eq!(get(&http1(), proxy, "/").await.unwrap(), (200, format!("HTTP/1.1 {authority} /")));
+    // curl, speaking HTTP/2 with prior knowledge, sees the same.
+    let curl = tokio::process::Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "-w", " %{http_version}", &format!("http://{proxy}/curl")])
+        .output()
+        .await
+        .expect("curl runs (.ci/install installs it)");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), format!("HTTP/1.1 {authority} /curl 2"), "{curl:?}");
     // gRPC needs HTTP/2 end to end: the client is told so, as UNAVAILABLE.
     let request = hyper::Request::post(format!("http://{proxy}/shop.Wallet/Pay"))
         .header("content-type", "application/grpc")
