@@ -47,12 +47,25 @@ pub struct LinkShared {
 /// Forwards between `client` and `upstream` until both directions end or `cancel` fires.
 /// `seed` makes this connection's random draws repeatable.
 pub async fn run(client: TcpStream, upstream: TcpStream, shared: LinkShared, seed: u64, cancel: CancellationToken) {
+    run_then_reset_if(client, upstream, shared, seed, cancel, &std::sync::atomic::AtomicBool::new(false)).await;
+}
+
+/// [`run`], ending both connections with a reset (RST) rather than a close if `reset` is set by
+/// then (an `http` proxy's `http_abort` on a connection under a TCP toxic).
+pub async fn run_then_reset_if(
+    client: TcpStream,
+    upstream: TcpStream,
+    shared: LinkShared,
+    seed: u64,
+    cancel: CancellationToken,
+    reset: &std::sync::atomic::AtomicBool,
+) {
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let up = Direction::new(&client, &upstream, Stream::Upstream, &shared, &cancel, seed);
     let down = Direction::new(&upstream, &client, Stream::Downstream, &shared, &cancel, seed.rotate_left(32) ^ 1);
     let (a, b) = tokio::join!(up.forward(), down.forward());
-    if a == Verdict::Reset || b == Verdict::Reset {
+    if a == Verdict::Reset || b == Verdict::Reset || reset.load(std::sync::atomic::Ordering::Relaxed) {
         // Linger 0 makes the close send RST: the peer sees "connection reset by peer".
         let _ = client.set_zero_linger();
         let _ = upstream.set_zero_linger();

@@ -314,6 +314,11 @@ async fn http_abort_closes_or_resets_an_http1_connection_as_asked() {
     assert_eq!(raw(proxy, &request("/close")).await.unwrap(), "", "closed without an answer");
     let reset = raw(proxy, &request("/reset")).await.unwrap_err();
     assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset, "{reset}");
+    // With a TCP toxic underneath (the connection then runs over a link), still a reset.
+    d.toxic("web", r#"{"name":"noop","type":"noop","stream":"downstream"}"#).await;
+    let reset = raw(proxy, &request("/reset")).await.unwrap_err();
+    assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset, "{reset}");
+    assert_eq!(raw(proxy, &request("/close")).await.unwrap(), "", "closed without an answer");
     let (status, error) =
         d.json("POST", "/proxies/web/toxics", Some(r#"{"type":"http_abort","attributes":{"http1":"rst"}}"#)).await;
     assert_eq!(status, 400);

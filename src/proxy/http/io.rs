@@ -116,7 +116,8 @@ impl ClientIo {
         match loopback_pair() {
             Ok((near, far)) => {
                 let Link { shared, seed, cancel, tracker } = &self.link;
-                tracker.spawn(link::run(client, far, shared.clone(), *seed, cancel.clone()));
+                let (shared, seed, cancel, reset) = (shared.clone(), *seed, cancel.clone(), Arc::clone(&self.reset));
+                tracker.spawn(async move { link::run_then_reset_if(client, far, shared, seed, cancel, &reset).await });
                 self.socket = Socket::Linked(near);
             }
             Err(err) => tracing::warn!(%err, "cannot put a TCP toxic under an http connection; closing it"),
@@ -147,7 +148,7 @@ impl Drop for ClientIo {
         if self.reset.load(Ordering::Relaxed)
             && let Socket::Direct(socket) | Socket::Linked(socket) = &self.socket
         {
-            // A linked socket's reset reaches the link, which resets the client in turn.
+            // A linked socket's link sees the flag too and resets the client in turn.
             let _ = socket.set_zero_linger();
         }
     }
