@@ -495,15 +495,15 @@ impl Call<'_> {
         if !error.is_not_http1() || !matches!(learnt, Learnt::Nothing | Learnt::SpeaksH2) {
             return Err(error);
         }
-        match (upstream::speaks_h2(&state.upstream, self.connect_timeout()).await, kept.and_then(|k| k.replay())) {
-            (Some(true), Some(body)) => {
-                tracing::info!(upstream = state.upstream, "the upstream speaks HTTP/2 only: HTTP/1.1 is translated");
-                state.learn(learnt, Learnt::H2Only);
-                retried();
-                state.http2.request(target.h2(parts, body), retried).await
-            }
-            _ => Err(error),
+        if upstream::speaks_h2(&state.upstream, self.connect_timeout()).await != Some(true) {
+            return Err(error);
         }
+        tracing::info!(upstream = state.upstream, "the upstream speaks HTTP/2 only: HTTP/1.1 is translated");
+        state.learn(learnt, Learnt::H2Only);
+        // This request goes again in HTTP/2 if its body was kept; the next ones go in it anyway.
+        let Some(body) = kept.and_then(|k| k.replay()) else { return Err(error) };
+        retried();
+        state.http2.request(target.h2(parts, body), retried).await
     }
 
     fn timed_out(&self) -> Response<ProxyBody> {
