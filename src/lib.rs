@@ -3,12 +3,19 @@
 //! third of the production target, and keeps scorecards.
 //!
 //! # Layout
-//! - [`proxy`]: the fault proxy — listeners, links, toxics, the Toxiproxy admin API, metrics;
+//! - [`proxy`]: the fault proxy — listeners, links, toxics (TCP and HTTP request-level), the
+//!   Toxiproxy admin API, metrics;
+//! - [`slo`]: error budgets, burn rates and the Workbook's alert rules;
 //! - [`drill`]: drill files, loaded in two stages into a validated plan;
-//! - [`fault`]: where faults go (own proxies or an external Toxiproxy API);
-//! - [`run`]: a run's events, its journal and the runner;
-//! - [`scorecard`]: the scorecard, a pure function of the journal, and its files;
-//! - [`serve`]: the daemon (`firedrill serve`): loads proxy files, runs the API, shuts down cleanly;
+//! - [`supervise`]: local services under supervision (`firedrill up`);
+//! - [`fault`]: where faults go (own proxies, an external Toxiproxy API, Docker, Kubernetes,
+//!   supervised processes) and the blast-radius rule of kill faults;
+//! - [`run`]: a run's events, its journal, the runner and the manager of runs;
+//! - [`scorecard`]: the scorecard, a pure function of the journal, its files, reports and the
+//!   readiness verdict;
+//! - [`control`]: the gRPC control API the CLI's verbs speak to the daemon;
+//! - [`serve`]: the daemon (`firedrill serve`): loads proxy files, runs the APIs, shuts down cleanly;
+//! - [`shop`]: the example shop's services; [`demo`]: `firedrill demo`, a practice run out of the box;
 //! - [`validate`]: `firedrill validate`, checking drill and proxy files;
 //! - [`cli`]: the command tree and the mapping of failures to exit codes.
 
