@@ -392,3 +392,40 @@ async fn the_first_matching_toxic_added_answers() {
     assert_eq!(status, 400);
     assert!(error["error"].as_str().unwrap().contains("is not a regular expression"), "{error}");
 }
+
+#[tokio::test]
+async fn trailers_cross_from_an_http1_upstream_to_an_http2_client() {
+    // An HTTP/1.1-only upstream answering with a chunked body and a trailer.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(|_request: hyper::Request<hyper::body::Incoming>| async {
+                let mut trailers = hyper::HeaderMap::new();
+                trailers.insert("x-checksum", "42".parse().unwrap());
+                let body = Full::new(Bytes::from_static(b"payload")).with_trailers(async { Some(Ok(trailers)) });
+                // hyper sends trailers on a chunked body, and only the fields the response announces.
+                let response = hyper::Response::builder()
+                    .header("transfer-encoding", "chunked")
+                    .header("trailer", "x-checksum")
+                    .body(body)
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    let d = Daemon::start().await;
+    let (proxy, _) = http_proxy_with(&d, address, r#","upstream_protocol":"http1""#).await;
+    let request = hyper::Request::get(format!("http://{proxy}/sum"))
+        .header("te", "trailers")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = http2().request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("the trailer crossed");
+    assert_eq!(trailers["x-checksum"], "42");
+    assert_eq!(collected.to_bytes(), "payload");
+}
