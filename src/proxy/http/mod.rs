@@ -384,6 +384,20 @@ impl Call<'_> {
         Duration::from_millis(self.state.options.connect_timeout_ms)
     }
 
+    fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.state.options.upstream_timeout_ms)
+    }
+
+    /// The request's head made ready for the upstream (an upgrade keeps `Upgrade`), or the
+    /// client's `400` when it names no usable authority.
+    fn target(&self, parts: &mut http::request::Parts, upgrade: bool) -> Result<Target, Box<Response<ProxyBody>>> {
+        strip_hop_by_hop(&mut parts.headers, upgrade);
+        Target::of(parts, &self.state.upstream, self.state.options.rewrite_host).ok_or_else(|| {
+            self.state.metrics.client_error(self.route);
+            Box::new(self.failure(StatusCode::BAD_REQUEST, 3, "firedrill: bad request target"))
+        })
+    }
+
     /// The protocol to go upstream in for a client speaking `version`, probing the upstream
     /// once when that decides it.
     async fn via(&self, version: Version) -> Via {
@@ -421,10 +435,9 @@ impl Call<'_> {
     async fn forward(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         let state = self.state;
         let (mut parts, body) = request.into_parts();
-        strip_hop_by_hop(&mut parts.headers, false);
-        let Some(target) = Target::of(&parts, &state.upstream, state.options.rewrite_host) else {
-            state.metrics.client_error(self.route);
-            return self.failure(StatusCode::BAD_REQUEST, 3, "firedrill: bad request target");
+        let target = match self.target(&mut parts, false) {
+            Ok(target) => target,
+            Err(refused) => return *refused,
         };
         let body = ClientBody::new(body);
         let broken = body.broken();
@@ -436,8 +449,7 @@ impl Call<'_> {
             }
             Some(self.send(via, &parts, &target, body).await)
         };
-        let result = match tokio::time::timeout(Duration::from_millis(state.options.upstream_timeout_ms), attempt).await
-        {
+        let result = match tokio::time::timeout(self.upstream_timeout(), attempt).await {
             Err(_) => return self.timed_out(),
             Ok(Some(result)) => result,
             Ok(None) => {
@@ -536,10 +548,9 @@ impl Call<'_> {
         let state = self.state;
         let from_client = hyper::upgrade::on(&mut request);
         let (mut parts, body) = request.into_parts();
-        strip_hop_by_hop(&mut parts.headers, true);
-        let Some(target) = Target::of(&parts, &state.upstream, state.options.rewrite_host) else {
-            state.metrics.client_error(self.route);
-            return self.failure(StatusCode::BAD_REQUEST, 3, "firedrill: bad request target");
+        let target = match self.target(&mut parts, true) {
+            Ok(target) => target,
+            Err(refused) => return *refused,
         };
         let mut outgoing = target.http1(&parts, ClientBody::new(body));
         *outgoing.uri_mut() = http::Uri::from(target.path.clone());
@@ -553,8 +564,7 @@ impl Call<'_> {
             });
             Ok::<_, upstream::UpstreamError>(sender.send_request(outgoing).await?)
         };
-        let timeout = Duration::from_millis(state.options.upstream_timeout_ms);
-        let mut response = match tokio::time::timeout(timeout, exchange).await {
+        let mut response = match tokio::time::timeout(self.upstream_timeout(), exchange).await {
             Err(_) => return self.timed_out(),
             Ok(Err(error)) if error.is_timeout() => return self.timed_out(),
             Ok(Err(error)) => {
