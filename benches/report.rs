@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use firedrill::run::event::{Event, Outcome, PhaseMillis};
-use firedrill::run::journal::Record;
+use firedrill::journal::Record;
+use firedrill::journal::event::{Event, Outcome, PhaseMillis};
 use firedrill::scorecard::report::{self, Filter};
 use firedrill::scorecard::{Scorecard, store};
 

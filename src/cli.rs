@@ -303,7 +303,7 @@ fn slo_budget(
     let Some(objective) = crate::slo::Objective::new(objective, period) else {
         return Err(Failure::BadInput(anyhow::anyhow!(
             "--objective must be between 0 and 100 (exclusive) and --period longer than 0, got {objective} over {}",
-            crate::drill::duration::format(period)
+            crate::duration::format(period)
         )));
     };
     if !(rps.is_finite() && rps > 0.0) {
@@ -324,7 +324,7 @@ fn slo_budget(
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::drill::duration::parse(text)
+    crate::duration::parse(text)
 }
 
 /// Formats of `firedrill report`.
@@ -479,7 +479,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             crate::scorecard::readiness::run(&team, policy.as_deref(), junit.as_deref(), &drills, &scorecards)
         }
         Command::Replay { journal } => {
-            let records = crate::run::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;
+            let records = crate::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;
             let card = crate::scorecard::Scorecard::from_journal(&records)
                 .map_err(|e| Failure::BadInput(anyhow::anyhow!("{}: {e}", journal.display())))?;
             let text = serde_json::to_string_pretty(&card).map_err(|e| Failure::Failed(e.into()))?;

@@ -240,7 +240,7 @@ async fn responder(remote: &Remote, manager: &Manager, run_id: &str) -> Result<(
     client::hint(remote, run_id.to_owned(), by.clone()).await?;
     client::diagnose(remote, run_id.to_owned(), by.clone(), "the ledger is slow".into()).await?;
     let records = manager.log(run_id).map_err(failed)?.records();
-    let Some(crate::run::event::Event::RunStarted { answer: key, .. }) = records.first().map(|r| r.event.clone())
+    let Some(crate::journal::event::Event::RunStarted { answer: key, .. }) = records.first().map(|r| r.event.clone())
     else {
         return Err(failed("the run has no start record"));
     };

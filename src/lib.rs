@@ -20,15 +20,21 @@
 //! - [`cli`]: the command tree and the mapping of failures to exit codes.
 
 pub mod cli;
+pub mod clock;
 pub mod control;
 pub mod demo;
 pub mod drill;
+pub mod duration;
 pub mod fault;
+pub mod journal;
+pub mod located;
+pub mod probe;
 pub mod proxy;
 pub mod run;
 pub mod scorecard;
 pub mod serve;
 pub mod shop;
+pub mod signal;
 pub mod slo;
 pub mod supervise;
 pub mod validate;

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     // Short commands die quietly on a closed stdout; the daemon must not (splice into a closed
     // socket raises SIGPIPE), so it keeps Rust's default of ignoring it.
     if cli.as_ref().is_ok_and(|c| !c.serves()) {
-        firedrill::supervise::signal::default_sigpipe();
+        firedrill::signal::default_sigpipe();
     }
     if let Ok(cli) = &cli
         && cli.is_shop()

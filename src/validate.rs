@@ -90,7 +90,7 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
                     drill.name,
                     drill.faults.len(),
                     drill.hints.len(),
-                    drill::duration::format(drill.timebox)
+                    crate::duration::format(drill.timebox)
                 );
                 for (index, fault) in drill.faults.iter().enumerate() {
                     if let FaultAction::Kill(plan) = &fault.action {
@@ -160,7 +160,7 @@ fn slo_warnings(drill: &drill::Drill) -> Vec<String> {
         }
         let reason = match (earliest, rule.time_to_fire(&slo.objective, 1.0)) {
             (Some(s), _) => {
-                format!("fires after {} at the earliest", drill::duration::format(std::time::Duration::from_secs(s)))
+                format!("fires after {} at the earliest", crate::duration::format(std::time::Duration::from_secs(s)))
             }
             (None, Some(t)) => format!(
                 "needs {} of errors at the earliest and does not fire within the timebox",
@@ -171,7 +171,7 @@ fn slo_warnings(drill: &drill::Drill) -> Vec<String> {
         warnings.push(format!(
             "alert {} is expected within {} but {reason} (every request failing while a fault is in)",
             expected.name,
-            drill::duration::format(expected.within),
+            crate::duration::format(expected.within),
         ));
     }
     warnings

@@ -142,7 +142,7 @@ pub async fn start(
     if blind.is_some() {
         println!(
             "a drill will start some time in the next {}; acknowledge when you notice it",
-            crate::drill::duration::format(blind.unwrap_or_default())
+            crate::duration::format(blind.unwrap_or_default())
         );
         return Ok(());
     }
@@ -392,7 +392,7 @@ pub async fn up(remote: &Remote, path: &std::path::Path, wait: std::time::Durati
             print_replicas(&replicas);
             return Err(Failure::Failed(anyhow!(
                 "not every replica was healthy within {}",
-                crate::drill::duration::format(wait)
+                crate::duration::format(wait)
             )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

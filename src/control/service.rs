@@ -12,7 +12,7 @@ use super::proto::{
     PhaseStatus, PsReply, PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusReply, StatusRequest, UpRequest,
     WatchRequest,
 };
-use crate::run::journal::Record;
+use crate::journal::Record;
 use crate::run::manager::{Manager, ManagerError, Route, RunView};
 use crate::run::runner::Refusal;
 
@@ -271,7 +271,7 @@ impl Control for ControlService {
             let mut last = 0;
             for record in log.records() {
                 last = record.seq;
-                let ended = matches!(record.event, crate::run::event::Event::Ended { .. });
+                let ended = matches!(record.event, crate::journal::event::Event::Ended { .. });
                 if tx.send(Ok(event(&record))).await.is_err() || ended {
                     return;
                 }
@@ -281,7 +281,7 @@ impl Control for ControlService {
                     Ok(record) if record.seq <= last => {}
                     Ok(record) => {
                         last = record.seq;
-                        let ended = matches!(record.event, crate::run::event::Event::Ended { .. });
+                        let ended = matches!(record.event, crate::journal::event::Event::Ended { .. });
                         if tx.send(Ok(event(&record))).await.is_err() || ended {
                             return;
                         }

@@ -2,14 +2,13 @@
 //! mirror into a validated [`Drill`]. Every error names file, line and column and says what to do.
 
 use std::collections::BTreeSet;
-use std::fmt;
+
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::duration;
 use super::file::{
     BlastRadiusSection, DockerSelector, DrillFile, FaultSection, GuardrailsSection, KillSection, KubernetesSelector,
     SloSection, SpikeSection, TrafficSection,
@@ -18,10 +17,12 @@ use super::plan::{
     AnswerKey, Drill, ExpectedAlert, Fault, FaultAction, Guardrails, Hint, HttpProbe, KillAction, KillPlan, Pick,
     Selector, SliSource, SloPlan, Targets, TrafficPlan, TrafficTarget, Verify,
 };
-use crate::fault::toxiproxy::{check_external, external_name};
+use crate::duration;
+use crate::located::{Errors, LocatedError};
 use crate::proxy::config::lowercase_keys;
+use crate::proxy::external::{check_external, external_name};
 use crate::proxy::toxic::Toxic;
-use crate::supervise::Signal;
+use crate::signal::Signal;
 
 /// The default dev/production ratio: a dev fault should be resolved in a third of the time.
 pub const DEFAULT_RATIO: f64 = 1.0 / 3.0;
@@ -53,102 +54,24 @@ pub struct Environment {
     /// Those of them in `http` mode (request-level toxics need one).
     pub http: BTreeSet<String>,
     /// The proxies are behind an external Toxiproxy API, so faults must fit its client's limits
-    /// (see [`crate::fault::toxiproxy`]).
+    /// (see [`crate::proxy::external`]).
     pub external: bool,
 }
 
-/// One problem in a drill file, located.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct DrillError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column (in characters).
-    pub column: usize,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl fmt::Display for DrillError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
-    }
-}
-
 /// Reads and validates a drill file.
-pub fn load(path: &Path, environment: &Environment) -> Result<Drill, Vec<DrillError>> {
+pub fn load(path: &Path, environment: &Environment) -> Result<Drill, Vec<LocatedError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![DrillError { path: path.to_owned(), line: 1, column: 1, message: format!("cannot read the file: {e}") }]
+        vec![LocatedError { path: path.to_owned(), line: 1, column: 1, message: format!("cannot read the file: {e}") }]
     })?;
     parse(path, &text, environment)
 }
 
 /// Validates drill text; `path` is only used in messages.
-pub fn parse(path: &Path, text: &str, environment: &Environment) -> Result<Drill, Vec<DrillError>> {
+pub fn parse(path: &Path, text: &str, environment: &Environment) -> Result<Drill, Vec<LocatedError>> {
     let mut errors = Errors::new(path, text);
-    let Some(file) = errors.parse::<DrillFile>() else { return Err(errors.list) };
+    let Some(file) = errors.parse::<DrillFile>() else { return Err(errors.into_list()) };
     let drill = Validator { errors: &mut errors, environment }.drill(file);
-    if errors.list.is_empty() { drill.ok_or_else(Vec::new) } else { Err(errors.list) }
-}
-
-/// Located errors collected while validating one TOML file (drills, environment files).
-pub struct Errors<'a> {
-    path: &'a Path,
-    text: &'a str,
-    list: Vec<DrillError>,
-}
-
-impl<'a> Errors<'a> {
-    /// No errors yet, for the file at `path` whose text is `text`.
-    pub fn new(path: &'a Path, text: &'a str) -> Self {
-        Self { path, text, list: Vec::new() }
-    }
-
-    /// Where `key` is written as a key (followed by `=`) inside `span`; `span` itself if not found.
-    pub fn key_within(&self, span: &std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
-        let Some(inside) = self.text.get(span.clone()) else { return span.clone() };
-        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-        inside
-            .match_indices(key)
-            .find(|&(at, _)| {
-                let before = inside[..at].chars().next_back().is_none_or(|c| !is_word(c));
-                let after = inside[at + key.len()..].trim_start_matches([' ', '\t', '"']);
-                before && after.starts_with('=')
-            })
-            .map_or_else(|| span.clone(), |(at, _)| span.start + at..span.start + at + key.len())
-    }
-
-    /// Parses the whole file with serde, recording a syntax or shape error at its place.
-    pub fn parse<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
-        match toml::from_str(self.text) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                let message = e.message().trim_end().to_owned();
-                self.at(&e.span().unwrap_or(0..0), message);
-                None
-            }
-        }
-    }
-
-    /// The errors so far.
-    pub fn into_list(self) -> Vec<DrillError> {
-        self.list
-    }
-
-    /// Whether any error was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
-    /// Records `message` at the start of `span` (a byte range of the text).
-    pub fn at(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        let offset = span.start.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.list.push(DrillError { path: self.path.to_owned(), line, column, message: message.into() });
-    }
+    if errors.is_empty() { drill.ok_or_else(Vec::new) } else { Err(errors.into_list()) }
 }
 
 /// The most pulses one burst may have (each is a fault the runner schedules and journals).

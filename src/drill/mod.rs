@@ -1,12 +1,11 @@
 //! Drill definitions (`drills/*.toml`): the file model, two-stage loading with located errors,
 //! and the validated plan the runner receives.
 
-pub mod duration;
 pub mod file;
 pub mod load;
 pub mod plan;
 
-pub use load::{DrillError, Environment, Errors, load, parse};
+pub use load::{Environment, load, parse};
 /// The drills of a directory, by file stem, sorted (the names `firedrill run` takes).
 pub fn names_in(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)?

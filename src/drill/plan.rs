@@ -4,27 +4,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::journal::event::{AnswerKey, Phase};
+pub use crate::probe::HttpProbe;
 use crate::proxy::toxic::Toxic;
-use crate::supervise::Signal;
-
-/// The four response phases, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Someone (or an alert) noticed.
-    Detect,
-    /// The cause was named correctly.
-    Diagnose,
-    /// The steady state holds again.
-    Mitigate,
-    /// Declared fixed, faults out, steady state holds.
-    Resolve,
-}
-
-impl Phase {
-    /// All phases in order.
-    pub const ALL: [Self; 4] = [Self::Detect, Self::Diagnose, Self::Mitigate, Self::Resolve];
-}
+use crate::signal::Signal;
 
 /// Targets per phase, measured from t0 (the first fault applied).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -217,25 +200,6 @@ impl KillAction {
     }
 }
 
-/// What a correct diagnosis must say: every group must match (alternatives split by `|`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct AnswerKey {
-    /// The component at fault.
-    pub component: String,
-    /// The kind of fault.
-    pub kind: String,
-    /// Groups of lower-case alternatives.
-    pub accept: Vec<Vec<String>>,
-}
-
-impl AnswerKey {
-    /// True when every group has an alternative that appears in `diagnosis` (case-insensitive).
-    pub fn matches(&self, diagnosis: &str) -> bool {
-        let text = diagnosis.to_lowercase();
-        self.accept.iter().all(|group| group.iter().any(|word| text.contains(word.as_str())))
-    }
-}
-
 /// A hint, revealed on request or `after` the drill started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hint {
@@ -254,15 +218,6 @@ pub struct Verify {
     pub success_ratio: f64,
     /// How long the steady state must hold.
     pub window: Duration,
-}
-
-/// One HTTP steady-state probe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HttpProbe {
-    /// What to GET.
-    pub url: String,
-    /// The slowest answer that still counts as healthy.
-    pub within: Duration,
 }
 
 /// The objective a drill's SLI is held to, and where the SLI comes from.

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 
 use super::kill::{FollowUp, Target};
 use crate::drill::{KillAction, KillPlan};
-use crate::supervise::Signal;
+use crate::signal::Signal;
 
 /// A lazily connected Docker client (the engine's API version is negotiated on first use).
 #[derive(Debug, Clone, Default)]
@@ -214,7 +214,7 @@ impl DockerTargets {
         if plan.grace.is_zero() || plan.signal == Signal::KILL {
             return Ok((detail, None));
         }
-        let detail = format!("{detail}, SIGKILL after {}", crate::drill::duration::format(plan.grace));
+        let detail = format!("{detail}, SIGKILL after {}", crate::duration::format(plan.grace));
         Ok((detail, Some(FollowUp { after: plan.grace, pid })))
     }
 

@@ -11,7 +11,8 @@ use rand::{RngExt, SeedableRng};
 use super::docker::DockerTargets;
 use super::kubernetes::KubernetesTargets;
 use crate::drill::{KillAction, KillPlan, Selector};
-use crate::supervise::{ReplicaState, Signal, Supervisor};
+use crate::signal::Signal;
+use crate::supervise::{ReplicaState, Supervisor};
 
 /// One thing a kill fault may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +232,7 @@ impl Killers {
                 let detail = format!(
                     "{} to pid {pid}'s process group, SIGKILL after {}",
                     plan.signal,
-                    crate::drill::duration::format(plan.grace)
+                    crate::duration::format(plan.grace)
                 );
                 Ok((detail, Some(FollowUp { after: plan.grace, pid })))
             }

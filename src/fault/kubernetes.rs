@@ -121,8 +121,8 @@ impl KubernetesTargets {
         let timeout = request_timeout();
         let bounds = format!(
             "connect timeout {}, request timeout {} (FIREDRILL_KUBE_TIMEOUT)",
-            crate::drill::duration::format(CONNECT_TIMEOUT),
-            crate::drill::duration::format(timeout)
+            crate::duration::format(CONNECT_TIMEOUT),
+            crate::duration::format(timeout)
         );
         match tokio::time::timeout(CONNECT_TIMEOUT + timeout, call).await {
             Ok(Ok(value)) => Ok(value),

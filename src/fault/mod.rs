@@ -3,6 +3,7 @@
 pub mod docker;
 pub mod kill;
 pub mod kubernetes;
+mod target;
 pub mod toxiproxy;
 
 use std::collections::BTreeSet;
@@ -10,7 +11,10 @@ use std::sync::Arc;
 
 use crate::proxy::Registry;
 use crate::proxy::toxic::Toxic;
-use crate::run::runner::FaultTarget;
+pub use target::FaultTarget;
+
+/// Where each proxy listens and sends, by name (`listen -> upstream`, or `external`).
+pub type Addresses = std::collections::BTreeMap<String, String>;
 
 /// The proxies a daemon's drills act on.
 #[derive(Clone)]
@@ -34,7 +38,7 @@ impl Proxies {
 impl Proxies {
     /// Where each proxy listens and sends (`listen -> upstream`); an external API's proxies by
     /// name only.
-    pub async fn addresses(&self) -> Result<crate::run::dry::Addresses, String> {
+    pub async fn addresses(&self) -> Result<Addresses, String> {
         match self {
             Self::Local(registry) => Ok(registry
                 .list()

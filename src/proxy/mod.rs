@@ -3,7 +3,8 @@
 //! - [`registry`]: the proxies and every operation on them;
 //! - [`listener`] and [`link`]: accepting and forwarding (splice fast path, toxic pipeline);
 //! - [`plane`]: the runtime they run on; `sys`: the Linux system calls (splice, timers, limits);
-//! - [`toxic`] and [`toxics`]: the toxic model and one transformer per toxic type;
+//! - [`toxic`] and [`toxics`]: the toxic model and one transformer per toxic type; [`external`]:
+//!   what an external Toxiproxy's client can express;
 //! - [`api`]: the HTTP admin API; [`config`]: proxy bodies and config files;
 //! - [`gate`]: bounds on slow HTTP clients (admin API and `http` proxies);
 //! - [`budget`]: connection caps and the descriptor budget; [`error`]: the API's error shape;
@@ -14,6 +15,7 @@ pub mod api;
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod external;
 pub mod gate;
 pub mod http;
 pub mod link;

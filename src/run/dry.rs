@@ -7,11 +7,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::drill::plan::TrafficTarget;
-use crate::drill::{self, Drill, FaultAction, KillPlan};
+use crate::drill::{Drill, FaultAction, KillPlan};
 use crate::fault::kill::{self, Killers};
 
-/// Where each proxy listens and sends, for the lines of toxic faults (`name` → `listen -> upstream`).
-pub type Addresses = std::collections::BTreeMap<String, String>;
+pub use crate::fault::Addresses;
 
 /// The dry run's text, or why the run would be refused (a kill that matches nothing, or whose
 /// first round would exceed the blast radius), as `run` would refuse it.
@@ -24,7 +23,7 @@ pub async fn describe(
 ) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(out, "dry run of {} ({}): nothing is touched", drill.name, path.display());
-    let _ = writeln!(out, "  timebox {}", drill::duration::format(drill.timebox));
+    let _ = writeln!(out, "  timebox {}", crate::duration::format(drill.timebox));
     let selectors = drill.kill_selectors();
     if !selectors.is_empty() {
         let down = kills.down(&selectors, &BTreeSet::new()).await?;
@@ -43,8 +42,8 @@ pub async fn describe(
     for (index, fault) in drill.faults.iter().enumerate() {
         let until = fault
             .duration
-            .map_or_else(|| "until the run ends".to_owned(), |d| format!("for {}", drill::duration::format(d)));
-        let at = drill::duration::format(fault.at);
+            .map_or_else(|| "until the run ends".to_owned(), |d| format!("for {}", crate::duration::format(d)));
+        let at = crate::duration::format(fault.at);
         match &fault.action {
             FaultAction::Toxic { proxy, toxic } => {
                 let toxic = serde_json::to_string(toxic).unwrap_or_default();
@@ -94,7 +93,7 @@ pub async fn describe(
     }
     for hint in &drill.hints {
         let when =
-            hint.after.map_or_else(|| "on request".to_owned(), |a| format!("after {}", drill::duration::format(a)));
+            hint.after.map_or_else(|| "on request".to_owned(), |a| format!("after {}", crate::duration::format(a)));
         let _ = writeln!(out, "  hint {when}: {}", hint.text);
     }
     Ok(out)
@@ -102,13 +101,13 @@ pub async fn describe(
 
 /// A kill fault in words: what, how often, how, and how many may be down at once.
 pub fn kill_line(plan: &KillPlan) -> String {
-    let every = plan.every.map_or_else(String::new, |e| format!(" every {}", drill::duration::format(e)));
+    let every = plan.every.map_or_else(String::new, |e| format!(" every {}", crate::duration::format(e)));
     format!(
         "{} {}{every} (signal {}, grace {}); at most {} target(s) of the drill down at once{}",
         plan.action.as_str(),
         plan.selector.describe(),
         plan.signal,
-        drill::duration::format(plan.grace),
+        crate::duration::format(plan.grace),
         plan.max_targets,
         if plan.every.is_some() { ": a round that would exceed it is skipped" } else { "" }
     )

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::armed::{self, Arming};
-use super::journal::{Journal, JournalError};
 use super::runner::{self, Command, RunLog, RunSpec};
 use crate::drill::{self, Environment};
 use crate::fault::Proxies;
 use crate::fault::kill::Killers;
+use crate::journal::{Journal, JournalError};
 use crate::scorecard::{Scorecard, store};
 
 /// Blind mode's draw: which of `count` drills, and how long to wait (less than `within`).
@@ -378,7 +378,7 @@ impl Manager {
                     .map_err(|e| ManagerError::BadDrill(format!("{}: fault {index}: {e}", path.display())))?;
             }
         }
-        let wall = super::wall_ms() / 1000;
+        let wall = crate::clock::wall_ms() / 1000;
         // A daemon restarted within the same second counts from 1 again: skip ids already taken.
         let (run_id, journal) = loop {
             // A blind run's id must not name its drill: responders see it in messages.
@@ -466,7 +466,7 @@ impl Manager {
         let seed = seed.unwrap_or_else(rand::random);
         let (index, delay) = blind_pick(names.len(), seed, within).ok_or(ManagerError::NoBlindDrill)?;
         let drill = names.swap_remove(index);
-        let now = super::wall_ms();
+        let now = crate::clock::wall_ms();
         let at_wall_ms = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
         let within_ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
         let arming = Arming { drill, team, responder, seed, at_wall_ms, within_ms };
@@ -479,7 +479,7 @@ impl Manager {
     /// Waits for an armed drill's moment, then starts it; the kill switch or shutdown cancels the
     /// wait (shutdown keeps its file, so the next daemon arms it again).
     fn arm(self: &Arc<Self>, arming: Arming, file: PathBuf) {
-        let delay = std::time::Duration::from_millis(arming.at_wall_ms.saturating_sub(super::wall_ms()));
+        let delay = std::time::Duration::from_millis(arming.at_wall_ms.saturating_sub(crate::clock::wall_ms()));
         let cancel = self.shutdown.child_token();
         let number = self.counter.fetch_add(1, Ordering::Relaxed);
         let blind = Armed {
@@ -519,7 +519,7 @@ impl Manager {
         for (path, arming) in armed::load_all(&self.armed_dir()) {
             match arming {
                 Ok(mut arming) => {
-                    let now = super::wall_ms();
+                    let now = crate::clock::wall_ms();
                     if arming.at_wall_ms < now {
                         arming.at_wall_ms = arming.redrawn(now);
                         if let Err(err) = armed::save_to(&path, &arming) {
@@ -756,7 +756,7 @@ impl Manager {
                 _ => u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             };
             let briefing = match records.first().map(|r| &r.event) {
-                Some(crate::run::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
+                Some(crate::journal::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
                 _ => String::new(),
             };
             // Only an acknowledgement after the fault unseals a blind run: a false alarm must

@@ -5,7 +5,6 @@
 //! Time is tokio time, so tests drive whole timelines with a paused clock.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,81 +12,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::event::{AlertExpectation, Event, Outcome, PhaseMillis, SloInfo};
-use super::journal::{self, Journal, JournalError, Record};
 use super::sli;
 use super::verify;
 use crate::drill::{Drill, FaultAction, KillPlan};
+use crate::fault::FaultTarget;
 use crate::fault::kill::{Acted, Killers, NoRound};
-use crate::proxy::Registry;
-use crate::proxy::toxic::Toxic;
+use crate::journal::event::{AlertExpectation, Event, Outcome, PhaseMillis, SloInfo};
+use crate::journal::{self, Journal, JournalError, Record};
 use crate::scorecard::Scorecard;
-
-/// Where faults go: the daemon's own proxies, or an external Toxiproxy-compatible API.
-pub trait FaultTarget: Send + Sync {
-    /// The name fault number `fault` of run `run` gets on its proxy: recognisable, and unique
-    /// per run and fault index, so two runs never claim each other's toxics.
-    fn toxic_name(&self, run: &str, fault: usize, toxic: &Toxic) -> String {
-        format!("firedrill_{run}_{fault}_{}", toxic.name)
-    }
-    /// Puts `toxic` on `proxy`.
-    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send;
-    /// Takes the toxic named `toxic` off `proxy`; a toxic that is already gone is not an error.
-    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send;
-    /// Cumulative (valid, bad) events of `proxy` as an SLI, when it can tell.
-    fn counts(&self, _proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
-        std::future::ready(None)
-    }
-    /// Whether the toxic named `toxic` is still on `proxy` (`None`: cannot tell). A toxic someone
-    /// removed behind the run's back is no evidence of anything.
-    fn present(&self, _proxy: &str, _toxic: &str) -> impl Future<Output = Option<bool>> + Send {
-        std::future::ready(None)
-    }
-}
-
-impl FaultTarget for Registry {
-    async fn counts(&self, proxy: &str) -> Option<(u64, u64)> {
-        self.sli_counts(proxy).await
-    }
-
-    async fn present(&self, proxy: &str, toxic: &str) -> Option<bool> {
-        self.toxics(proxy).await.ok().map(|toxics| toxics.iter().any(|t| t.name == toxic))
-    }
-
-    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
-        self.insert_toxic(proxy, toxic.clone()).await.map(|_| ()).map_err(|e| format!("proxy `{proxy}`: {e}"))
-    }
-
-    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), String> {
-        match self.remove_toxic(proxy, toxic).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.status.as_u16() == 404 => Ok(()),
-            Err(e) => Err(format!("proxy `{proxy}`: {e}")),
-        }
-    }
-}
-
-impl<T: FaultTarget> FaultTarget for Arc<T> {
-    fn toxic_name(&self, run: &str, fault: usize, toxic: &Toxic) -> String {
-        self.as_ref().toxic_name(run, fault, toxic)
-    }
-
-    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send {
-        self.as_ref().apply(proxy, toxic)
-    }
-
-    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send {
-        self.as_ref().remove(proxy, toxic)
-    }
-
-    fn counts(&self, proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
-        self.as_ref().counts(proxy)
-    }
-
-    fn present(&self, proxy: &str, toxic: &str) -> impl Future<Output = Option<bool>> + Send {
-        self.as_ref().present(proxy, toxic)
-    }
-}
 
 /// Why a run refused a responder's command; nothing was journaled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,7 +53,7 @@ fn not_yet(due_ms: Option<u64>) -> String {
         Some(ms) => format!(
             "the fault has not gone in yet (traffic warming up; it goes in at {} from the run's start): \
              nothing counts before it",
-            crate::drill::duration::format(Duration::from_millis(ms))
+            crate::duration::format(Duration::from_millis(ms))
         ),
         None => "the fault has not gone in yet: nothing counts before it".to_owned(),
     }
@@ -838,7 +770,7 @@ impl<T: FaultTarget> Runner<'_, T> {
     /// A declared mitigation whose verification time ran out.
     fn mitigation_unverified(&mut self) -> Result<(), RunError> {
         if let Some(Declared { by, reply, .. }) = self.declared.take() {
-            let window = crate::drill::duration::format(Duration::from_millis(self.evidence.window_ms));
+            let window = crate::duration::format(Duration::from_millis(self.evidence.window_ms));
             let reason = format!("the steady state did not hold for {window} while the fault was still in");
             self.log(Event::MitigationUnverified { by, reason: reason.clone() })?;
             let _ = reply.send(Err(Refusal::Unverified(reason)));
@@ -1134,7 +1066,7 @@ fn schedule_next_round(schedule: &mut Schedule, drill: &Drill, index: usize, rou
 /// until `stop`; each result comes with the run ms (from `started`) at which its probe was sent.
 /// Without a probe, the channel stays silent.
 fn spawn_probe(
-    http: Option<crate::drill::plan::HttpProbe>,
+    http: Option<crate::probe::HttpProbe>,
     started: Instant,
     now: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
@@ -1149,7 +1081,7 @@ fn spawn_probe(
                     () = now.notified() => {}
                 }
                 let sent = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                if tx.send((sent, verify::probe(&http).await)).await.is_err() {
+                if tx.send((sent, crate::probe::probe(&http).await)).await.is_err() {
                     return;
                 }
             }
@@ -1181,7 +1113,7 @@ async fn verify_resolved<T: FaultTarget>(
             () = shutdown.cancelled() => return Ok((Outcome::Interrupted, Some("the daemon stopped".to_owned()))),
             () = &mut deadline => return Ok((
                 Outcome::Unresolved,
-                Some(format!("the steady state did not hold for {} after the resolve", crate::drill::duration::format(window))),
+                Some(format!("the steady state did not hold for {} after the resolve", crate::duration::format(window))),
             )),
             Some((_, ok)) = probes.recv() => {
                 if state.observe(runner.now_ms(), ok).is_some() {

@@ -173,7 +173,7 @@ impl Watch {
                 trip = Some(format!(
                     "guardrail: the SLI stayed below {:.1}% for {}",
                     floor * 100.0,
-                    crate::drill::duration::format(hold)
+                    crate::duration::format(hold)
                 ));
             }
         }

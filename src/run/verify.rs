@@ -1,44 +1,12 @@
-//! The steady-state check: an HTTP probe, and the rule that says when the steady state holds.
+//! The steady-state check: the rule that says when the steady state holds.
 //!
 //! Mitigation is the first moment after t0 from which the steady state held for the drill's
 //! verification window; the window's start is the timestamp, so its length is not charged.
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper::Uri;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
-use crate::drill::plan::HttpProbe;
-
 /// How often the steady state is probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// One probe: a GET that answers 2xx within `within`.
-pub async fn probe(http: &HttpProbe) -> bool {
-    tokio::time::timeout(http.within, get(&http.url)).await.is_ok_and(|ok| ok)
-}
-
-async fn get(url: &str) -> bool {
-    let Ok(uri) = url.parse::<Uri>() else { return false };
-    let Some(authority) = uri.authority().cloned() else { return false };
-    let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-    let Ok(stream) = TcpStream::connect(address).await else { return false };
-    let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
-        return false;
-    };
-    let driver = tokio::spawn(connection);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let request = hyper::Request::get(path).header(hyper::header::HOST, authority.as_str()).body(Empty::<Bytes>::new());
-    let ok = match request {
-        Ok(request) => sender.send_request(request).await.is_ok_and(|r| r.status().is_success()),
-        Err(_) => false,
-    };
-    driver.abort();
-    ok
-}
 
 /// Tracks whether the steady state holds: since a streak began, the share of good probes must
 /// stay at or above `ratio`; once the streak spans `window`, the state holds from its start.

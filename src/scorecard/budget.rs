@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::event::{AlertExpectation, Event, SloInfo};
-use crate::run::journal::Record;
+use crate::journal::Record;
+use crate::journal::event::{AlertExpectation, Event, SloInfo};
 use crate::slo::Objective;
 
 /// What a run burned and its production equivalent.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 pub use self::budget::{AlertScore, BudgetImpact};
 
 use crate::drill::Phase;
-use crate::run::event::{Event, Outcome, PhaseMillis};
-use crate::run::journal::Record;
+use crate::journal::Record;
+use crate::journal::event::{Event, Outcome, PhaseMillis};
 
 /// The version of the scorecard's JSON; bumped on incompatible changes.
 /// Version 2 added `void`, `false_alarms`, `faults_failed`, `mitigation`,

@@ -38,24 +38,24 @@ impl Default for Policy {
 
 impl Policy {
     /// Reads a policy file; every problem is located (file, line, column), the window included.
-    pub fn load(path: &std::path::Path) -> Result<Self, Vec<crate::drill::DrillError>> {
+    pub fn load(path: &std::path::Path) -> Result<Self, Vec<crate::located::LocatedError>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             let message = format!("cannot read the file: {e}");
-            vec![crate::drill::DrillError { path: path.to_owned(), line: 1, column: 1, message }]
+            vec![crate::located::LocatedError { path: path.to_owned(), line: 1, column: 1, message }]
         })?;
         Self::parse(path, &text)
     }
 
     /// Validates policy text; `path` is only used in messages.
-    pub fn parse(path: &std::path::Path, text: &str) -> Result<Self, Vec<crate::drill::DrillError>> {
+    pub fn parse(path: &std::path::Path, text: &str) -> Result<Self, Vec<crate::located::LocatedError>> {
         /// Where the window is written, to point at it when it does not parse.
         #[derive(Deserialize)]
         struct Window {
             window: Option<toml::Spanned<String>>,
         }
-        let mut errors = crate::drill::Errors::new(path, text);
+        let mut errors = crate::located::Errors::new(path, text);
         let Some(policy) = errors.parse::<Self>() else { return Err(errors.into_list()) };
-        if let Err(e) = crate::drill::duration::parse(&policy.window) {
+        if let Err(e) = crate::duration::parse(&policy.window) {
             let span = toml::from_str::<Window>(text).ok().and_then(|w| w.window).map_or(0..0, |w| w.span());
             errors.at(&span, format!("window: {e} (write days as `60d`, or a duration such as `12h`)"));
             return Err(errors.into_list());
@@ -91,7 +91,7 @@ pub fn evaluate(
     unreadable: &[super::store::Skipped],
     now_ms: u64,
 ) -> Result<Vec<Requirement>, String> {
-    let window = crate::drill::duration::parse(&policy.window).map_err(|e| format!("policy window: {e}"))?;
+    let window = crate::duration::parse(&policy.window).map_err(|e| format!("policy window: {e}"))?;
     let since = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let mut out = Vec::new();
     let unreadable: Vec<&super::store::Skipped> = unreadable.iter().filter(|s| !s.duplicate).collect();
@@ -258,7 +258,7 @@ fn required_drills(dir: &std::path::Path) -> Result<Vec<String>, anyhow::Error> 
                 continue;
             }
         };
-        let mut located = crate::drill::Errors::new(&path, &text);
+        let mut located = crate::located::Errors::new(&path, &text);
         match located.parse::<crate::drill::file::DrillFile>() {
             Some(file) => names.push(file.drill.get_ref().name.get_ref().clone()),
             None => errors.extend(located.into_list().iter().map(ToString::to_string)),
@@ -309,7 +309,7 @@ pub fn run(
         policy.required_drills.clone()
     };
     let (cards, unreadable) = super::store::read_all(root);
-    let now = crate::run::wall_ms();
+    let now = crate::clock::wall_ms();
     let requirements =
         evaluate(&policy, team, &required, &cards, &unreadable, now).map_err(|e| Failure::BadInput(anyhow!(e)))?;
     print!("{}", text(team, &requirements));

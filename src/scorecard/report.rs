@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::store::Skipped;
 use super::{Scorecard, Verdict};
 use crate::drill::Phase;
-use crate::run::event::Outcome;
+use crate::journal::event::Outcome;
 
 /// Which scorecards a report covers.
 #[derive(Debug, Clone, Default)]
@@ -465,8 +465,8 @@ pub fn run(
 ) -> Result<(), crate::cli::Failure> {
     use crate::cli::{Failure, ReportFormat};
     let span = |text: &str, flag: &str| {
-        crate::drill::duration::parse(text)
-            .map(|d| crate::run::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        crate::duration::parse(text)
+            .map(|d| crate::clock::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
             .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
     };
     let (since_ms, stale_ms) = (span(&args.since, "--since")?, span(&args.stale, "--stale")?);

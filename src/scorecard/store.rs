@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn writes_atomically_under_the_team() {
         let text = include_str!("../../tests/fixtures/partner-latency.jsonl");
-        let records = crate::run::journal::parse(Path::new("fixture"), text).unwrap();
+        let records = crate::journal::parse(Path::new("fixture"), text).unwrap();
         let mut card = Scorecard::from_journal(&records).unwrap();
         card.team = "pay/ments".into();
         let root = tempfile::tempdir().unwrap();
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn reads_small_and_large_cards_and_skips_broken_ones_by_name() {
         let text = include_str!("../../tests/fixtures/partner-latency.jsonl");
-        let records = crate::run::journal::parse(Path::new("fixture"), text).unwrap();
+        let records = crate::journal::parse(Path::new("fixture"), text).unwrap();
         let small = Scorecard::from_journal(&records).unwrap();
         let mut large = small.clone();
         large.run_id = "2026-11-21-payments-2".into();

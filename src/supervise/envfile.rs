@@ -20,7 +20,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::drill::{DrillError, Errors, duration};
+use crate::duration;
+use crate::located::{Errors, LocatedError};
 
 /// The whole file, as written.
 #[derive(Debug, Deserialize)]
@@ -127,15 +128,15 @@ const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_REPLICAS: u32 = 64;
 
 /// Reads and validates an environment file.
-pub fn load(path: &Path) -> Result<Vec<Service>, Vec<DrillError>> {
+pub fn load(path: &Path) -> Result<Vec<Service>, Vec<LocatedError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![DrillError { path: path.to_owned(), line: 1, column: 1, message: format!("cannot read the file: {e}") }]
+        vec![LocatedError { path: path.to_owned(), line: 1, column: 1, message: format!("cannot read the file: {e}") }]
     })?;
     parse(path, &text)
 }
 
 /// Validates environment-file text; `path` names it in errors and anchors relative commands.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<Service>, Vec<DrillError>> {
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Service>, Vec<LocatedError>> {
     let mut errors = Errors::new(path, text);
     let Some(file) = errors.parse::<EnvFile>() else { return Err(errors.into_list()) };
     let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);

@@ -5,7 +5,6 @@
 pub mod envfile;
 pub mod logs;
 pub mod owner;
-pub mod signal;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,10 +17,10 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::signal::Signal;
 pub use envfile::{HealthCheck, RestartPolicy, Service};
-pub use signal::Signal;
 
-use crate::drill::plan::HttpProbe;
+use crate::probe::HttpProbe;
 
 /// A replica that stayed up this long has its backoff reset to the first step.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
@@ -237,7 +236,7 @@ impl Supervisor {
             .stderr(output())
             .process_group(0)
             .kill_on_drop(true);
-        signal::die_with_parent(&mut command);
+        crate::signal::die_with_parent(&mut command);
         let mut child = command.spawn()?;
         if let Some(logs) = &self.logs {
             let (path, cap) = (logs.file(id), logs.cap);
@@ -261,7 +260,7 @@ impl Supervisor {
             }
             HealthCheck::Http(url) => {
                 let probe = HttpProbe { url: service.fill(url, replica), within };
-                (crate::run::verify::probe(&probe).await, probe.url)
+                (crate::probe::probe(&probe).await, probe.url)
             }
         };
         let (Some(pgid), Some(port)) = (pgid, owner::port_of(&address)) else { return passed };

@@ -40,7 +40,7 @@ impl Containers {
         // Tests run in parallel: the counter keeps two started in the same millisecond apart.
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("t{}-{}-{n}", std::process::id(), firedrill::run::wall_ms());
+        let tag = format!("t{}-{}-{n}", std::process::id(), firedrill::clock::wall_ms());
         Self { tag }
     }
 

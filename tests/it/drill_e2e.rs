@@ -550,11 +550,11 @@ fn a_blind_drill_due_while_the_daemon_was_down_gets_a_new_moment_when_it_is_back
     let file = std::fs::read_dir(&armed_dir).unwrap().next().unwrap().unwrap().path();
     let before: firedrill::run::armed::Arming = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(before.within_ms, 3_000);
-    let restarted = firedrill::run::wall_ms();
+    let restarted = firedrill::clock::wall_ms();
     let serve = ServeProcess::start_in(dir.path(), &args);
     let bytes = std::fs::read(&file).expect("the drill is still armed, with its new moment kept");
     let after: firedrill::run::armed::Arming = serde_json::from_slice(&bytes).unwrap();
-    let now = firedrill::run::wall_ms();
+    let now = firedrill::clock::wall_ms();
     // The new moment is the documented draw, made at the restart.
     let drawn_at = after.at_wall_ms - before.redrawn(0);
     assert!((restarted..=now).contains(&drawn_at), "drawn at {drawn_at}, restarted at {restarted}, now {now}");

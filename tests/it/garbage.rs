@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
-use firedrill::drill::{DrillError, Environment};
+use firedrill::drill::Environment;
+use firedrill::located::LocatedError;
 
 use crate::harness::Daemon;
 
@@ -132,7 +133,7 @@ fn each_mutation(seed: u64, text: &str, mut check: impl FnMut(&str)) {
 }
 
 /// A located error points inside the text and says something.
-fn assert_located(errors: &[DrillError], path: &Path, text: &str) {
+fn assert_located(errors: &[LocatedError], path: &Path, text: &str) {
     assert!(!errors.is_empty());
     let lines = text.lines().count() + 1;
     for error in errors {
@@ -224,10 +225,10 @@ fn mangled_journals_and_scorecards_are_errors_not_panics() {
     use firedrill::scorecard::{Scorecard, store};
     let path = Path::new("run.jsonl");
     let text = include_str!("../fixtures/partner-latency.jsonl");
-    let records = firedrill::run::journal::parse(path, text).unwrap();
+    let records = firedrill::journal::parse(path, text).unwrap();
     each_mutation(31, text, |mangled| {
         // A journal that still parses must still score (or say why it cannot).
-        if let Ok(records) = firedrill::run::journal::parse(path, mangled) {
+        if let Ok(records) = firedrill::journal::parse(path, mangled) {
             let _ = Scorecard::from_journal(&records);
         }
     });

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use firedrill::drill::Phase;
-use firedrill::run::event::Outcome;
+use firedrill::journal::event::Outcome;
 use firedrill::scorecard::readiness::{self, Policy};
 use firedrill::scorecard::report::{self, Filter};
 use firedrill::scorecard::{Detection, PhaseScore, SCHEMA_VERSION, Scorecard, Verdict, store};

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firedrill::drill::{self, Environment};
+use firedrill::journal::event::Outcome;
+use firedrill::journal::{self, Journal};
 use firedrill::proxy::Registry;
 use firedrill::proxy::config::ProxyConfig;
-use firedrill::run::event::Outcome;
-use firedrill::run::journal::{self, Journal};
 use firedrill::run::runner::{self, Command, RunSpec};
 use firedrill::scorecard::{Scorecard, Verdict};
 use tokio::sync::{mpsc, oneshot};
@@ -249,7 +249,7 @@ struct Outage {
     started: std::sync::OnceLock<tokio::time::Instant>,
 }
 
-impl runner::FaultTarget for Outage {
+impl firedrill::fault::FaultTarget for Outage {
     async fn apply(&self, _proxy: &str, _toxic: &firedrill::proxy::toxic::Toxic) -> Result<(), String> {
         self.state.lock().unwrap().0 = Some(tokio::time::Instant::now());
         Ok(())

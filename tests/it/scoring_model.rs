@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firedrill::drill::AnswerKey;
+use firedrill::journal::Record;
+use firedrill::journal::event::{AlertExpectation, Event, Outcome, PhaseMillis};
+use firedrill::journal::{self, Journal};
 use firedrill::proxy::Registry;
 use firedrill::proxy::config::{Mode, ProxyConfig};
-use firedrill::run::event::{AlertExpectation, Event, Outcome, PhaseMillis};
-use firedrill::run::journal::Record;
-use firedrill::run::journal::{self, Journal};
 use firedrill::run::runner::{self, Command, Refusal, RunSpec};
 use firedrill::scorecard::{ALERT_CLOCK_SKEW_MS, Scorecard};
 use rand::rngs::SmallRng;

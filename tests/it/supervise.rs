@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use firedrill::supervise::{ReplicaState, Signal, Supervisor, envfile};
+use firedrill::signal::Signal;
+use firedrill::supervise::{ReplicaState, Supervisor, envfile};
 
 use crate::kill::healthd;
 

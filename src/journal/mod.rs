@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::event::Event;
+pub mod event;
+
+use event::Event;
 
 /// One line of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +86,7 @@ impl Journal {
 
     /// Appends one event and waits until it is on disk.
     pub fn append(&mut self, t_ms: u64, event: Event) -> Result<Record, JournalError> {
-        let record = Record { seq: self.next_seq, t_ms, wall_ms: super::wall_ms(), event };
+        let record = Record { seq: self.next_seq, t_ms, wall_ms: crate::clock::wall_ms(), event };
         let mut line = serde_json::to_vec(&record)
             .map_err(|e| JournalError::Io { path: self.path.clone(), source: io::Error::other(e) })?;
         line.push(b'\n');
@@ -145,7 +147,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::event::Event;
+    use crate::journal::event::Event;
 
     #[test]
     fn appends_reads_and_tolerates_a_torn_last_line() {

@@ -2,7 +2,43 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::drill::AnswerKey;
+/// The four response phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Someone (or an alert) noticed.
+    Detect,
+    /// The cause was named correctly.
+    Diagnose,
+    /// The steady state holds again.
+    Mitigate,
+    /// Declared fixed, faults out, steady state holds.
+    Resolve,
+}
+
+impl Phase {
+    /// All phases in order.
+    pub const ALL: [Self; 4] = [Self::Detect, Self::Diagnose, Self::Mitigate, Self::Resolve];
+}
+
+/// What a correct diagnosis must say: every group must match (alternatives split by `|`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AnswerKey {
+    /// The component at fault.
+    pub component: String,
+    /// The kind of fault.
+    pub kind: String,
+    /// Groups of lower-case alternatives.
+    pub accept: Vec<Vec<String>>,
+}
+
+impl AnswerKey {
+    /// True when every group has an alternative that appears in `diagnosis` (case-insensitive).
+    pub fn matches(&self, diagnosis: &str) -> bool {
+        let text = diagnosis.to_lowercase();
+        self.accept.iter().all(|group| group.iter().any(|word| text.contains(word.as_str())))
+    }
+}
 
 /// A duration per phase, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
