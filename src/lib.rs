@@ -3,26 +3,25 @@
 //! third of the production target, and keeps scorecards.
 //!
 //! # Layout
-//! - [`proxy`]: the fault proxy — listeners, links, toxics (TCP and HTTP request-level), the
-//!   Toxiproxy admin API, metrics;
-//! - [`slo`]: error budgets, burn rates and the Workbook's alert rules;
+//! Dependencies point one way, down this list (`tests/it/layers.rs` holds the crate to it):
+//! - leaves, which know nothing of drills or runs: [`proxy`] (the fault proxy: listeners, links,
+//!   toxics, the Toxiproxy admin API, metrics), [`slo`] (error budgets, burn rates, the Workbook's
+//!   alert rules), [`journal`] (a run's events and their JSONL file), [`located`] (errors with
+//!   file, line and column), [`duration`] (`30s`, `1h30m`), [`clock`] (wall-clock time),
+//!   [`probe`] (one HTTP health probe), [`signal`] (Unix signals: sending them, waiting for them);
 //! - [`drill`]: drill files, loaded in two stages into a validated plan;
-//! - [`supervise`]: local services under supervision (`firedrill up`);
-//! - [`fault`]: where faults go (own proxies, an external Toxiproxy API, Docker, Kubernetes,
-//!   supervised processes) and the blast-radius rule of kill faults;
-//! - [`run`]: a run's events, its journal, the runner and the manager of runs;
-//! - [`scorecard`]: the scorecard, a pure function of the journal, its files, reports and the
-//!   readiness verdict;
-//! - [`control`]: the gRPC control API the CLI's verbs speak to the daemon;
-//! - [`serve`]: the daemon (`firedrill serve`): loads proxy files, runs the APIs, shuts down cleanly;
-//! - [`shop`]: the example shop's services; [`demo`]: `firedrill demo`, a practice run out of the box;
-//! - [`validate`]: `firedrill validate`, checking drill and proxy files;
-//! - [`cli`]: the command tree and the mapping of failures to exit codes.
+//! - [`supervise`]: local services under supervision (`firedrill up`); [`fault`]: where faults go
+//!   (own proxies, an external Toxiproxy API, Docker, Kubernetes, supervised processes) and the
+//!   blast-radius rule of kill faults;
+//! - [`run`]: the runner and the manager of runs; [`scorecard`]: the scorecard, a pure function
+//!   of the journal, its files, reports and the readiness verdict;
+//! - [`control`]: the gRPC control API; [`serve`]: the daemon; [`shop`]: the example shop;
+//! - [`cli`]: the edge — the command tree, every verb's printing, `firedrill demo` and
+//!   `firedrill validate`, and the one mapping of failures to exit codes.
 
 pub mod cli;
 pub mod clock;
 pub mod control;
-pub mod demo;
 pub mod drill;
 pub mod duration;
 pub mod fault;
@@ -37,7 +36,6 @@ pub mod shop;
 pub mod signal;
 pub mod slo;
 pub mod supervise;
-pub mod validate;
 
 /// The name a unit enum value has on the wire (its serde name: `detect`, `met`, `page`, …).
 pub fn wire_name(value: impl serde::Serialize) -> String {

@@ -7,23 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::anyhow;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Failure;
 use crate::fault::Proxies;
 use crate::proxy::{Registry, api, config};
 use crate::run::manager::{Manager, RunDirs};
-
-/// Writes a startup line to stdout, ignoring a closed stdout: a script that read the first line
-/// and went away (`firedrill serve | head -1`) must not bring the daemon down with it.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
 
 /// How long open connections may take to finish after a stop signal before they are closed.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +40,66 @@ pub struct ServeOptions {
     pub caps: crate::proxy::budget::Caps,
 }
 
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// An API would listen beyond loopback without a token (bad input).
+    #[error(
+        "the {what} would listen on {address} (beyond loopback) without a token; pass --token or set FIREDRILL_TOKEN"
+    )]
+    NoToken {
+        /// Which API.
+        what: &'static str,
+        /// Where it would listen.
+        address: SocketAddr,
+    },
+    /// The proxy files hold errors, one located line each (bad input).
+    #[error("{}\nnothing was started; fix the proxy file(s) and try again", .0.join("\n"))]
+    ProxyFiles(Vec<String>),
+    /// An API's address cannot be bound.
+    #[error("cannot listen on {address} for the {what}")]
+    Listen {
+        /// Which API.
+        what: &'static str,
+        /// The address asked for.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket call failed.
+    #[error(transparent)]
+    Io(std::io::Error),
+    /// The proxies' runtime thread did not start.
+    #[error("cannot start the proxies' thread")]
+    ProxyThread(#[source] std::io::Error),
+    /// A proxy of the files could not be started (its address is taken, …).
+    #[error("cannot start proxy `{name}`")]
+    Proxy {
+        /// The proxy.
+        name: String,
+        /// Why.
+        #[source]
+        source: crate::proxy::ApiError,
+    },
+    /// The external Toxiproxy API cannot be used.
+    #[error("cannot use the Toxiproxy API given by --toxiproxy: {0}")]
+    Toxiproxy(String),
+    /// The admin API stopped with an error.
+    #[error("admin API failed")]
+    Api(#[source] std::io::Error),
+    /// The admin API's task panicked or was cancelled.
+    #[error("admin API task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl ServeError {
+    /// Whether the input (flags, files) is at fault rather than the machine.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::NoToken { .. } | Self::ProxyFiles(_))
+    }
+}
+
 /// A daemon whose API and proxies are bound and ready.
 pub struct Daemon {
     /// The admin API's bound address.
@@ -72,18 +121,14 @@ pub struct Daemon {
 
 impl Daemon {
     /// Validates every file, then binds the API and every proxy. Bad input binds nothing.
-    pub async fn start(options: ServeOptions) -> Result<Self, Failure> {
+    pub async fn start(options: ServeOptions) -> Result<Self, ServeError> {
         for (what, address) in [("admin API", options.api), ("control API", options.control)] {
             if !address.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
-                return Err(Failure::BadInput(anyhow!(
-                    "the {what} would listen on {address} (beyond loopback) without a token; pass --token or set FIREDRILL_TOKEN"
-                )));
+                return Err(ServeError::NoToken { what, address });
             }
         }
-        let configs = config::load_files(&options.files).map_err(|errors| {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            Failure::BadInput(anyhow!("{}\nnothing was started; fix the proxy file(s) and try again", list.join("\n")))
-        })?;
+        let configs = config::load_files(&options.files)
+            .map_err(|errors| ServeError::ProxyFiles(errors.iter().map(ToString::to_string).collect()))?;
         #[cfg(target_os = "linux")]
         if let Err(err) = crate::proxy::sys::raise_open_files_limit() {
             tracing::warn!(%err, "could not raise the open-files limit");
@@ -92,27 +137,27 @@ impl Daemon {
         if let Some(backlog) = options.backlog {
             crate::proxy::listener::set_backlog(backlog);
         }
-        let listener = crate::proxy::listener::listen_on(options.api)
-            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the admin API: {e}", options.api)))?;
-        let api = listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
+        let listener = crate::proxy::listener::listen_on(options.api).map_err(|source| ServeError::Listen {
+            what: "admin API",
+            address: options.api,
+            source,
+        })?;
+        let api = listener.local_addr().map_err(ServeError::Io)?;
         let control_listener = crate::proxy::listener::listen_on(options.control)
-            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {} for the control API: {e}", options.control)))?;
-        let control = control_listener.local_addr().map_err(|e| Failure::Failed(e.into()))?;
-        let registry = Registry::on_own_thread(options.seed)
-            .map_err(|e| Failure::Failed(anyhow!("cannot start the proxies' thread: {e}")))?;
+            .map_err(|source| ServeError::Listen { what: "control API", address: options.control, source })?;
+        let control = control_listener.local_addr().map_err(ServeError::Io)?;
+        let registry = Registry::on_own_thread(options.seed).map_err(ServeError::ProxyThread)?;
         for config in configs {
             let name = config.name.clone();
             if let Err(err) = registry.create(config).await {
                 registry.shutdown(Duration::ZERO).await;
-                return Err(Failure::Failed(anyhow!("cannot start proxy `{name}`: {err}")));
+                return Err(ServeError::Proxy { name, source: err });
             }
         }
         let proxies = match &options.toxiproxy {
             Some(address) => {
                 let api = Arc::new(crate::fault::toxiproxy::ToxiproxyApi::new(address));
-                api.proxy_names()
-                    .await
-                    .map_err(|e| Failure::Failed(anyhow!("cannot use the Toxiproxy API given by --toxiproxy: {e}")))?;
+                api.proxy_names().await.map_err(ServeError::Toxiproxy)?;
                 Proxies::External(api)
             }
             None => Proxies::Local(registry.clone()),
@@ -136,7 +181,7 @@ impl Daemon {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and drains connections.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let stop = CancellationToken::new();
         let webhooks = crate::run::alertmanager::router(self.manager.clone());
         let server = tokio::spawn(api::serve_with(
@@ -162,60 +207,8 @@ impl Daemon {
         }
         match server.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Failure::Failed(anyhow!("admin API failed: {e}"))),
-            Err(e) => Err(Failure::Failed(anyhow!("admin API task failed: {e}"))),
+            Ok(Err(e)) => Err(ServeError::Api(e)),
+            Err(e) => Err(ServeError::Task(e)),
         }
-    }
-}
-
-/// `firedrill serve`: start, announce on stdout, serve until `shutdown`.
-pub async fn run(options: ServeOptions, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
-    let daemon = Daemon::start(options).await?;
-    let proxies = daemon.registry.list().await;
-    say!(
-        "firedrill: admin API listening on http://{} with {} proxies; control API on {}",
-        daemon.api,
-        proxies.len(),
-        daemon.control
-    );
-    for proxy in proxies.values() {
-        say!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
-    }
-    let (global, per_proxy, descriptors) = crate::proxy::budget::caps();
-    say!(
-        "firedrill: at most {global} proxied connections at once ({per_proxy} per proxy), {descriptors} descriptors \
-         for them; the rest is kept for the APIs"
-    );
-    for run in &daemon.recovered {
-        say!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
-    }
-    for team in &daemon.rearmed {
-        say!("firedrill: a blind drill for team {team}, armed before this daemon started, is armed again");
-    }
-    daemon.run(shutdown).await
-}
-
-/// Completes on Ctrl-C, SIGTERM or SIGHUP (the terminal running `serve` closed): all three get
-/// the same ordered cleanup.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
-            (Ok(mut term), Ok(mut hup)) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                    _ = hup.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,6 +1,5 @@
 //! The gRPC control API: responders' verbs and the facilitator's view, served by the daemon.
 
-pub mod client;
 pub mod proto;
 pub mod service;
 

@@ -237,92 +237,61 @@ pub fn junit(team: &str, requirements: &[Requirement], timestamp_ms: u64, second
     out
 }
 
+/// Why the drills a readiness verdict requires cannot be known (bad input: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    /// The drill directory cannot be listed.
+    #[error(
+        "cannot list the required drills in `{}` ({error}): the policy names none, so every drill there is \
+         required; give the drill directory with --drills DIR, or a policy with required_drills (--policy FILE)",
+        dir.display()
+    )]
+    List {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Some drills there do not load.
+    #[error(
+        "{}\nevery drill in `{}` is required, so each must load (`firedrill validate {}` checks them)",
+        problems.join("\n"),
+        dir.display(),
+        dir.display()
+    )]
+    Unloadable {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// One located line per problem.
+        problems: Vec<String>,
+    },
+}
+
 /// The drills of a directory by `drill.name` (what `run` and `report` use, whatever the file is
 /// called). Every `.toml` there must load: one that does not is an error (file, line, column),
 /// never a requirement no run could meet.
-fn required_drills(dir: &std::path::Path) -> Result<Vec<String>, anyhow::Error> {
-    let files = crate::drill::names_in(dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot list the required drills in `{}` ({e}): the policy names none, so every drill there is \
-             required; give the drill directory with --drills DIR, or a policy with required_drills (--policy FILE)",
-            dir.display()
-        )
-    })?;
-    let (mut names, mut errors) = (Vec::new(), Vec::new());
+pub fn required_drills(dir: &std::path::Path) -> Result<Vec<String>, CatalogueError> {
+    let files = crate::drill::names_in(dir).map_err(|error| CatalogueError::List { dir: dir.to_owned(), error })?;
+    let (mut names, mut problems) = (Vec::new(), Vec::new());
     for stem in files {
         let path = dir.join(format!("{stem}.toml"));
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) => {
-                errors.push(format!("{}: cannot read the drill: {e}", path.display()));
+                problems.push(format!("{}: cannot read the drill: {e}", path.display()));
                 continue;
             }
         };
         let mut located = crate::located::Errors::new(&path, &text);
         match located.parse::<crate::drill::file::DrillFile>() {
             Some(file) => names.push(file.drill.get_ref().name.get_ref().clone()),
-            None => errors.extend(located.into_list().iter().map(ToString::to_string)),
+            None => problems.extend(located.into_list().iter().map(ToString::to_string)),
         }
     }
-    if !errors.is_empty() {
-        return Err(anyhow::anyhow!(
-            "{}\nevery drill in `{}` is required, so each must load (`firedrill validate {}` checks them)",
-            errors.join("\n"),
-            dir.display(),
-            dir.display()
-        ));
+    if !problems.is_empty() {
+        return Err(CatalogueError::Unloadable { dir: dir.to_owned(), problems });
     }
     names.sort();
     names.dedup();
     Ok(names)
-}
-
-/// `firedrill readiness`: prints the verdict, writes JUnit if asked; NOT READY fails (exit 1).
-pub fn run(
-    team: &str,
-    policy: Option<&std::path::Path>,
-    junit_path: Option<&std::path::Path>,
-    drills: &std::path::Path,
-    root: &std::path::Path,
-) -> Result<(), crate::cli::Failure> {
-    use crate::cli::Failure;
-    use anyhow::anyhow;
-    // A readiness that fails on bad input must not leave an earlier verdict behind: a stale
-    // green gate is worse than none.
-    if let Some(path) = junit_path {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Failure::Failed(anyhow!("cannot replace {}: {e}", path.display()))),
-        }
-    }
-    let started = std::time::Instant::now();
-    let policy = match policy {
-        Some(path) => Policy::load(path).map_err(|errors| {
-            Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
-        })?,
-        None => Policy::default(),
-    };
-    let required = if policy.required_drills.is_empty() {
-        required_drills(drills).map_err(Failure::BadInput)?
-    } else {
-        policy.required_drills.clone()
-    };
-    let (cards, unreadable) = super::store::read_all(root);
-    let now = crate::clock::wall_ms();
-    let requirements =
-        evaluate(&policy, team, &required, &cards, &unreadable, now).map_err(|e| Failure::BadInput(anyhow!(e)))?;
-    print!("{}", text(team, &requirements));
-    for copy in unreadable.iter().filter(|s| s.duplicate) {
-        println!("  note  {}: {}", copy.path.display(), copy.reason);
-    }
-    if let Some(path) = junit_path {
-        super::store::write_atomic(path, junit(team, &requirements, now, started.elapsed().as_secs_f64()).as_bytes())
-            .map_err(|e| Failure::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
-    }
-    if requirements.iter().all(|r| r.failure.is_none()) {
-        Ok(())
-    } else {
-        Err(Failure::Failed(anyhow!("team {team} is NOT READY")))
-    }
 }

@@ -456,38 +456,6 @@ pub struct ReportArgs {
     pub drills: std::path::PathBuf,
 }
 
-/// `firedrill report`.
-pub fn run(
-    root: &std::path::Path,
-    args: ReportArgs,
-    format: crate::cli::ReportFormat,
-    out: Option<&std::path::Path>,
-) -> Result<(), crate::cli::Failure> {
-    use crate::cli::{Failure, ReportFormat};
-    let span = |text: &str, flag: &str| {
-        crate::duration::parse(text)
-            .map(|d| crate::clock::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
-            .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
-    };
-    let (since_ms, stale_ms) = (span(&args.since, "--since")?, span(&args.stale, "--stale")?);
-    let (cards, skipped) = super::store::read_all(root);
-    let filter = Filter { team: args.team, drill: args.drill, since_ms: Some(since_ms) };
-    let mut report = build(&cards, &skipped, &filter);
-    report.coverage = coverage(&cards, &catalogue(&args.drills), &filter, stale_ms);
-    let rendered = match format {
-        ReportFormat::Text => text(&report),
-        ReportFormat::Markdown => markdown(&report),
-        ReportFormat::Json => serde_json::to_string_pretty(&report).map_err(|e| Failure::Failed(e.into()))? + "\n",
-        ReportFormat::Html => super::html::html(&report),
-    };
-    if let Some(path) = out {
-        return std::fs::write(path, rendered)
-            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write {}: {e}", path.display())));
-    }
-    print!("{rendered}");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

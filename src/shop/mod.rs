@@ -338,7 +338,7 @@ async fn serve(listen: SocketAddr, app: Router) -> std::io::Result<()> {
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
     tracing::info!(%listen, "listening");
-    axum::serve(listener, app).with_graceful_shutdown(crate::serve::shutdown_signal()).await
+    axum::serve(listener, app).with_graceful_shutdown(crate::signal::shutdown_signal()).await
 }
 
 /// Runs one service until SIGTERM or Ctrl-C.
@@ -566,6 +566,25 @@ async fn wallet(listen: SocketAddr, partner: String, ledger: String) -> std::io:
     };
     let grpc = tonic::service::Routes::new(proto::wallet_server::WalletServer::new(service)).into_axum_router();
     serve(listen, grpc.merge(admin("wallet", levers)).merge(common(counters))).await
+}
+
+/// The shop as an environment file: every service is this binary's `shop` subcommand.
+pub fn environment(exe: &std::path::Path) -> String {
+    let exe = exe.display();
+    let service = |name: &str, args: &str, port: u16| {
+        format!(
+            "[[services]]\nname = \"{name}\"\ncommand = \"{exe}\"\nargs = [\"shop\", \"{name}\", \"--listen\", \"127.0.0.1:{port}\"{args}]\n\
+             health = {{ http = \"http://127.0.0.1:{port}/healthz\", interval = \"200ms\" }}\n\
+             restart = {{ policy = \"always\", backoff = \"200ms\", max_backoff = \"5s\" }}\n\n"
+        )
+    };
+    [
+        service("partner", "", 19092),
+        service("ledger", "", 19093),
+        service("wallet", ", \"--partner\", \"127.0.0.1:18092\", \"--ledger\", \"127.0.0.1:18093\"", 19091),
+        service("gateway", ", \"--wallet\", \"127.0.0.1:18091\"", 18080),
+    ]
+    .concat()
 }
 
 #[cfg(test)]

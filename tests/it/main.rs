@@ -14,6 +14,7 @@ mod http;
 mod http_l7;
 mod kill;
 mod kubernetes;
+mod layers;
 mod live;
 mod replay;
 mod report;

@@ -27,7 +27,7 @@ impl Shop {
             }
         }
         let exe = Path::new(env!("CARGO_BIN_EXE_firedrill"));
-        std::fs::write(dir.path().join("shop.toml"), firedrill::demo::shop_environment(exe)).unwrap();
+        std::fs::write(dir.path().join("shop.toml"), firedrill::shop::environment(exe)).unwrap();
         let serve = ServeProcess::start_in(dir.path(), &["proxies/shop.json"]);
         let env = dir.path().join("shop.toml").display().to_string();
         let (code, out, err) = serve.verb(&["up", &env, "--wait", "30s"]);

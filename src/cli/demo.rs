@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::anyhow;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Failure;
-use crate::control::client::{self, Remote};
+use super::Failure;
+use super::remote::{self as client, Remote};
 use crate::run::manager::{Manager, RunDirs};
 use crate::serve::{Daemon, ServeOptions};
 use crate::supervise::envfile;
@@ -29,25 +29,6 @@ pub struct DemoOptions {
     pub drill: Option<String>,
     /// Seed of the run's draws.
     pub seed: Option<u64>,
-}
-
-/// The shop as an environment file: every service is this binary's `shop` subcommand.
-pub fn shop_environment(exe: &Path) -> String {
-    let exe = exe.display();
-    let service = |name: &str, args: &str, port: u16| {
-        format!(
-            "[[services]]\nname = \"{name}\"\ncommand = \"{exe}\"\nargs = [\"shop\", \"{name}\", \"--listen\", \"127.0.0.1:{port}\"{args}]\n\
-             health = {{ http = \"http://127.0.0.1:{port}/healthz\", interval = \"200ms\" }}\n\
-             restart = {{ policy = \"always\", backoff = \"200ms\", max_backoff = \"5s\" }}\n\n"
-        )
-    };
-    [
-        service("partner", "", 19092),
-        service("ledger", "", 19093),
-        service("wallet", ", \"--partner\", \"127.0.0.1:18092\", \"--ledger\", \"127.0.0.1:18093\"", 19091),
-        service("gateway", ", \"--wallet\", \"127.0.0.1:18091\"", 18080),
-    ]
-    .concat()
 }
 
 /// A correct diagnosis made from a drill's answer key: the first word of every group.
@@ -113,8 +94,8 @@ async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &P
         backlog: None,
         caps: crate::proxy::budget::Caps::default(),
     };
-    let daemon = Daemon::start(serve).await.map_err(|failure| match failure {
-        Failure::Failed(e) => Failure::Failed(anyhow!("{e} (the demo needs {PORTS} free)")),
+    let daemon = Daemon::start(serve).await.map_err(|error| match Failure::from(error) {
+        Failure::Failed(e) => Failure::Failed(anyhow!("{e:#} (the demo needs {PORTS} free)")),
         other @ Failure::BadInput(_) => other,
     })?;
     let (manager, control) = (daemon.manager.clone(), daemon.control);
@@ -141,7 +122,7 @@ async fn practise(
     let exe = std::env::current_exe().map_err(failed)?;
     let env_path = work.join("shop.toml");
     let services =
-        envfile::parse(&env_path, &shop_environment(&exe)).map_err(|errors| failed(errors[0].to_string()))?;
+        envfile::parse(&env_path, &crate::shop::environment(&exe)).map_err(|errors| failed(errors[0].to_string()))?;
     let supervisor = manager.supervisor();
     supervisor.up(services).map_err(failed)?;
     println!(
@@ -211,7 +192,7 @@ async fn practise(
              Ctrl-C here ends the drill (as aborted) and stops everything.\n"
         );
         tokio::select! {
-            () = crate::serve::shutdown_signal() => println!("\nCtrl-C: ending the drill"),
+            () = crate::signal::shutdown_signal() => println!("\nCtrl-C: ending the drill"),
             () = wait_for_end(manager, &run_id) => {}
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use crate::cli::Failure;
+use super::Failure;
 use crate::drill::{self, Environment, FaultAction};
 use crate::proxy::config;
 use crate::proxy::config::Mode;

@@ -5,12 +5,12 @@ use anyhow::anyhow;
 use tonic::Request;
 use tonic::transport::Channel;
 
-use super::proto::control_client::ControlClient;
-use super::proto::{
+use super::Failure;
+use crate::control::proto::control_client::ControlClient;
+use crate::control::proto::{
     AbortRequest, ActRequest, DiagnoseRequest, PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusRequest,
     UpRequest, WatchRequest,
 };
-use crate::cli::Failure;
 
 /// Where the daemon is and how to prove who may talk to it.
 #[derive(Debug, Clone)]

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::serve::{self, ServeOptions};
+use crate::serve::{Daemon, ServeError, ServeOptions};
+
+pub mod demo;
+pub mod remote;
+pub mod report;
+pub mod validate;
 
 /// Fire drills for dev and QA environments: inject faults, time the response, keep scorecards.
 #[derive(Debug, Parser)]
@@ -352,8 +357,8 @@ pub struct RemoteArgs {
 }
 
 impl RemoteArgs {
-    fn remote(&self) -> crate::control::client::Remote {
-        crate::control::client::Remote { addr: self.addr.clone(), token: self.token.clone() }
+    fn remote(&self) -> remote::Remote {
+        remote::Remote { addr: self.addr.clone(), token: self.token.clone() }
     }
 }
 
@@ -404,7 +409,7 @@ impl Failure {
 
 /// Runs a parsed command line to completion.
 pub fn run(cli: Cli) -> Result<(), Failure> {
-    use crate::control::client;
+    use remote as client;
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()));
     match cli.command {
         Command::Serve {
@@ -427,7 +432,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 max_per_proxy: max_proxy_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             };
             let options = ServeOptions { api, token, seed, files, control, dirs, toxiproxy, backlog, caps };
-            runtime()?.block_on(serve::run(options, serve::shutdown_signal()))
+            runtime()?.block_on(serve(options))
         }
         Command::Run { drill, blind, within, team, responder, seed, dry_run, remote } => {
             if dry_run {
@@ -460,12 +465,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Status { json, run_id, remote } => runtime()?.block_on(client::status(&remote.remote(), run_id, json)),
         Command::Watch { run_id, remote } => runtime()?.block_on(client::watch(&remote.remote(), run_id)),
-        Command::Validate { paths } => crate::validate::run(&paths),
+        Command::Validate { paths } => validate::run(&paths),
         Command::Up { env_file, wait, remote } => runtime()?.block_on(client::up(&remote.remote(), &env_file, wait)),
         Command::Slo { command: SloCommand::Budget { objective, period, rps, error_ratios, min_bad, json } } => {
             slo_budget(objective, period, rps, error_ratios, min_bad, json)
         }
-        Command::Demo { auto, drill, seed } => crate::demo::run(&crate::demo::DemoOptions { auto, drill, seed }),
+        Command::Demo { auto, drill, seed } => demo::run(&demo::DemoOptions { auto, drill, seed }),
         Command::Shop { service } => {
             runtime()?.block_on(crate::shop::run(service)).map_err(|e| Failure::Failed(anyhow::anyhow!("shop: {e}")))
         }
@@ -473,10 +478,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Down { remote } => runtime()?.block_on(client::down(&remote.remote())),
         Command::Report { team, drill, since, stale, drills, format, out, scorecards } => {
             let args = crate::scorecard::report::ReportArgs { team, drill, since, stale, drills };
-            crate::scorecard::report::run(&scorecards, args, format, out.as_deref())
+            report::report(&scorecards, args, format, out.as_deref())
         }
         Command::Readiness { team, policy, junit, drills, scorecards } => {
-            crate::scorecard::readiness::run(&team, policy.as_deref(), junit.as_deref(), &drills, &scorecards)
+            report::readiness(&team, policy.as_deref(), junit.as_deref(), &drills, &scorecards)
         }
         Command::Replay { journal } => {
             let records = crate::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;
@@ -487,4 +492,46 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+impl From<ServeError> for Failure {
+    fn from(error: ServeError) -> Self {
+        if error.is_bad_input() { Self::BadInput(error.into()) } else { Self::Failed(error.into()) }
+    }
+}
+
+/// Writes a startup line to stdout, ignoring a closed stdout: a script that read the first line
+/// and went away (`firedrill serve | head -1`) must not bring the daemon down with it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `firedrill serve`: start, announce on stdout, serve until Ctrl-C, SIGTERM or SIGHUP.
+async fn serve(options: ServeOptions) -> Result<(), Failure> {
+    let daemon = Daemon::start(options).await?;
+    let proxies = daemon.registry.list().await;
+    say!(
+        "firedrill: admin API listening on http://{} with {} proxies; control API on {}",
+        daemon.api,
+        proxies.len(),
+        daemon.control
+    );
+    for proxy in proxies.values() {
+        say!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
+    }
+    let (global, per_proxy, descriptors) = crate::proxy::budget::caps();
+    say!(
+        "firedrill: at most {global} proxied connections at once ({per_proxy} per proxy), {descriptors} descriptors \
+         for them; the rest is kept for the APIs"
+    );
+    for run in &daemon.recovered {
+        say!("firedrill: closed run {run}, interrupted by a crash; its faults were removed");
+    }
+    for team in &daemon.rearmed {
+        say!("firedrill: a blind drill for team {team}, armed before this daemon started, is armed again");
+    }
+    Ok(daemon.run(crate::signal::shutdown_signal()).await?)
 }

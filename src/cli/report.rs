@@ -1,0 +1,89 @@
+//! `firedrill report` and `firedrill readiness`: read the scorecards, render, print or write.
+
+use anyhow::anyhow;
+
+use super::{Failure, ReportFormat};
+use crate::scorecard::readiness::{self, Policy};
+use crate::scorecard::{report, store};
+
+/// `firedrill report`: builds the report and prints it, or writes it to `out`.
+pub fn report(
+    root: &std::path::Path,
+    args: report::ReportArgs,
+    format: ReportFormat,
+    out: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let span = |text: &str, flag: &str| {
+        crate::duration::parse(text)
+            .map(|d| crate::clock::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+            .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
+    };
+    let (since_ms, stale_ms) = (span(&args.since, "--since")?, span(&args.stale, "--stale")?);
+    let (cards, skipped) = store::read_all(root);
+    let filter = report::Filter { team: args.team, drill: args.drill, since_ms: Some(since_ms) };
+    let mut built = report::build(&cards, &skipped, &filter);
+    built.coverage = report::coverage(&cards, &report::catalogue(&args.drills), &filter, stale_ms);
+    let rendered = match format {
+        ReportFormat::Text => report::text(&built),
+        ReportFormat::Markdown => report::markdown(&built),
+        ReportFormat::Json => serde_json::to_string_pretty(&built).map_err(|e| Failure::Failed(e.into()))? + "\n",
+        ReportFormat::Html => crate::scorecard::html::html(&built),
+    };
+    if let Some(path) = out {
+        return std::fs::write(path, rendered)
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write {}: {e}", path.display())));
+    }
+    print!("{rendered}");
+    Ok(())
+}
+
+/// `firedrill readiness`: prints the verdict, writes JUnit if asked; NOT READY fails (exit 1).
+pub fn readiness(
+    team: &str,
+    policy: Option<&std::path::Path>,
+    junit_path: Option<&std::path::Path>,
+    drills: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<(), Failure> {
+    // A readiness that fails on bad input must not leave an earlier verdict behind: a stale
+    // green gate is worse than none.
+    if let Some(path) = junit_path {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::Failed(anyhow!("cannot replace {}: {e}", path.display()))),
+        }
+    }
+    let started = std::time::Instant::now();
+    let policy = match policy {
+        Some(path) => Policy::load(path).map_err(|errors| {
+            Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+        })?,
+        None => Policy::default(),
+    };
+    let required = if policy.required_drills.is_empty() {
+        readiness::required_drills(drills).map_err(|e| Failure::BadInput(e.into()))?
+    } else {
+        policy.required_drills.clone()
+    };
+    let (cards, unreadable) = store::read_all(root);
+    let now = crate::clock::wall_ms();
+    let requirements = readiness::evaluate(&policy, team, &required, &cards, &unreadable, now)
+        .map_err(|e| Failure::BadInput(anyhow!(e)))?;
+    print!("{}", readiness::text(team, &requirements));
+    for copy in unreadable.iter().filter(|s| s.duplicate) {
+        println!("  note  {}: {}", copy.path.display(), copy.reason);
+    }
+    if let Some(path) = junit_path {
+        store::write_atomic(
+            path,
+            readiness::junit(team, &requirements, now, started.elapsed().as_secs_f64()).as_bytes(),
+        )
+        .map_err(|e| Failure::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
+    }
+    if requirements.iter().all(|r| r.failure.is_none()) {
+        Ok(())
+    } else {
+        Err(Failure::Failed(anyhow!("team {team} is NOT READY")))
+    }
+}
