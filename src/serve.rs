@@ -83,8 +83,8 @@ pub enum ServeError {
         source: crate::proxy::ApiError,
     },
     /// The external Toxiproxy API cannot be used.
-    #[error("cannot use the Toxiproxy API given by --toxiproxy: {0}")]
-    Toxiproxy(String),
+    #[error("cannot use the Toxiproxy API given by --toxiproxy")]
+    Toxiproxy(#[source] crate::fault::FaultError),
     /// The admin API stopped with an error.
     #[error("admin API failed")]
     Api(#[source] std::io::Error),

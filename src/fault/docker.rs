@@ -12,6 +12,7 @@ use bollard::query_parameters::{
     StartContainerOptions, StopContainerOptions,
 };
 
+use super::FaultError;
 use super::kill::{FollowUp, Target};
 use crate::drill::{KillAction, KillPlan};
 use crate::signal::Signal;
@@ -39,20 +40,6 @@ pub fn name_matches(wanted: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// An error and its causes, `: `-separated (hyper's "client error (Connect)" says little alone).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(inner) = cause {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        cause = inner.source();
-    }
-    text
-}
-
 /// Whether process `pid` of this host belongs to container `id` (its full id), by its cgroup
 /// (`/docker/<id>`, `docker-<id>.scope`, … — every driver puts the id in the path).
 pub fn in_container_cgroup(pid: u32, id: &str) -> bool {
@@ -76,29 +63,28 @@ pub fn engine_host() -> String {
 }
 
 impl DockerTargets {
-    /// A Docker error, naming the engine it came from, with its causes.
-    fn error(&self, e: &bollard::errors::Error) -> String {
+    /// A Docker error, naming the engine it came from.
+    fn error(&self, source: bollard::errors::Error) -> FaultError {
         let _ = self;
-        format!("Docker ({}): {}", engine_host(), with_causes(e))
+        FaultError::Docker { context: format!("Docker ({})", engine_host()), source }
     }
 
-    async fn docker(&self) -> Result<Docker, String> {
+    async fn docker(&self) -> Result<Docker, FaultError> {
         let mut client = self.client.lock().await;
         if let Some(docker) = client.as_ref() {
             return Ok(docker.clone());
         }
         let host = engine_host();
         if host.starts_with("ssh://") {
-            return Err(format!(
+            return Err(FaultError::Refused(format!(
                 "DOCKER_HOST={host}: firedrill does not speak ssh to the Docker engine; forward its socket \
                  (ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST) and set DOCKER_HOST=unix:///tmp/docker.sock"
-            ));
+            )));
         }
-        let docker = Docker::connect_with_host(&host)
-            .map_err(|e| format!("cannot reach the Docker engine at {host}: {}", with_causes(&e)))?
-            .negotiate_version()
-            .await
-            .map_err(|e| format!("cannot reach the Docker engine at {host}: {}", with_causes(&e)))?;
+        let unreachable =
+            |source| FaultError::Docker { context: format!("cannot reach the Docker engine at {host}"), source };
+        let docker =
+            Docker::connect_with_host(&host).map_err(unreachable)?.negotiate_version().await.map_err(unreachable)?;
         *client = Some(docker.clone());
         Ok(docker)
     }
@@ -106,12 +92,12 @@ impl DockerTargets {
     /// Containers carrying every label in `labels` and, if given, named `name` — exactly, or as
     /// a pattern when it holds `*` — in any state: one that is stopped, exited, restarting or
     /// paused is listed not ready, since it counts against the blast radius.
-    pub async fn list(&self, labels: &BTreeMap<String, String>, name: Option<&str>) -> Result<Vec<Target>, String> {
+    pub async fn list(&self, labels: &BTreeMap<String, String>, name: Option<&str>) -> Result<Vec<Target>, FaultError> {
         let docker = self.docker().await?;
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
         filters.insert("label".into(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect());
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-        let containers = docker.list_containers(Some(options)).await.map_err(|e| self.error(&e))?;
+        let containers = docker.list_containers(Some(options)).await.map_err(|e| self.error(e))?;
         let mut targets = Vec::new();
         for container in containers {
             let Some(id) = container.id else { continue };
@@ -137,11 +123,11 @@ impl DockerTargets {
     }
 
     /// (ready, started-at) of a container; `None` if it is gone.
-    async fn state(&self, docker: &Docker, id: &str) -> Result<Option<(bool, String)>, String> {
+    async fn state(&self, docker: &Docker, id: &str) -> Result<Option<(bool, String)>, FaultError> {
         let inspect = match docker.inspect_container(id, None::<InspectContainerOptions>).await {
             Ok(inspect) => inspect,
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(format!("Docker: {e}")),
+            Err(e) => return Err(self.error(e)),
         };
         let state = inspect.state.unwrap_or_default();
         let healthy = state
@@ -154,7 +140,7 @@ impl DockerTargets {
     }
 
     /// Does `plan.action` to container `id`; a crash with a grace period has a follow-up.
-    pub async fn act(&self, plan: &KillPlan, id: &str) -> Result<(String, Option<FollowUp>), String> {
+    pub async fn act(&self, plan: &KillPlan, id: &str) -> Result<(String, Option<FollowUp>), FaultError> {
         let docker = self.docker().await?;
         let t = Some(grace_secs(plan.grace));
         let result = match plan.action {
@@ -172,43 +158,54 @@ impl DockerTargets {
                 .map(|()| format!("restarted with {}s grace", grace_secs(plan.grace))),
             KillAction::Pause => docker.pause_container(id).await.map(|()| "paused".to_owned()),
             KillAction::Crash => return self.crash(&docker, plan, id).await,
-            KillAction::Delete => return Err("containers are not deleted; use kill, stop, restart or pause".into()),
+            KillAction::Delete => {
+                return Err(FaultError::Refused("containers are not deleted; use kill, stop, restart or pause".into()));
+            }
         };
-        result.map(|detail| (detail, None)).map_err(|e| format!("Docker {} {id}: {e}", plan.action.as_str()))
+        result
+            .map(|detail| (detail, None))
+            .map_err(|source| FaultError::Docker { context: format!("Docker {} {id}", plan.action.as_str()), source })
     }
 
     /// Signals the container's main process from this host (`State.Pid`): to Docker that is the
     /// process dying by itself, so the restart policy brings the container back, as it would
     /// after a real crash (a kill through the API counts as stopped by hand, and stays down).
     /// Needs firedrill on the Docker host, allowed to signal that process (root, usually).
-    async fn crash(&self, docker: &Docker, plan: &KillPlan, id: &str) -> Result<(String, Option<FollowUp>), String> {
+    async fn crash(
+        &self,
+        docker: &Docker,
+        plan: &KillPlan,
+        id: &str,
+    ) -> Result<(String, Option<FollowUp>), FaultError> {
         let inspect = docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
-            .map_err(|e| format!("Docker crash {id}: {e}"))?;
+            .map_err(|source| FaultError::Docker { context: format!("Docker crash {id}"), source })?;
         let state = inspect.state.unwrap_or_default();
         let pid = state
             .pid
             .and_then(|p| u32::try_from(p).ok())
             .filter(|&p| p > 0 && state.running == Some(true))
-            .ok_or_else(|| format!("Docker crash {id}: the container is not running"))?;
+            .ok_or_else(|| FaultError::Refused(format!("Docker crash {id}: the container is not running")))?;
         // The engine's pid is in the engine's PID namespace: behind a forwarded socket, in
         // docker-in-docker or a VM, the same number here is some other process. Signal it only
         // if it sits in the container's own cgroup.
         let full_id = inspect.id.as_deref().unwrap_or(id);
         if !in_container_cgroup(pid, full_id) {
-            return Err(format!(
+            return Err(FaultError::Refused(format!(
                 "Docker crash {id}: pid {pid}, the container's process as the engine ({}) sees it, is not in \
                  the container's cgroup here: the engine runs in another PID namespace (a forwarded socket, \
                  docker-in-docker, a VM), so nothing was signalled; run firedrill on the Docker host, or use \
                  action = \"kill\"",
                 engine_host()
-            ));
+            )));
         }
-        plan.signal.send(pid).map_err(|e| {
-            format!(
-                "Docker crash {id}: cannot signal its process (pid {pid}) from here: {e}; crash needs firedrill                  on the Docker host with the right to signal it (root), or use action = \"kill\""
-            )
+        plan.signal.send(pid).map_err(|source| FaultError::Signal {
+            context: format!(
+                "Docker crash {id}: cannot signal its process (pid {pid}) from here; crash needs firedrill on the \
+                 Docker host with the right to signal it (root), or use action = \"kill\""
+            ),
+            source,
         })?;
         let detail = format!("{} to its process (pid {pid}) on the host", plan.signal);
         if plan.grace.is_zero() || plan.signal == Signal::KILL {
@@ -219,24 +216,27 @@ impl DockerTargets {
     }
 
     /// The SIGKILL after a crash's grace period, if `pid` still runs as the container's process.
-    pub async fn follow_up(&self, id: &str, pid: u32) -> Result<Option<String>, String> {
+    pub async fn follow_up(&self, id: &str, pid: u32) -> Result<Option<String>, FaultError> {
         let docker = self.docker().await?;
         let inspect = match docker.inspect_container(id, None::<InspectContainerOptions>).await {
             Ok(inspect) => inspect,
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(self.error(&e)),
+            Err(e) => return Err(self.error(e)),
         };
         let now = inspect.state.unwrap_or_default();
         let full_id = inspect.id.as_deref().unwrap_or(id);
         if now.running != Some(true) || now.pid != Some(i64::from(pid)) || !in_container_cgroup(pid, full_id) {
             return Ok(None);
         }
-        Signal::KILL.send(pid).map_err(|e| format!("Docker crash {id}: SIGKILL to pid {pid}: {e}"))?;
+        Signal::KILL.send(pid).map_err(|source| FaultError::Signal {
+            context: format!("Docker crash {id}: SIGKILL to pid {pid}"),
+            source,
+        })?;
         Ok(Some(format!("SIGKILL to its process (pid {pid}) after the grace period")))
     }
 
     /// Undoes a stop (start) or a pause (unpause); a container that is gone needs nothing.
-    pub async fn undo(&self, action: KillAction, id: &str) -> Result<(), String> {
+    pub async fn undo(&self, action: KillAction, id: &str) -> Result<(), FaultError> {
         let docker = self.docker().await?;
         let result = match action {
             KillAction::Stop => docker.start_container(id, None::<StartContainerOptions>).await,
@@ -251,12 +251,12 @@ impl DockerTargets {
             {
                 Ok(())
             }
-            Err(e) => Err(format!("Docker undo {} {id}: {e}", action.as_str())),
+            Err(source) => Err(FaultError::Docker { context: format!("Docker undo {} {id}", action.as_str()), source }),
         }
     }
 
     /// `Some(how)` once the container runs again, unpaused and healthy, after `action`.
-    pub async fn recovered(&self, action: KillAction, target: &Target) -> Result<Option<String>, String> {
+    pub async fn recovered(&self, action: KillAction, target: &Target) -> Result<Option<String>, FaultError> {
         let docker = self.docker().await?;
         Ok(self.state(&docker, &target.id).await?.and_then(|(ready, started)| {
             let restarted = action == KillAction::Pause || started != target.marker;

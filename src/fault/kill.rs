@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
+use super::FaultError;
 use super::docker::DockerTargets;
 use super::kubernetes::KubernetesTargets;
 use crate::drill::{KillAction, KillPlan, Selector};
@@ -72,15 +73,15 @@ pub fn round_seed(seed: u64, fault: usize, round: u32) -> u64 {
 }
 
 /// Why a kill round did not act.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum NoRound {
     /// Acting would take more of the drill's targets down at once than its blast radius allows:
     /// the round is skipped, nothing touched.
     #[error("{0}")]
     BlastRadius(String),
     /// Nothing matched, or the backend could not be asked: nothing touched.
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Failed(FaultError),
 }
 
 /// The key of a target in the drill-wide count of what is down: backend and id.
@@ -100,7 +101,10 @@ pub fn choose_from(
     seed: u64,
 ) -> Result<Vec<Acted>, NoRound> {
     if matching.is_empty() {
-        return Err(NoRound::Failed(format!("{} match nothing; nothing was killed", plan.selector.describe())));
+        return Err(NoRound::Failed(FaultError::Refused(format!(
+            "{} match nothing; nothing was killed",
+            plan.selector.describe()
+        ))));
     }
     let n = plan.pick.of(matching.len());
     if n > plan.max_targets {
@@ -150,15 +154,15 @@ impl Killers {
     }
 
     /// Every target `selector` matches now.
-    pub async fn list(&self, selector: &Selector) -> Result<Vec<Target>, String> {
+    pub async fn list(&self, selector: &Selector) -> Result<Vec<Target>, FaultError> {
         match selector {
             Selector::Process { service } => {
                 let replicas = self.supervisor.replicas_of(service);
                 if replicas.is_empty() {
-                    return Err(format!(
+                    return Err(FaultError::Refused(format!(
                         "no local service `{service}` is up (known: {}); start it with `firedrill up ENV_FILE`",
                         self.known_services()
-                    ));
+                    )));
                 }
                 // Every replica, with or without a process: one in backoff is down, not gone.
                 Ok(replicas
@@ -186,7 +190,11 @@ impl Killers {
 
     /// The [`key`]s of every target that `selectors` (a drill's kill faults) match and that is
     /// not ready now, with `acted` (targets the run acted on, not seen back yet).
-    pub async fn down(&self, selectors: &[&Selector], acted: &BTreeSet<String>) -> Result<BTreeSet<String>, String> {
+    pub async fn down(
+        &self,
+        selectors: &[&Selector],
+        acted: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, FaultError> {
         let mut down = acted.clone();
         let mut seen: Vec<&Selector> = Vec::new();
         for &selector in selectors {
@@ -222,10 +230,10 @@ impl Killers {
     /// Does `plan`'s action to one target; the answer says what was done, and the SIGKILL that
     /// is due after the grace period if the process is still there (sent by
     /// [`Killers::follow_up`] when the run, which tracks it, gets there).
-    pub async fn act(&self, plan: &KillPlan, target: &Target) -> Result<(String, Option<FollowUp>), String> {
+    pub async fn act(&self, plan: &KillPlan, target: &Target) -> Result<(String, Option<FollowUp>), FaultError> {
         match &plan.selector {
             Selector::Process { .. } => {
-                let pid = self.supervisor.kill(&target.id, plan.signal).map_err(|e| e.to_string())?;
+                let pid = self.supervisor.kill(&target.id, plan.signal)?;
                 if plan.grace.is_zero() || plan.signal == Signal::KILL {
                     return Ok((format!("{} to pid {pid}'s process group", plan.signal), None));
                 }
@@ -245,13 +253,13 @@ impl Killers {
 
     /// The SIGKILL after a grace period: sent only if `pid` is still the target's process.
     /// `Some(what was done)`, or `None` when it had gone by itself.
-    pub async fn follow_up(&self, plan: &KillPlan, target: &Target, pid: u32) -> Result<Option<String>, String> {
+    pub async fn follow_up(&self, plan: &KillPlan, target: &Target, pid: u32) -> Result<Option<String>, FaultError> {
         match &plan.selector {
             Selector::Process { .. } => {
                 if self.supervisor.replica(&target.id).is_none_or(|r| r.pid != Some(pid)) {
                     return Ok(None);
                 }
-                self.supervisor.kill(&target.id, Signal::KILL).map_err(|e| e.to_string())?;
+                self.supervisor.kill(&target.id, Signal::KILL)?;
                 Ok(Some(format!("SIGKILL to pid {pid}'s process group after the grace period")))
             }
             Selector::Docker { .. } => self.docker.follow_up(&target.id, pid).await,
@@ -260,7 +268,7 @@ impl Killers {
     }
 
     /// Undoes what `action` left behind on a target (unpause, start); a gone target is fine.
-    pub async fn undo(&self, selector: &Selector, action: KillAction, id: &str) -> Result<(), String> {
+    pub async fn undo(&self, selector: &Selector, action: KillAction, id: &str) -> Result<(), FaultError> {
         match selector {
             Selector::Docker { .. } if action.needs_undo() => self.docker.undo(action, id).await,
             _ => Ok(()),
@@ -268,7 +276,7 @@ impl Killers {
     }
 
     /// Undoes a journaled `action` (`stop`, `pause`) on a `backend` target, after a crash.
-    pub async fn undo_journaled(&self, backend: &str, action: &str, id: &str) -> Result<(), String> {
+    pub async fn undo_journaled(&self, backend: &str, action: &str, id: &str) -> Result<(), FaultError> {
         let action = match action {
             "stop" => KillAction::Stop,
             "pause" => KillAction::Pause,
@@ -281,7 +289,7 @@ impl Killers {
     }
 
     /// Whether an acted-on target is back: `Some(how)` once it is.
-    pub async fn recovered(&self, plan: &KillPlan, acted: &Acted) -> Result<Option<String>, String> {
+    pub async fn recovered(&self, plan: &KillPlan, acted: &Acted) -> Result<Option<String>, FaultError> {
         match &plan.selector {
             Selector::Process { .. } => Ok(self.supervisor.replica(&acted.target.id).and_then(|r| {
                 let back =
@@ -408,7 +416,7 @@ mod tests {
                         assert!(all_down <= max_targets, "seed {seed}: {all_down} down right after a kill at {now} ms");
                     }
                     Err(NoRound::BlastRadius(_)) => rounds_skipped += 1,
-                    Err(NoRound::Failed(e)) => panic!("seed {seed}: {e}"),
+                    Err(NoRound::Failed(e)) => panic!("seed {seed}: {}", e.describe()),
                 }
             }
         }

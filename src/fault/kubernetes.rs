@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use super::FaultError;
 use super::kill::Target;
 
 /// How long connecting to the API server may take.
@@ -59,6 +60,11 @@ fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// A Kubernetes or kubeconfig error, with what was being done.
+fn kube_error(context: String, source: impl std::error::Error + Send + Sync + 'static) -> FaultError {
+    FaultError::Kubernetes { context, source: Some(Box::new(source)) }
+}
+
 impl KubernetesTargets {
     /// Clients from the kubeconfig file at `path`.
     pub fn from_kubeconfig(path: PathBuf) -> Self {
@@ -66,12 +72,12 @@ impl KubernetesTargets {
     }
 
     /// The kubeconfig's current context, and the kubeconfig.
-    fn current(&self) -> Result<(String, Kubeconfig), String> {
+    fn current(&self) -> Result<(String, Kubeconfig), FaultError> {
         let kubeconfig = match &self.kubeconfig {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
         }
-        .map_err(|e| format!("cannot read the kubeconfig: {e}"))?;
+        .map_err(|e| kube_error("cannot read the kubeconfig".into(), e))?;
         Ok((kubeconfig.current_context.clone().unwrap_or_default(), kubeconfig))
     }
 
@@ -83,14 +89,14 @@ impl KubernetesTargets {
     }
 
     /// A client for the current context, refused unless that context is in `contexts`.
-    async fn client(&self, contexts: &[String]) -> Result<Connected, String> {
+    async fn client(&self, contexts: &[String]) -> Result<Connected, FaultError> {
         let (current, kubeconfig) = self.current()?;
         if !contexts.contains(&current) {
-            return Err(format!(
+            return Err(FaultError::Refused(format!(
                 "the kubeconfig's current context `{current}` is not in the drill's allow-list ({}); \
                  switch context (kubectl config use-context) or add it to blast_radius.kubernetes.contexts",
                 contexts.join(", ")
-            ));
+            )));
         }
         let mut cached = self.client.lock().await;
         if let Some(connected) = cached.as_ref()
@@ -100,13 +106,13 @@ impl KubernetesTargets {
         }
         let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .map_err(|e| format!("kubeconfig context `{current}`: {e}"))?;
+            .map_err(|e| kube_error(format!("kubeconfig context `{current}`"), e))?;
         let timeout = request_timeout();
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(timeout);
         config.write_timeout = Some(timeout);
         let server = config.cluster_url.to_string();
-        let client = Client::try_from(config).map_err(|e| format!("Kubernetes client for {server}: {e}"))?;
+        let client = Client::try_from(config).map_err(|e| kube_error(format!("Kubernetes client for {server}"), e))?;
         let connected = Connected { context: current, server, client };
         *cached = Some(connected.clone());
         Ok(connected)
@@ -117,7 +123,7 @@ impl KubernetesTargets {
         connected: &Connected,
         what: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, FaultError> {
         let timeout = request_timeout();
         let bounds = format!(
             "connect timeout {}, request timeout {} (FIREDRILL_KUBE_TIMEOUT)",
@@ -126,13 +132,16 @@ impl KubernetesTargets {
         );
         match tokio::time::timeout(CONNECT_TIMEOUT + timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(format!("Kubernetes API {}: {what}: {e} ({bounds})", connected.server)),
-            Err(_) => Err(format!("Kubernetes API {}: {what}: no answer in time ({bounds})", connected.server)),
+            Ok(Err(e)) => Err(kube_error(format!("Kubernetes API {}: {what} ({bounds})", connected.server), e)),
+            Err(_) => Err(FaultError::Kubernetes {
+                context: format!("Kubernetes API {}: {what}: no answer in time ({bounds})", connected.server),
+                source: None,
+            }),
         }
     }
 
     /// Pods in `namespace` matching `selector`, not already terminating.
-    pub async fn list(&self, contexts: &[String], namespace: &str, selector: &str) -> Result<Vec<Target>, String> {
+    pub async fn list(&self, contexts: &[String], namespace: &str, selector: &str) -> Result<Vec<Target>, FaultError> {
         let connected = self.client(contexts).await?;
         let pods: Api<Pod> = Api::namespaced(connected.client.clone(), namespace);
         let what = format!("list pods in `{namespace}` matching `{selector}`");
@@ -162,7 +171,7 @@ impl KubernetesTargets {
         namespace: &str,
         name: &str,
         grace: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, FaultError> {
         let connected = self.client(contexts).await?;
         let pods: Api<Pod> = Api::namespaced(connected.client.clone(), namespace);
         let seconds = u32::try_from(grace.as_secs()).unwrap_or(u32::MAX);

@@ -1,6 +1,7 @@
 //! Where faults go: the daemon's own proxies, or an external Toxiproxy-compatible admin API.
 
 pub mod docker;
+mod error;
 pub mod kill;
 pub mod kubernetes;
 mod target;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use crate::proxy::Registry;
 use crate::proxy::toxic::Toxic;
+pub use error::{FaultError, with_causes};
 pub use target::FaultTarget;
 
 /// Where each proxy listens and sends, by name (`listen -> upstream`, or `external`).
@@ -27,7 +29,7 @@ pub enum Proxies {
 
 impl Proxies {
     /// The names of the proxies drills may use.
-    pub async fn names(&self) -> Result<BTreeSet<String>, String> {
+    pub async fn names(&self) -> Result<BTreeSet<String>, FaultError> {
         match self {
             Self::Local(registry) => Ok(registry.list().await.into_keys().collect()),
             Self::External(api) => api.proxy_names().await,
@@ -38,7 +40,7 @@ impl Proxies {
 impl Proxies {
     /// Where each proxy listens and sends (`listen -> upstream`); an external API's proxies by
     /// name only.
-    pub async fn addresses(&self) -> Result<Addresses, String> {
+    pub async fn addresses(&self) -> Result<Addresses, FaultError> {
         match self {
             Self::Local(registry) => Ok(registry
                 .list()
@@ -89,14 +91,14 @@ impl FaultTarget for Proxies {
         }
     }
 
-    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
+    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), FaultError> {
         match self {
             Self::Local(registry) => registry.apply(proxy, toxic).await,
             Self::External(api) => api.apply(proxy, toxic).await,
         }
     }
 
-    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), String> {
+    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
         match self {
             Self::Local(registry) => registry.remove(proxy, toxic).await,
             Self::External(api) => api.remove(proxy, toxic).await,

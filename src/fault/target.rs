@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use super::FaultError;
 use crate::proxy::Registry;
 use crate::proxy::toxic::Toxic;
 
@@ -15,9 +16,9 @@ pub trait FaultTarget: Send + Sync {
         format!("firedrill_{run}_{fault}_{}", toxic.name)
     }
     /// Puts `toxic` on `proxy`.
-    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send;
+    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), FaultError>> + Send;
     /// Takes the toxic named `toxic` off `proxy`; a toxic that is already gone is not an error.
-    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send;
+    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), FaultError>> + Send;
     /// Cumulative (valid, bad) events of `proxy` as an SLI, when it can tell.
     fn counts(&self, _proxy: &str) -> impl Future<Output = Option<(u64, u64)>> + Send {
         std::future::ready(None)
@@ -38,15 +39,18 @@ impl FaultTarget for Registry {
         self.toxics(proxy).await.ok().map(|toxics| toxics.iter().any(|t| t.name == toxic))
     }
 
-    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
-        self.insert_toxic(proxy, toxic.clone()).await.map(|_| ()).map_err(|e| format!("proxy `{proxy}`: {e}"))
+    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), FaultError> {
+        self.insert_toxic(proxy, toxic.clone())
+            .await
+            .map(|_| ())
+            .map_err(|source| FaultError::Proxy { proxy: proxy.to_owned(), source })
     }
 
-    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), String> {
+    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
         match self.remove_toxic(proxy, toxic).await {
             Ok(()) => Ok(()),
             Err(e) if e.status.as_u16() == 404 => Ok(()),
-            Err(e) => Err(format!("proxy `{proxy}`: {e}")),
+            Err(source) => Err(FaultError::Proxy { proxy: proxy.to_owned(), source }),
         }
     }
 }
@@ -56,11 +60,11 @@ impl<T: FaultTarget> FaultTarget for Arc<T> {
         self.as_ref().toxic_name(run, fault, toxic)
     }
 
-    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), String>> + Send {
+    fn apply(&self, proxy: &str, toxic: &Toxic) -> impl Future<Output = Result<(), FaultError>> + Send {
         self.as_ref().apply(proxy, toxic)
     }
 
-    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), String>> + Send {
+    fn remove(&self, proxy: &str, toxic: &str) -> impl Future<Output = Result<(), FaultError>> + Send {
         self.as_ref().remove(proxy, toxic)
     }
 

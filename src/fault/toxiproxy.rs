@@ -21,7 +21,7 @@ use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::Proxy;
 use toxiproxy_rust::toxic::ToxicPack;
 
-use super::FaultTarget;
+use super::{FaultError, FaultTarget};
 use crate::proxy::external::{attributes, external_name};
 use crate::proxy::toxic::Toxic;
 
@@ -64,7 +64,7 @@ impl ToxiproxyApi {
     async fn call<R: Send + 'static>(
         &self,
         call: impl FnOnce(&Client) -> Result<R, String> + Send + 'static,
-    ) -> Result<R, String> {
+    ) -> Result<R, FaultError> {
         let address = self.address.clone();
         let work = move || {
             let socket: SocketAddr = address
@@ -78,12 +78,17 @@ impl ToxiproxyApi {
         };
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("the Toxiproxy API at {}: {e}", self.address))
+            .map_err(|e| self.failed(e.to_string()))?
+            .map_err(|detail| self.failed(detail))
+    }
+
+    /// The API (or its client) failed: `detail` says how.
+    fn failed(&self, detail: String) -> FaultError {
+        FaultError::Toxiproxy { address: self.address.clone(), detail }
     }
 
     /// The names of the API's proxies.
-    pub async fn proxy_names(&self) -> Result<BTreeSet<String>, String> {
+    pub async fn proxy_names(&self) -> Result<BTreeSet<String>, FaultError> {
         self.call(|client| Ok(client.all()?.into_keys().collect())).await
     }
 }
@@ -98,7 +103,7 @@ impl FaultTarget for ToxiproxyApi {
         external_name(toxic)
     }
 
-    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), String> {
+    async fn apply(&self, proxy: &str, toxic: &Toxic) -> Result<(), FaultError> {
         let name = external_name(toxic);
         #[allow(clippy::cast_possible_truncation, reason = "toxicity is in [0, 1]")]
         let pack = ToxicPack {
@@ -106,7 +111,11 @@ impl FaultTarget for ToxiproxyApi {
             r#type: toxic.kind.type_name().to_owned(),
             stream: toxic.stream.as_str().to_owned(),
             toxicity: toxic.toxicity as f32,
-            attributes: attributes(&toxic.kind)?.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            attributes: attributes(&toxic.kind)
+                .map_err(FaultError::Refused)?
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
         };
         let proxy_name = proxy.to_owned();
         self.call(move |client| {
@@ -124,10 +133,8 @@ impl FaultTarget for ToxiproxyApi {
         .await
     }
 
-    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), String> {
-        delete_toxic(&self.address, proxy, toxic)
-            .await
-            .map_err(|e| format!("the Toxiproxy API at {}: {e}", self.address))?;
+    async fn remove(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
+        delete_toxic(&self.address, proxy, toxic).await.map_err(|detail| self.failed(detail))?;
         let (proxy_name, name) = (proxy.to_owned(), toxic.to_owned());
         self.call(move |client| {
             let proxy = match client.find_proxy(&proxy_name) {

@@ -26,7 +26,7 @@ pub async fn describe(
     let _ = writeln!(out, "  timebox {}", crate::duration::format(drill.timebox));
     let selectors = drill.kill_selectors();
     if !selectors.is_empty() {
-        let down = kills.down(&selectors, &BTreeSet::new()).await?;
+        let down = kills.down(&selectors, &BTreeSet::new()).await.map_err(|e| e.describe())?;
         let max = drill.faults.iter().find_map(|f| match &f.action {
             FaultAction::Kill(plan) => Some(plan.max_targets),
             _ => None,
@@ -64,7 +64,8 @@ pub async fn describe(
             }
             FaultAction::Kill(plan) => {
                 let _ = writeln!(out, "  fault {index}: at {at} {until}, {}", kill_line(plan));
-                let matching = kills.list(&plan.selector).await.map_err(|e| format!("fault {index}: {e}"))?;
+                let matching =
+                    kills.list(&plan.selector).await.map_err(|e| format!("fault {index}: {}", e.describe()))?;
                 let names: Vec<String> = matching
                     .iter()
                     .map(|t| if t.ready { t.name.clone() } else { format!("{} (not ready)", t.name) })

@@ -321,7 +321,7 @@ impl Manager {
     /// What drills are checked against: this daemon's proxies.
     async fn environment(&self) -> Result<Environment, ManagerError> {
         Ok(Environment {
-            proxies: self.proxies.names().await.map_err(ManagerError::Proxies)?,
+            proxies: self.proxies.names().await.map_err(|e| ManagerError::Proxies(e.describe()))?,
             http: self.proxies.http_names().await,
             external: matches!(self.proxies, crate::fault::Proxies::External(_)),
         })
@@ -336,7 +336,7 @@ impl Manager {
             ManagerError::BadDrill(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
         self.check_overlap(&touches(&drill))?;
-        let addresses = self.proxies.addresses().await.map_err(ManagerError::Proxies)?;
+        let addresses = self.proxies.addresses().await.map_err(|e| ManagerError::Proxies(e.describe()))?;
         super::dry::describe(&drill, &path, &addresses, &self.kills, seed)
             .await
             .map_err(|e| ManagerError::BadDrill(format!("{}: {e}", path.display())))

@@ -339,7 +339,8 @@ impl<T: FaultTarget> Runner<'_, T> {
             kind: toxic.kind.type_name().to_owned(),
         })?;
         self.active.insert(index, (proxy.clone(), toxic.name.clone()));
-        if let Err(error) = self.target.apply(&proxy, &toxic).await {
+        if let Err(e) = self.target.apply(&proxy, &toxic).await {
+            let error = e.describe();
             tracing::warn!(%error, "fault could not be applied");
             // Not ours to undo: a toxic of that name may belong to someone else.
             self.active.remove(&index);
@@ -375,7 +376,9 @@ impl<T: FaultTarget> Runner<'_, T> {
                 }
                 match no {
                     NoRound::BlastRadius(reason) => self.log(Event::KillSkipped { fault: index, round, reason })?,
-                    NoRound::Failed(error) => self.log(Event::KillFailed { fault: index, target: None, error })?,
+                    NoRound::Failed(e) => {
+                        self.log(Event::KillFailed { fault: index, target: None, error: e.describe() })?;
+                    }
                 }
                 return Ok(true);
             }
@@ -410,7 +413,8 @@ impl<T: FaultTarget> Runner<'_, T> {
                     self.probe_now.notify_one();
                     self.pending.push(Pending { fault: index, acted });
                 }
-                Err(error) => {
+                Err(e) => {
+                    let error = e.describe();
                     failures.push(error.clone());
                     self.log(Event::KillFailed { fault: index, target: Some(acted.target.id.clone()), error })?;
                 }
@@ -442,7 +446,7 @@ impl<T: FaultTarget> Runner<'_, T> {
             match self.kills.follow_up(plan, &target, pid).await {
                 Ok(Some(detail)) => self.log(Event::KillEscalated { fault, target: target.id, detail })?,
                 Ok(None) => {}
-                Err(error) => self.log(Event::KillFailed { fault, target: Some(target.id), error })?,
+                Err(e) => self.log(Event::KillFailed { fault, target: Some(target.id), error: e.describe() })?,
             }
         }
         Ok(())
@@ -460,8 +464,8 @@ impl<T: FaultTarget> Runner<'_, T> {
                     detail,
                 })?,
                 Ok(None) => still.push(pending),
-                Err(error) => {
-                    tracing::debug!(%error, "recovery check failed; trying again");
+                Err(e) => {
+                    tracing::debug!(error = %e.describe(), "recovery check failed; trying again");
                     still.push(pending);
                 }
             }
@@ -497,7 +501,9 @@ impl<T: FaultTarget> Runner<'_, T> {
                             target,
                             action: plan.action.as_str().to_owned(),
                         })?,
-                        Err(error) => tracing::error!(%error, target, "could not undo a kill; undo it by hand"),
+                        Err(e) => {
+                            tracing::error!(error = %e.describe(), target, "could not undo a kill; undo it by hand");
+                        }
                     }
                 }
             }
@@ -510,8 +516,8 @@ impl<T: FaultTarget> Runner<'_, T> {
             return Ok(());
         }
         if let Some((proxy, toxic)) = self.active.remove(&index) {
-            if let Err(error) = self.target.remove(&proxy, &toxic).await {
-                tracing::error!(%error, proxy, toxic, "could not remove a fault; remove it by hand");
+            if let Err(e) = self.target.remove(&proxy, &toxic).await {
+                tracing::error!(error = %e.describe(), proxy, toxic, "could not remove a fault; remove it by hand");
             }
             self.log(Event::FaultRemoved { fault: index, proxy, toxic, reason: reason.to_owned() })?;
         }
@@ -1164,16 +1170,16 @@ pub async fn recover<T: FaultTarget>(path: &Path, target: &T, kills: &Killers) -
         }
         match kills.undo_journaled(&backend, &action, &target).await {
             Ok(()) => records.push(journal.append(t_ms, Event::TargetRestored { fault, target, action })?),
-            Err(error) => {
-                tracing::error!(%error, target, "could not undo a kill left by a crashed run; undo it by hand");
+            Err(e) => {
+                tracing::error!(error = %e.describe(), target, "could not undo a kill left by a crashed run; undo it by hand");
             }
         }
     }
     for (fault, (proxy, toxic)) in active {
         if !proxy.is_empty()
-            && let Err(error) = target.remove(&proxy, &toxic).await
+            && let Err(e) = target.remove(&proxy, &toxic).await
         {
-            tracing::error!(%error, proxy, toxic, "could not remove a fault left by a crashed run");
+            tracing::error!(error = %e.describe(), proxy, toxic, "could not remove a fault left by a crashed run");
         }
         let event = Event::FaultRemoved { fault, proxy, toxic, reason: "interrupted".to_owned() };
         records.push(journal.append(t_ms, event)?);

@@ -250,12 +250,16 @@ struct Outage {
 }
 
 impl firedrill::fault::FaultTarget for Outage {
-    async fn apply(&self, _proxy: &str, _toxic: &firedrill::proxy::toxic::Toxic) -> Result<(), String> {
+    async fn apply(
+        &self,
+        _proxy: &str,
+        _toxic: &firedrill::proxy::toxic::Toxic,
+    ) -> Result<(), firedrill::fault::FaultError> {
         self.state.lock().unwrap().0 = Some(tokio::time::Instant::now());
         Ok(())
     }
 
-    async fn remove(&self, _proxy: &str, _toxic: &str) -> Result<(), String> {
+    async fn remove(&self, _proxy: &str, _toxic: &str) -> Result<(), firedrill::fault::FaultError> {
         let mut state = self.state.lock().unwrap();
         if let Some(since) = state.0.take() {
             state.1 += since.elapsed().as_secs_f64();
