@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::journal::event::{AnswerKey, Phase};
+pub use crate::journal::event::{AnswerKey, Backend, KillAction, Phase};
 pub use crate::probe::HttpProbe;
 use crate::proxy::toxic::Toxic;
 use crate::signal::Signal;
@@ -116,11 +116,11 @@ pub enum Selector {
 
 impl Selector {
     /// The backend, as journaled: `process`, `docker` or `kubernetes`.
-    pub fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> Backend {
         match self {
-            Self::Process { .. } => "process",
-            Self::Docker { .. } => "docker",
-            Self::Kubernetes { .. } => "kubernetes",
+            Self::Process { .. } => Backend::Process,
+            Self::Docker { .. } => Backend::Docker,
+            Self::Kubernetes { .. } => Backend::Kubernetes,
         }
     }
 
@@ -160,43 +160,6 @@ impl Pick {
             Self::Percent(p) => ((matching as f64 * p / 100.0).ceil() as usize).max(1),
             Self::All => matching,
         }
-    }
-}
-
-/// What a kill fault does to a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillAction {
-    /// Send the signal (processes, Docker).
-    Kill,
-    /// Docker stop with the grace period; the fault's end starts it again.
-    Stop,
-    /// Docker restart with the grace period.
-    Restart,
-    /// Docker pause; the fault's end unpauses.
-    Pause,
-    /// Kubernetes pod delete with the grace period.
-    Delete,
-    /// Docker: the signal to the container's main process from this host, not through the
-    /// API, so Docker sees a crash and the container's restart policy applies.
-    Crash,
-}
-
-impl KillAction {
-    /// The name used in drills and journals.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Kill => "kill",
-            Self::Stop => "stop",
-            Self::Restart => "restart",
-            Self::Pause => "pause",
-            Self::Delete => "delete",
-            Self::Crash => "crash",
-        }
-    }
-
-    /// Whether the fault's end must undo it (unpause, start).
-    pub fn needs_undo(self) -> bool {
-        matches!(self, Self::Stop | Self::Pause)
     }
 }
 

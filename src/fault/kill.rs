@@ -12,6 +12,7 @@ use super::FaultError;
 use super::docker::DockerTargets;
 use super::kubernetes::KubernetesTargets;
 use crate::drill::{KillAction, KillPlan, Selector};
+use crate::journal::event::Backend;
 use crate::signal::Signal;
 use crate::supervise::{ReplicaState, Supervisor};
 
@@ -276,14 +277,9 @@ impl Killers {
     }
 
     /// Undoes a journaled `action` (`stop`, `pause`) on a `backend` target, after a crash.
-    pub async fn undo_journaled(&self, backend: &str, action: &str, id: &str) -> Result<(), FaultError> {
-        let action = match action {
-            "stop" => KillAction::Stop,
-            "pause" => KillAction::Pause,
-            _ => return Ok(()),
-        };
+    pub async fn undo_journaled(&self, backend: Backend, action: KillAction, id: &str) -> Result<(), FaultError> {
         match backend {
-            "docker" => self.docker.undo(action, id).await,
+            Backend::Docker if action.needs_undo() => self.docker.undo(action, id).await,
             _ => Ok(()),
         }
     }

@@ -40,6 +40,104 @@ impl AnswerKey {
     }
 }
 
+/// What a kill fault does to a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KillAction {
+    /// Send the signal (processes, Docker).
+    Kill,
+    /// Docker stop with the grace period; the fault's end starts it again.
+    Stop,
+    /// Docker restart with the grace period.
+    Restart,
+    /// Docker pause; the fault's end unpauses.
+    Pause,
+    /// Kubernetes pod delete with the grace period.
+    Delete,
+    /// Docker: the signal to the container's main process from this host, not through the
+    /// API, so Docker sees a crash and the container's restart policy applies.
+    Crash,
+}
+
+impl KillAction {
+    /// The name used in drills and journals.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kill => "kill",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::Pause => "pause",
+            Self::Delete => "delete",
+            Self::Crash => "crash",
+        }
+    }
+
+    /// Whether the fault's end must undo it (unpause, start).
+    pub fn needs_undo(self) -> bool {
+        matches!(self, Self::Stop | Self::Pause)
+    }
+}
+
+/// Where a kill fault's targets live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Local replicas under firedrill's supervisor.
+    Process,
+    /// Docker containers.
+    Docker,
+    /// Kubernetes pods.
+    Kubernetes,
+}
+
+impl Backend {
+    /// The name used in journals and scorecards.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Docker => "docker",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a fault came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Removal {
+    /// Its `duration` ran out.
+    Duration,
+    /// The incident was declared resolved.
+    Resolved,
+    /// The run's timebox ran out.
+    Timebox,
+    /// Someone aborted the run.
+    Aborted,
+    /// The daemon stopped, or crashed and recovered the run.
+    Interrupted,
+    /// A guardrail tripped.
+    Guardrail,
+    /// Another fault could not be applied, so the run failed.
+    Failed,
+}
+
+/// Where an alert came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertSource {
+    /// Alertmanager's webhook.
+    #[serde(rename = "alertmanager")]
+    Alertmanager,
+    /// firedrill's own burn-rate rules over the run's SLI.
+    #[serde(rename = "burn-rate")]
+    BurnRate,
+}
+
 /// A duration per phase, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseMillis {
@@ -174,21 +272,21 @@ pub enum Event {
         /// The toxic's name (empty for a kill fault).
         #[serde(default)]
         toxic: String,
-        /// Why: `duration`, `resolved`, `timebox`, `aborted`, `interrupted`, …
-        reason: String,
+        /// Why.
+        reason: Removal,
     },
     /// A kill fault acted on a target (journaled before the call).
     TargetKilled {
         /// Index of the fault in the drill.
         fault: usize,
-        /// `process`, `docker` or `kubernetes`.
-        backend: String,
+        /// Where the target lives.
+        backend: Backend,
         /// Replica id, container id or pod name.
         target: String,
         /// Its name for people.
         name: String,
-        /// `kill`, `stop`, `restart`, `pause` or `delete`.
-        action: String,
+        /// What was done.
+        action: KillAction,
         /// Which round of the fault (0 = first; `every` repeats).
         round: u32,
     },
@@ -238,7 +336,7 @@ pub enum Event {
         /// The target.
         target: String,
         /// The action undone.
-        action: String,
+        action: KillAction,
     },
     /// A responder acknowledged: human detection.
     Ack {
@@ -247,8 +345,8 @@ pub enum Event {
     },
     /// An alert fired: machine detection.
     Alert {
-        /// Where it came from (`alertmanager`, `burn-rate`, …).
-        source: String,
+        /// Where it came from.
+        source: AlertSource,
         /// The alert's name.
         name: String,
         /// What fired it (a burn-rate rule's ratios), if known.
@@ -264,7 +362,7 @@ pub enum Event {
     /// A burn-rate rule stopped firing.
     AlertCleared {
         /// Where it came from.
-        source: String,
+        source: AlertSource,
         /// The alert's name.
         name: String,
     },

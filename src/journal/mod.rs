@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod event;
 
-use event::Event;
+use std::collections::BTreeMap;
+
+use event::{Backend, Event, KillAction};
 
 /// One line of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +146,39 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, JournalError> {
     Ok(records)
 }
 
+/// What a run put in and has not taken out yet, as its journal tells it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InForce {
+    /// Toxics by fault index: (proxy, toxic name); empty names for kill and spike faults.
+    pub toxics: BTreeMap<usize, (String, String)>,
+    /// Kills whose effect lasts until undone (a stopped or paused container), by (fault,
+    /// target): where the target lives and what was done.
+    pub lasting: BTreeMap<(usize, String), (Backend, KillAction)>,
+}
+
+/// Folds a journal into the faults still in force at its end: what crash recovery takes out.
+pub fn in_force(records: &[Record]) -> InForce {
+    let mut state = InForce::default();
+    for record in records {
+        match &record.event {
+            Event::FaultApplied { fault, proxy, toxic, .. } => {
+                state.toxics.insert(*fault, (proxy.clone(), toxic.clone()));
+            }
+            Event::FaultRemoved { fault, .. } | Event::FaultFailed { fault, .. } => {
+                state.toxics.remove(fault);
+            }
+            Event::TargetKilled { fault, backend, target, action, .. } if action.needs_undo() => {
+                state.lasting.insert((*fault, target.clone()), (*backend, *action));
+            }
+            Event::TargetRestored { fault, target, .. } => {
+                state.lasting.remove(&(*fault, target.clone()));
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +229,36 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         assert_eq!(last_record(&path).map(|r| r.seq), Some(2_001));
         assert!(last_record(&dir.path().join("missing.jsonl")).is_none());
+    }
+
+    #[test]
+    fn the_faults_in_force_are_what_went_in_and_did_not_come_out() {
+        // Written by earlier versions with plain strings: the enums read and write the same text.
+        let lines = [
+            r#"{"seq":1,"t_ms":0,"wall_ms":0,"type":"fault_applied","fault":0,"proxy":"partner","toxic":"t0","kind":"latency"}"#,
+            r#"{"seq":2,"t_ms":1,"wall_ms":0,"type":"fault_applied","fault":1,"proxy":"ledger","toxic":"t1","kind":"timeout"}"#,
+            r#"{"seq":3,"t_ms":2,"wall_ms":0,"type":"fault_removed","fault":0,"proxy":"partner","toxic":"t0","reason":"duration"}"#,
+            r#"{"seq":4,"t_ms":3,"wall_ms":0,"type":"target_killed","fault":2,"backend":"docker","target":"c1","name":"shop-1","action":"pause","round":0}"#,
+            r#"{"seq":5,"t_ms":4,"wall_ms":0,"type":"target_killed","fault":2,"backend":"docker","target":"c2","name":"shop-2","action":"stop","round":1}"#,
+            r#"{"seq":6,"t_ms":5,"wall_ms":0,"type":"target_killed","fault":3,"backend":"process","target":"wallet-1","name":"wallet-1","action":"kill","round":0}"#,
+            r#"{"seq":7,"t_ms":6,"wall_ms":0,"type":"target_restored","fault":2,"target":"c1","action":"pause"}"#,
+            r#"{"seq":8,"t_ms":7,"wall_ms":0,"type":"alert","source":"burn-rate","name":"page-1h"}"#,
+            r#"{"seq":9,"t_ms":8,"wall_ms":0,"type":"alert_cleared","source":"alertmanager","name":"X"}"#,
+        ];
+        let text = lines.join("\n") + "\n";
+        let records = parse(Path::new("fixture"), &text).unwrap();
+        for (record, line) in records.iter().zip(lines) {
+            assert_eq!(serde_json::to_string(record).unwrap(), line, "the on-disk form is unchanged");
+        }
+        let state = in_force(&records);
+        assert_eq!(state.toxics.into_iter().collect::<Vec<_>>(), [(1, ("ledger".to_owned(), "t1".to_owned()))]);
+        assert_eq!(
+            state.lasting.into_iter().collect::<Vec<_>>(),
+            [((2, "c2".to_owned()), (Backend::Docker, KillAction::Stop))],
+            "a kill needs no undo; a restored pause is undone already"
+        );
+        // An unknown reason is a corrupt journal (a torn last line alone would be dropped).
+        let unknown = format!("{}\n{}\n", lines[2].replace("duration", "whenever"), lines[3]);
+        assert!(matches!(parse(Path::new("f"), &unknown), Err(JournalError::Corrupt { line: 1, .. })));
     }
 }

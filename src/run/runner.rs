@@ -17,8 +17,8 @@ use super::verify;
 use crate::drill::{Drill, FaultAction, KillPlan};
 use crate::fault::FaultTarget;
 use crate::fault::kill::{Acted, Killers, NoRound};
-use crate::journal::event::{AlertExpectation, Event, Outcome, PhaseMillis, SloInfo};
-use crate::journal::{self, Journal, JournalError, Record};
+use crate::journal::event::{AlertExpectation, AlertSource, Event, Outcome, PhaseMillis, Removal, SloInfo};
+use crate::journal::{self, InForce, Journal, JournalError, Record};
 use crate::scorecard::Scorecard;
 
 /// Why a run refused a responder's command; nothing was journaled.
@@ -189,7 +189,7 @@ const RESOLVE_VERIFY_GRACE: Duration = Duration::from_secs(60);
 const MITIGATE_VERIFY_GRACE: Duration = Duration::from_secs(60);
 
 /// How a run ends: outcome, reason, and the reason journaled on each fault's removal.
-type End = (Outcome, Option<String>, &'static str);
+type End = (Outcome, Option<String>, Removal);
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -390,10 +390,10 @@ impl<T: FaultTarget> Runner<'_, T> {
         for acted in chosen {
             self.log(Event::TargetKilled {
                 fault: index,
-                backend: plan.selector.backend().to_owned(),
+                backend: plan.selector.backend(),
                 target: acted.target.id.clone(),
                 name: acted.target.name.clone(),
-                action: plan.action.as_str().to_owned(),
+                action: plan.action,
                 round,
             })?;
             if plan.action.needs_undo()
@@ -485,41 +485,32 @@ impl<T: FaultTarget> Runner<'_, T> {
         }
     }
 
-    async fn remove(&mut self, index: usize, reason: &str) -> Result<(), RunError> {
+    async fn remove(&mut self, index: usize, reason: Removal) -> Result<(), RunError> {
         self.applied_at.remove(&index);
         if let Some(stop) = self.spikes.remove(&index) {
             stop.cancel();
-            let (proxy, toxic, reason) = (String::new(), String::new(), reason.to_owned());
+            let (proxy, toxic) = (String::new(), String::new());
             return self.log(Event::FaultRemoved { fault: index, proxy, toxic, reason });
         }
         if let Some(undo) = self.kills_active.remove(&index) {
             if let FaultAction::Kill(plan) = &self.spec.drill.faults[index].action {
                 for target in undo {
                     match self.kills.undo(&plan.selector, plan.action, &target).await {
-                        Ok(()) => self.log(Event::TargetRestored {
-                            fault: index,
-                            target,
-                            action: plan.action.as_str().to_owned(),
-                        })?,
+                        Ok(()) => self.log(Event::TargetRestored { fault: index, target, action: plan.action })?,
                         Err(e) => {
                             tracing::error!(error = %e.describe(), target, "could not undo a kill; undo it by hand");
                         }
                     }
                 }
             }
-            self.log(Event::FaultRemoved {
-                fault: index,
-                proxy: String::new(),
-                toxic: String::new(),
-                reason: reason.to_owned(),
-            })?;
+            self.log(Event::FaultRemoved { fault: index, proxy: String::new(), toxic: String::new(), reason })?;
             return Ok(());
         }
         if let Some((proxy, toxic)) = self.active.remove(&index) {
             if let Err(e) = self.target.remove(&proxy, &toxic).await {
                 tracing::error!(error = %e.describe(), proxy, toxic, "could not remove a fault; remove it by hand");
             }
-            self.log(Event::FaultRemoved { fault: index, proxy, toxic, reason: reason.to_owned() })?;
+            self.log(Event::FaultRemoved { fault: index, proxy, toxic, reason })?;
         }
         Ok(())
     }
@@ -537,7 +528,7 @@ impl<T: FaultTarget> Runner<'_, T> {
             self.log(Event::Sli { valid: counts.0, bad: counts.1, at_ms: None })?;
         }
         for t in transitions {
-            let source = "burn-rate".to_owned();
+            let source = AlertSource::BurnRate;
             if t.firing {
                 let detail = format!(
                     "error ratio {:.3}% (long window), {:.3}% (short window), threshold {:.3}%",
@@ -556,7 +547,7 @@ impl<T: FaultTarget> Runner<'_, T> {
                 self.log(Event::AlertCleared { source, name: t.rule })?;
             }
         }
-        Ok(trip.map(|reason| (Outcome::Guardrail, Some(reason), "guardrail")))
+        Ok(trip.map(|reason| (Outcome::Guardrail, Some(reason), Removal::Guardrail)))
     }
 
     /// Every fault in force: toxic, kill or spike.
@@ -567,7 +558,7 @@ impl<T: FaultTarget> Runner<'_, T> {
         indexes
     }
 
-    async fn end(&mut self, outcome: Outcome, reason: Option<String>, why: &str) -> Result<(), RunError> {
+    async fn end(&mut self, outcome: Outcome, reason: Option<String>, why: Removal) -> Result<(), RunError> {
         let indexes = self.in_force();
         for index in indexes {
             self.remove(index, why).await?;
@@ -676,9 +667,11 @@ impl<T: FaultTarget> Runner<'_, T> {
                 self.sample(live, None, None).await?;
                 self.log(Event::ResolveDeclared { by })?;
                 let _ = reply.send(Ok(()));
-                return Ok(Some((Outcome::Resolved, None, "resolved")));
+                return Ok(Some((Outcome::Resolved, None, Removal::Resolved)));
             }
-            Command::Abort { by } => return Ok(Some((Outcome::Aborted, Some(format!("aborted by {by}")), "aborted"))),
+            Command::Abort { by } => {
+                return Ok(Some((Outcome::Aborted, Some(format!("aborted by {by}")), Removal::Aborted)));
+            }
             Command::Alert { name, labels, starts_at, fingerprint, reply } => {
                 let expected = self
                     .spec
@@ -689,7 +682,7 @@ impl<T: FaultTarget> Runner<'_, T> {
                 let recorded = expected && self.alerts_seen.insert((fingerprint.clone(), starts_at.clone()));
                 if recorded {
                     self.log(Event::Alert {
-                        source: "alertmanager".to_owned(),
+                        source: AlertSource::Alertmanager,
                         name,
                         detail: None,
                         starts_at: Some(starts_at),
@@ -859,7 +852,7 @@ pub async fn run<T: FaultTarget>(
         let next_at = steps.next_at().unwrap_or(drill.timebox + shift);
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break (Outcome::Interrupted, Some("the daemon stopped".to_owned()), "interrupted"),
+            () = shutdown.cancelled() => break (Outcome::Interrupted, Some("the daemon stopped".to_owned()), Removal::Interrupted),
             Some((sent, ok)) = probes.recv(), if runner.evidence.steady.is_some() => {
                 let now = runner.now_ms();
                 runner.probe(&live, now, sent, ok).await?;
@@ -888,7 +881,7 @@ pub async fn run<T: FaultTarget>(
                         }
                         faulted = true;
                         if !runner.apply(index).await? {
-                            break (Outcome::Failed, Some(format!("fault {index} could not be applied")), "failed");
+                            break (Outcome::Failed, Some(format!("fault {index} could not be applied")), Removal::Failed);
                         }
                         schedule_next_round(&mut steps, drill, index, 1, next_at);
                     }
@@ -900,13 +893,13 @@ pub async fn run<T: FaultTarget>(
                             schedule_next_round(&mut steps, drill, index, round + 1, next_at);
                         }
                     }
-                    Step::Remove(index) => runner.remove(index, "duration").await?,
+                    Step::Remove(index) => runner.remove(index, Removal::Duration).await?,
                     Step::Hint(index) => {
                         if !runner.hints_shown[index] {
                             runner.reveal(index, None)?;
                         }
                     }
-                    Step::Timebox => break (Outcome::Unresolved, Some("the timebox ran out".to_owned()), "timebox"),
+                    Step::Timebox => break (Outcome::Unresolved, Some("the timebox ran out".to_owned()), Removal::Timebox),
                 }
             }
         }
@@ -1105,7 +1098,7 @@ async fn verify_resolved<T: FaultTarget>(
     ratio: f64,
 ) -> Result<(Outcome, Option<String>), RunError> {
     for index in runner.in_force() {
-        runner.remove(index, "resolved").await?;
+        runner.remove(index, Removal::Resolved).await?;
     }
     // Results probed before the faults came out say nothing about the state after.
     while probes.try_recv().is_ok() {}
@@ -1142,33 +1135,14 @@ pub async fn recover<T: FaultTarget>(path: &Path, target: &T, kills: &Killers) -
     if records.iter().any(|r| matches!(r.event, Event::Ended { .. })) {
         return Ok(None);
     }
-    let mut active: BTreeMap<usize, (String, String)> = BTreeMap::new();
-    // (fault, target) -> (backend, action) of kills whose effect lasts until undone.
-    let mut lasting: BTreeMap<(usize, String), (String, String)> = BTreeMap::new();
-    for record in &records {
-        match &record.event {
-            Event::FaultApplied { fault, proxy, toxic, .. } => {
-                active.insert(*fault, (proxy.clone(), toxic.clone()));
-            }
-            Event::FaultRemoved { fault, .. } | Event::FaultFailed { fault, .. } => {
-                active.remove(fault);
-            }
-            Event::TargetKilled { fault, backend, target, action, .. } if action == "stop" || action == "pause" => {
-                lasting.insert((*fault, target.clone()), (backend.clone(), action.clone()));
-            }
-            Event::TargetRestored { fault, target, .. } => {
-                lasting.remove(&(*fault, target.clone()));
-            }
-            _ => {}
-        }
-    }
+    let InForce { toxics: active, lasting } = journal::in_force(&records);
     let mut journal = Journal::reopen(path, &records)?;
     let t_ms = records.last().map_or(0, |r| r.t_ms);
     for ((fault, target), (backend, action)) in lasting {
         if !active.contains_key(&fault) {
             continue;
         }
-        match kills.undo_journaled(&backend, &action, &target).await {
+        match kills.undo_journaled(backend, action, &target).await {
             Ok(()) => records.push(journal.append(t_ms, Event::TargetRestored { fault, target, action })?),
             Err(e) => {
                 tracing::error!(error = %e.describe(), target, "could not undo a kill left by a crashed run; undo it by hand");
@@ -1181,7 +1155,7 @@ pub async fn recover<T: FaultTarget>(path: &Path, target: &T, kills: &Killers) -
         {
             tracing::error!(error = %e.describe(), proxy, toxic, "could not remove a fault left by a crashed run");
         }
-        let event = Event::FaultRemoved { fault, proxy, toxic, reason: "interrupted".to_owned() };
+        let event = Event::FaultRemoved { fault, proxy, toxic, reason: Removal::Interrupted };
         records.push(journal.append(t_ms, event)?);
     }
     let end = Event::Ended { outcome: Outcome::Interrupted, reason: Some("the daemon stopped mid-run".to_owned()) };

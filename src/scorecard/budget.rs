@@ -148,6 +148,7 @@ pub fn alerts(records: &[Record], expected: &[AlertExpectation], t0: u64, t0_wal
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::event::AlertSource;
 
     fn record(seq: u64, t_ms: u64, event: Event) -> Record {
         Record { seq, t_ms, wall_ms: 0, event }
@@ -155,7 +156,7 @@ mod tests {
 
     fn fired(seq: u64, t_ms: u64, name: &str) -> Record {
         let event = Event::Alert {
-            source: "burn-rate".into(),
+            source: AlertSource::BurnRate,
             name: name.into(),
             detail: None,
             starts_at: None,
@@ -192,7 +193,7 @@ mod tests {
         let t0_wall = 1_800_000_000_000; // 2027-01-15T08:00:00Z
         let fault = Event::FaultApplied { fault: 0, proxy: "p".into(), toxic: "t".into(), kind: "latency".into() };
         let alert = |starts_at: &str| Event::Alert {
-            source: "alertmanager".into(),
+            source: AlertSource::Alertmanager,
             name: "page-1h".into(),
             detail: None,
             starts_at: Some(starts_at.into()),

@@ -15,7 +15,7 @@ pub use self::budget::{AlertScore, BudgetImpact};
 
 use crate::drill::Phase;
 use crate::journal::Record;
-use crate::journal::event::{Event, Outcome, PhaseMillis};
+use crate::journal::event::{Backend, Event, KillAction, Outcome, PhaseMillis};
 
 /// The version of the scorecard's JSON; bumped on incompatible changes.
 /// Version 2 added `void`, `false_alarms`, `faults_failed`, `mitigation`,
@@ -178,12 +178,12 @@ pub struct Scorecard {
 pub struct KillScore {
     /// Index of the fault in the drill.
     pub fault: usize,
-    /// `process`, `docker` or `kubernetes`.
-    pub backend: String,
+    /// Where the target lives.
+    pub backend: Backend,
     /// Replica id, container id or pod name.
     pub target: String,
-    /// What was done (`kill`, `stop`, `restart`, `pause`, `delete`).
-    pub action: String,
+    /// What was done.
+    pub action: KillAction,
     /// When, from t0.
     pub at_ms: u64,
     /// How long until it was seen healthy again (`None`: not within the run).
@@ -209,9 +209,9 @@ impl Scorecard {
         match event {
             Event::TargetKilled { fault, backend, target, action, .. } => self.kills.push(KillScore {
                 fault: *fault,
-                backend: backend.clone(),
+                backend: *backend,
                 target: target.clone(),
-                action: action.clone(),
+                action: *action,
                 at_ms: at,
                 recovered_after_ms: None,
             }),

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use firedrill::drill::AnswerKey;
 use firedrill::journal::Record;
-use firedrill::journal::event::{AlertExpectation, Event, Outcome, PhaseMillis};
+use firedrill::journal::event::{
+    AlertExpectation, AlertSource, Backend, Event, KillAction, Outcome, PhaseMillis, Removal,
+};
 use firedrill::journal::{self, Journal};
 use firedrill::proxy::Registry;
 use firedrill::proxy::config::{Mode, ProxyConfig};
@@ -51,10 +53,10 @@ fn timeline(seed: u64) -> Vec<Record> {
                 at,
                 Event::TargetKilled {
                     fault,
-                    backend: "process".into(),
+                    backend: Backend::Process,
                     target: "w-0".into(),
                     name: "w".into(),
-                    action: "kill".into(),
+                    action: KillAction::Kill,
                     round: 0,
                 },
             ));
@@ -63,7 +65,7 @@ fn timeline(seed: u64) -> Vec<Record> {
             let out = at + rng.random_range(1..30_000);
             events.push((
                 out,
-                Event::FaultRemoved { fault, proxy: "p".into(), toxic: format!("t{fault}"), reason: "duration".into() },
+                Event::FaultRemoved { fault, proxy: "p".into(), toxic: format!("t{fault}"), reason: Removal::Duration },
             ));
         }
     }
@@ -77,7 +79,7 @@ fn timeline(seed: u64) -> Vec<Record> {
             2 => Event::Mitigated { since_ms: at.saturating_sub(rng.random_range(0..10_000)) },
             3 => Event::ResolveDeclared { by: "r1".into() },
             4 => Event::Alert {
-                source: "burn-rate".into(),
+                source: AlertSource::BurnRate,
                 name: "page-1h".into(),
                 detail: None,
                 starts_at: None,
@@ -87,7 +89,7 @@ fn timeline(seed: u64) -> Vec<Record> {
                 // Alertmanager: startsAt anywhere from an hour before this moment to now.
                 let starts = (WALL + at).saturating_sub(rng.random_range(0..3_600_000));
                 Event::Alert {
-                    source: "alertmanager".into(),
+                    source: AlertSource::Alertmanager,
                     name: "Burn".into(),
                     detail: None,
                     starts_at: Some(rfc3339(starts)),
