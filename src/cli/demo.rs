@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Failure;
 use super::remote::{self as client, Remote};
-use crate::run::manager::{Manager, RunDirs};
+use crate::run::manager::{Manager, RunDirs, RunView};
 use crate::serve::{Daemon, ServeOptions};
 use crate::supervise::envfile;
 
@@ -164,7 +164,7 @@ async fn practise(
         other => failed(other),
     })?;
     let remote = Remote { addr: control.to_string(), token: None };
-    let view = manager.status(Some(&run_id)).ok().and_then(|v| v.into_iter().next());
+    let view = manager.status(Some(&run_id)).ok().and_then(|v| v.into_iter().next()).and_then(RunView::into_run);
     let briefing = view.as_ref().map(|v| v.briefing.clone()).unwrap_or_default();
     // The drill's name (and the run id, which carries it) would give the diagnosis away: both
     // are printed with the scorecard, when the run ends.
@@ -211,6 +211,7 @@ async fn responder(remote: &Remote, manager: &Manager, run_id: &str) -> Result<(
         .status(Some(run_id))
         .ok()
         .and_then(|v| v.into_iter().next())
+        .and_then(RunView::into_run)
         .and_then(|v| v.card)
         .is_none_or(|c| c.faults_applied == 0)
     {
@@ -231,7 +232,7 @@ async fn responder(remote: &Remote, manager: &Manager, run_id: &str) -> Result<(
 
 async fn wait_for_end(manager: &Manager, run_id: &str) {
     loop {
-        let view = manager.status(Some(run_id)).ok().and_then(|v| v.into_iter().next());
+        let view = manager.status(Some(run_id)).ok().and_then(|v| v.into_iter().next()).and_then(RunView::into_run);
         if view.as_ref().is_none_or(|v| v.scorecard_path.is_some()) {
             return;
         }
@@ -240,7 +241,10 @@ async fn wait_for_end(manager: &Manager, run_id: &str) {
 }
 
 fn print_scorecard(manager: &Manager, run_id: &str) {
-    let Some(view) = manager.status(Some(run_id)).ok().and_then(|v| v.into_iter().next()) else { return };
+    let Some(view) = manager.status(Some(run_id)).ok().and_then(|v| v.into_iter().next()).and_then(RunView::into_run)
+    else {
+        return;
+    };
     let Some(path) = view.scorecard_path else { return };
     let Ok(text) = std::fs::read_to_string(&path) else { return };
     let Ok(card) = serde_json::from_str::<crate::scorecard::Scorecard>(&text) else { return };

@@ -94,8 +94,16 @@ fn run_of(route: Route) -> Result<String, Status> {
     }
 }
 
-/// A run as the API reports it.
+/// A run as the API reports it: a sealed blind drill as its team and the `sealed` flag, one
+/// that could not start with `not started: why` in place of an outcome.
 pub fn run_status(view: RunView) -> RunStatus {
+    let view = match view {
+        RunView::Run(details) => *details,
+        RunView::Sealed { team } => return RunStatus { team, sealed: true, ..RunStatus::default() },
+        RunView::NotStarted { team, why } => {
+            return RunStatus { team, outcome: format!("not started: {why}"), ..RunStatus::default() };
+        }
+    };
     let card = view.card;
     RunStatus {
         run_id: view.run_id,
@@ -119,10 +127,10 @@ pub fn run_status(view: RunView) -> RunStatus {
                     .collect()
             })
             .unwrap_or_default(),
-        outcome: card.as_ref().and_then(|c| c.outcome).map(crate::wire_name).or(view.note).unwrap_or_default(),
+        outcome: card.as_ref().and_then(|c| c.outcome).map(crate::wire_name).unwrap_or_default(),
         scorecard_path: view.scorecard_path.map(|p| p.display().to_string()).unwrap_or_default(),
         briefing: view.briefing,
-        sealed: view.sealed,
+        sealed: false,
     }
 }
 

@@ -149,23 +149,25 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, JournalError> {
 /// What a run put in and has not taken out yet, as its journal tells it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct InForce {
-    /// Toxics by fault index: (proxy, toxic name); empty names for kill and spike faults.
-    pub toxics: BTreeMap<usize, (String, String)>,
+    /// Every fault applied and not removed (nor failed), by index: (proxy, toxic name), both
+    /// empty for kill and spike faults.
+    pub faults: BTreeMap<usize, (String, String)>,
     /// Kills whose effect lasts until undone (a stopped or paused container), by (fault,
     /// target): where the target lives and what was done.
     pub lasting: BTreeMap<(usize, String), (Backend, KillAction)>,
 }
 
-/// Folds a journal into the faults still in force at its end: what crash recovery takes out.
+/// Folds a journal into the faults still in force at its end: what a run's ending takes out,
+/// and what crash recovery takes out of a run that never ended.
 pub fn in_force(records: &[Record]) -> InForce {
     let mut state = InForce::default();
     for record in records {
         match &record.event {
             Event::FaultApplied { fault, proxy, toxic, .. } => {
-                state.toxics.insert(*fault, (proxy.clone(), toxic.clone()));
+                state.faults.insert(*fault, (proxy.clone(), toxic.clone()));
             }
             Event::FaultRemoved { fault, .. } | Event::FaultFailed { fault, .. } => {
-                state.toxics.remove(fault);
+                state.faults.remove(fault);
             }
             Event::TargetKilled { fault, backend, target, action, .. } if action.needs_undo() => {
                 state.lasting.insert((*fault, target.clone()), (*backend, *action));
@@ -251,7 +253,7 @@ mod tests {
             assert_eq!(serde_json::to_string(record).unwrap(), line, "the on-disk form is unchanged");
         }
         let state = in_force(&records);
-        assert_eq!(state.toxics.into_iter().collect::<Vec<_>>(), [(1, ("ledger".to_owned(), "t1".to_owned()))]);
+        assert_eq!(state.faults.into_iter().collect::<Vec<_>>(), [(1, ("ledger".to_owned(), "t1".to_owned()))]);
         assert_eq!(
             state.lasting.into_iter().collect::<Vec<_>>(),
             [((2, "c2".to_owned()), (Backend::Docker, KillAction::Stop))],

@@ -14,8 +14,12 @@ pub(crate) fn files_with_extension(dir: &std::path::Path, extension: &str) -> Ve
 
 pub mod alertmanager;
 pub mod armed;
+pub mod command;
 pub mod dry;
+mod live;
 pub mod manager;
+pub mod recover;
 pub mod runner;
+mod schedule;
 pub mod sli;
 pub mod verify;

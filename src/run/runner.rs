@@ -5,119 +5,24 @@
 //! Time is tokio time, so tests drive whole timelines with a paused clock.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+pub use super::command::{Command, Refusal};
+use super::live::{Live, SLI_SAMPLE_EVERY, SpikeSource};
+pub use super::recover::recover;
+use super::schedule::{Step, schedule, schedule_next_round};
 use super::sli;
 use super::verify;
 use crate::drill::{Drill, FaultAction, KillPlan};
 use crate::fault::FaultTarget;
 use crate::fault::kill::{Acted, Killers, NoRound};
 use crate::journal::event::{AlertExpectation, AlertSource, Event, Outcome, PhaseMillis, Removal, SloInfo};
-use crate::journal::{self, InForce, Journal, JournalError, Record};
+use crate::journal::{Journal, JournalError, Record};
 use crate::scorecard::Scorecard;
-
-/// Why a run refused a responder's command; nothing was journaled.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// The fault has not gone in yet: nothing counts before t0.
-    #[error("{}", not_yet(*.0))]
-    NotYet(Option<u64>),
-    /// A blind drill takes nothing but acknowledgements until one counts; the same answer
-    /// whether it is armed, running before its fault, or running after it.
-    #[error(
-        "nothing to act on yet: acknowledge (`firedrill ack`) when you notice symptoms; diagnoses, hints, \
-         mitigations and resolves follow an acknowledgement of the fault"
-    )]
-    AckFirst,
-    /// `mitigate` needs someone to have acknowledged the fault.
-    #[error("acknowledge the fault first (`firedrill ack`): mitigation never comes before detection")]
-    NotAcknowledged,
-    /// `mitigate` needs a steady-state probe to verify it.
-    #[error(
-        "this drill has no steady-state probe ([verify] http) to prove a mitigation with the fault in; \
-         `firedrill resolve` when it is fixed"
-    )]
-    NoProbe,
-    /// The steady state did not confirm a declared mitigation.
-    #[error("not mitigated: {0}; the run goes on")]
-    Unverified(String),
-}
-
-fn not_yet(due_ms: Option<u64>) -> String {
-    match due_ms {
-        Some(ms) => format!(
-            "the fault has not gone in yet (traffic warming up; it goes in at {} from the run's start): \
-             nothing counts before it",
-            crate::duration::format(Duration::from_millis(ms))
-        ),
-        None => "the fault has not gone in yet: nothing counts before it".to_owned(),
-    }
-}
-
-/// What a responder (or the facilitator) can ask of a running drill.
-#[derive(Debug)]
-pub enum Command {
-    /// "I see it": human detection. Accepted at any time; before t0 it is a false alarm.
-    Ack {
-        /// Who.
-        by: String,
-        /// Told once the acknowledgement is in the journal: whether it counted as detection.
-        reply: oneshot::Sender<bool>,
-    },
-    /// A diagnosis; the answer says whether it matched the key.
-    Diagnose {
-        /// Who.
-        by: String,
-        /// What they think is wrong.
-        text: String,
-        /// Receives whether the diagnosis was correct.
-        reply: oneshot::Sender<Result<bool, Refusal>>,
-    },
-    /// Reveal the next hint; the answer is its text, or `None` when none is left.
-    Hint {
-        /// Who asked.
-        by: String,
-        /// Receives the hint.
-        reply: oneshot::Sender<Result<Option<String>, Refusal>>,
-    },
-    /// Declare the impact mitigated with the fault still in; verified by the steady state.
-    Mitigate {
-        /// Who.
-        by: String,
-        /// Receives the mitigation's time from t0 once verified.
-        reply: oneshot::Sender<Result<u64, Refusal>>,
-    },
-    /// Declare the incident resolved.
-    Resolve {
-        /// Who.
-        by: String,
-        /// Told once the declaration is journaled (the run then ends), or why it was refused.
-        reply: oneshot::Sender<Result<(), Refusal>>,
-    },
-    /// End the run now and remove its faults.
-    Abort {
-        /// Who.
-        by: String,
-    },
-    /// An alert from Alertmanager; it counts if it matches one the drill expects.
-    Alert {
-        /// `alertname`.
-        name: String,
-        /// Every label of the alert.
-        labels: BTreeMap<String, String>,
-        /// Alertmanager's `startsAt`.
-        starts_at: String,
-        /// Alertmanager's fingerprint.
-        fingerprint: String,
-        /// Told once handled: whether it was recorded (expected, and not a repeat).
-        reply: oneshot::Sender<bool>,
-    },
-}
 
 /// A run to start.
 #[derive(Debug, Clone)]
@@ -191,27 +96,8 @@ const MITIGATE_VERIFY_GRACE: Duration = Duration::from_secs(60);
 /// How a run ends: outcome, reason, and the reason journaled on each fault's removal.
 type End = (Outcome, Option<String>, Removal);
 
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Apply(usize),
-    /// The next round of a repeating kill fault.
-    Kill(usize, u32),
-    Remove(usize),
-    Hint(usize),
-    Timebox,
-}
-
 /// How often targets acted on are checked for recovery.
 const RECOVERY_POLL: Duration = Duration::from_millis(250);
-
-/// The drill's synthetic traffic, as spike faults send more of it: the same entry point and
-/// timeout, counted in the same SLI, stopped with the run's traffic.
-struct SpikeSource {
-    plan: crate::drill::plan::TrafficPlan,
-    latency: Option<Duration>,
-    counts: Arc<sli::Counts>,
-    stop: CancellationToken,
-}
 
 /// A target acted on and not yet seen back.
 struct Pending {
@@ -550,17 +436,21 @@ impl<T: FaultTarget> Runner<'_, T> {
         Ok(trip.map(|reason| (Outcome::Guardrail, Some(reason), Removal::Guardrail)))
     }
 
-    /// Every fault in force: toxic, kill or spike.
+    /// Every fault in force — toxic, kill or spike — as the journal says: the same fold crash
+    /// recovery uses, so a run's ending and a recovery take out the same faults.
     fn in_force(&self) -> Vec<usize> {
-        let mut indexes: Vec<usize> =
-            self.active.keys().chain(self.kills_active.keys()).chain(self.spikes.keys()).copied().collect();
-        indexes.sort_unstable();
-        indexes
+        let in_force: Vec<usize> = crate::journal::in_force(&self.records).faults.into_keys().collect();
+        if cfg!(debug_assertions) {
+            let mut held: Vec<usize> =
+                self.active.keys().chain(self.kills_active.keys()).chain(self.spikes.keys()).copied().collect();
+            held.sort_unstable();
+            assert_eq!(in_force, held, "the journal and the runner agree on the faults in force");
+        }
+        in_force
     }
 
     async fn end(&mut self, outcome: Outcome, reason: Option<String>, why: Removal) -> Result<(), RunError> {
-        let indexes = self.in_force();
-        for index in indexes {
+        for index in self.in_force() {
             self.remove(index, why).await?;
         }
         self.log(Event::Ended { outcome, reason })
@@ -948,119 +838,6 @@ fn started_event(spec: &RunSpec) -> Event {
     }
 }
 
-/// The run's timeline, in order: by offset, the timebox last among equal offsets, then in the
-/// order steps were added.
-#[derive(Default)]
-struct Schedule {
-    steps: BTreeMap<(Duration, bool, u64), Step>,
-    added: u64,
-}
-
-impl Schedule {
-    fn add(&mut self, at: Duration, step: Step) {
-        self.added += 1;
-        self.steps.insert((at, matches!(step, Step::Timebox), self.added), step);
-    }
-
-    fn next_at(&self) -> Option<Duration> {
-        self.steps.first_key_value().map(|((at, _, _), _)| *at)
-    }
-
-    fn pop(&mut self) -> Option<Step> {
-        self.steps.pop_first().map(|(_, step)| step)
-    }
-}
-
-/// Faults in and out, scheduled hints, and the timebox last; repeating kills add their rounds
-/// as they go ([`schedule_next_round`]).
-fn schedule(drill: &Drill, shift: Duration) -> Schedule {
-    let mut schedule = Schedule::default();
-    for (index, fault) in drill.faults.iter().enumerate() {
-        schedule.add(shift + fault.at, Step::Apply(index));
-        if let Some(duration) = fault.duration {
-            schedule.add(shift + fault.at + duration, Step::Remove(index));
-        }
-    }
-    for (index, hint) in drill.hints.iter().enumerate() {
-        if let Some(after) = hint.after {
-            schedule.add(shift + after, Step::Hint(index));
-        }
-    }
-    schedule.add(shift + drill.timebox, Step::Timebox);
-    schedule
-}
-
-/// How often the SLI is counted and the rules evaluated.
-const SLI_TICK: Duration = Duration::from_secs(1);
-/// Journal the cumulative SLI every this many ticks (and at t0, when a rule fires, and at the end).
-const SLI_SAMPLE_EVERY: u32 = 5;
-
-/// A run's live SLI: its synthetic traffic, the rules and guardrails, and their clock.
-struct Live {
-    traffic: Option<Arc<sli::Counts>>,
-    /// The warm-up the timeline waits out.
-    shift: Duration,
-    watch: Option<sli::Watch>,
-    seconds: tokio::time::Interval,
-    since_sample: u32,
-    /// Stops the traffic.
-    stop: CancellationToken,
-}
-
-impl Live {
-    fn start(drill: &Drill, shutdown: &CancellationToken) -> Self {
-        let stop = shutdown.child_token();
-        let latency = drill.slo.as_ref().and_then(|s| s.latency);
-        let traffic = drill.traffic.as_ref().map(|plan| sli::start_traffic(plan, latency, &stop));
-        Self {
-            traffic,
-            shift: drill.traffic.as_ref().map_or(Duration::ZERO, |plan| plan.warmup),
-            watch: drill.slo.as_ref().map(|slo| sli::Watch::new(slo, &drill.guardrails)),
-            // The first tick one second in: each tick covers a whole second of counts.
-            seconds: tokio::time::interval_at(tokio::time::Instant::now() + SLI_TICK, SLI_TICK),
-            since_sample: 0,
-            stop,
-        }
-    }
-
-    /// Where spike faults send their traffic: the drill's own, if it has some.
-    fn spike_source(&self, drill: &Drill) -> Option<SpikeSource> {
-        Some(SpikeSource {
-            plan: drill.traffic.clone()?,
-            latency: drill.slo.as_ref().and_then(|s| s.latency),
-            counts: self.traffic.clone()?,
-            stop: self.stop.clone(),
-        })
-    }
-
-    /// Marks t0 for the guardrails; the counts then, if the drill has an SLI.
-    async fn t0<T: FaultTarget>(&mut self, drill: &Drill, target: &T) -> Option<(u64, u64)> {
-        self.watch.as_ref()?;
-        let counts = self.counts(drill, target).await;
-        self.watch.as_mut()?.t0(counts);
-        Some(counts)
-    }
-
-    /// The SLI counts now: from the drill's proxy, or from its synthetic traffic.
-    async fn counts<T: FaultTarget>(&self, drill: &Drill, target: &T) -> (u64, u64) {
-        match drill.slo.as_ref().map(|s| &s.source) {
-            Some(crate::drill::SliSource::Proxy(proxy)) => target.counts(proxy).await.unwrap_or_default(),
-            _ => self.traffic.as_deref().map(sli::Counts::get).unwrap_or_default(),
-        }
-    }
-}
-
-/// Schedules round `round` of a kill fault with `every`, if it falls before the fault ends.
-fn schedule_next_round(schedule: &mut Schedule, drill: &Drill, index: usize, round: u32, now: Duration) {
-    let fault = &drill.faults[index];
-    let FaultAction::Kill(KillPlan { every: Some(every), .. }) = &fault.action else { return };
-    let at = now + *every;
-    let ends = fault.duration.map_or(drill.timebox, |d| fault.at + d);
-    if at < ends {
-        schedule.add(at, Step::Kill(index, round));
-    }
-}
-
 /// Probes the steady state every [`verify::PROBE_INTERVAL`], and at once when `now` is notified,
 /// until `stop`; each result comes with the run ms (from `started`) at which its probe was sent.
 /// Without a probe, the channel stays silent.
@@ -1121,44 +898,4 @@ async fn verify_resolved<T: FaultTarget>(
             }
         }
     }
-}
-
-/// After a crash: closes a journal that has no end, removing every fault it applied and did not
-/// remove — toxics come off, paused or stopped containers come back. Returns the scorecard, or
-/// `None` if the run had already ended.
-pub async fn recover<T: FaultTarget>(path: &Path, target: &T, kills: &Killers) -> Result<Option<Scorecard>, RunError> {
-    // Most journals ended long ago: their last line says so.
-    if journal::last_record(path).is_some_and(|r| matches!(r.event, Event::Ended { .. })) {
-        return Ok(None);
-    }
-    let mut records = journal::read(path)?;
-    if records.iter().any(|r| matches!(r.event, Event::Ended { .. })) {
-        return Ok(None);
-    }
-    let InForce { toxics: active, lasting } = journal::in_force(&records);
-    let mut journal = Journal::reopen(path, &records)?;
-    let t_ms = records.last().map_or(0, |r| r.t_ms);
-    for ((fault, target), (backend, action)) in lasting {
-        if !active.contains_key(&fault) {
-            continue;
-        }
-        match kills.undo_journaled(backend, action, &target).await {
-            Ok(()) => records.push(journal.append(t_ms, Event::TargetRestored { fault, target, action })?),
-            Err(e) => {
-                tracing::error!(error = %e.describe(), target, "could not undo a kill left by a crashed run; undo it by hand");
-            }
-        }
-    }
-    for (fault, (proxy, toxic)) in active {
-        if !proxy.is_empty()
-            && let Err(e) = target.remove(&proxy, &toxic).await
-        {
-            tracing::error!(error = %e.describe(), proxy, toxic, "could not remove a fault left by a crashed run");
-        }
-        let event = Event::FaultRemoved { fault, proxy, toxic, reason: Removal::Interrupted };
-        records.push(journal.append(t_ms, event)?);
-    }
-    let end = Event::Ended { outcome: Outcome::Interrupted, reason: Some("the daemon stopped mid-run".to_owned()) };
-    records.push(journal.append(t_ms, end)?);
-    Ok(Some(Scorecard::from_journal(&records)?))
 }

@@ -390,6 +390,8 @@ async fn metrics_count_bytes_connections_and_activations() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
+    // Every series, its help and type, word for word.
+    insta::assert_snapshot!("metrics_after_one_round_trip", text);
 }
 
 #[tokio::test]

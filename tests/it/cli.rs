@@ -2,13 +2,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::ServeProcess;
+use crate::verb::{Ran, Verb};
 
-fn firedrill(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_firedrill")).args(args).output().unwrap()
+fn firedrill(args: &[&str]) -> Ran {
+    Verb::new(args).run()
 }
 
 fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
@@ -20,10 +20,10 @@ fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 #[test]
 fn help_and_usage_errors() {
     let help = firedrill(&["serve", "--help"]);
-    assert_eq!(help.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("PROXY_FILE"));
-    assert_eq!(firedrill(&["serve", "--api", "not-an-address"]).status.code(), Some(2));
-    assert_eq!(firedrill(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(help.code, Some(0));
+    assert!(help.stdout.contains("PROXY_FILE"));
+    assert_eq!(firedrill(&["serve", "--api", "not-an-address"]).code, Some(2));
+    assert_eq!(firedrill(&["frobnicate"]).code, Some(2));
 }
 
 #[test]
@@ -37,22 +37,25 @@ fn a_bad_proxy_file_exits_2_and_nothing_listens() {
     );
     let bad = write_file(&dir, "bad.json", r#"[{"name":"db","listen":"127.0.0.1:0"}]"#);
     let output = firedrill(&["serve", "--api", "127.0.0.1:0", &good, &bad]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.code, Some(2));
+    let stderr = output.stderr;
     assert!(stderr.contains(&format!("{bad}: proxy #1 (`db`): missing required field: upstream")), "{stderr}");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+    assert!(!output.stdout.contains("listening"));
+    // The good file's proxy was never bound: its port refuses a connection.
+    let refused = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5)).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "nothing listens on {port}");
 
     let broken = write_file(&dir, "broken.json", "[\n  {\"name\": \"x\",\n]");
     let output = firedrill(&["serve", "--api", "127.0.0.1:0", &broken]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains(&format!("{broken}: line 3 column 1")));
+    assert_eq!(output.code, Some(2));
+    assert!(output.stderr.contains(&format!("{broken}: line 3 column 1")));
 }
 
 #[test]
 fn an_api_beyond_loopback_needs_a_token() {
     let output = firedrill(&["serve", "--api", "0.0.0.0:0"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--token"));
+    assert_eq!(output.code, Some(2));
+    assert!(output.stderr.contains("--token"));
 }
 
 #[test]
@@ -136,12 +139,8 @@ fn a_connection_that_never_ends_is_closed_after_the_drain_time() {
 #[test]
 fn slo_budget_prints_the_worked_example_and_refuses_bad_input() {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill")).args(args).output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let ran = Verb::new(args).run();
+        (ran.code, ran.stdout, ran.stderr)
     };
     let (code, out, _) = run(&["slo", "budget", "--objective", "99.9", "--period", "30d", "--rps", "100", "--json"]);
     assert_eq!(code, Some(0));
@@ -181,12 +180,8 @@ fn output_into_a_closed_pipe_ends_quietly() {
 #[test]
 fn logs_on_a_pipe_carry_no_colour_codes() {
     // A daemon that is not there: the client logs its connection attempts at debug level.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
-        .args(["status", "--addr", "127.0.0.1:1"])
-        .env("FIREDRILL_LOG", "debug")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
+    let output = Verb::new(["status", "--addr", "127.0.0.1:1"]).env("FIREDRILL_LOG", "debug").run();
+    let err = output.stderr;
     assert!(err.lines().count() > 1, "there were logs to check: {err}");
     assert!(!err.contains('\u{1b}'), "no ANSI escapes on a pipe: {err:?}");
 }

@@ -25,7 +25,7 @@ fn the_auto_demo_plays_a_drill_and_leaves_nothing_running() {
         }
     }
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+    let out = crate::verb::Verb::new::<&str>([])
         .args(["demo", "--auto", "--seed", "5"])
         .current_dir(dir.path())
         .output()

@@ -204,6 +204,15 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     assert!(out.contains("resolved"), "{out}");
     assert!(toxics(&serve).is_empty(), "resolving removes the fault");
     assert!(round_trip_ms(&serve) < 150);
+    let (_, out, _) = serve.verb(&["status"]);
+    // The status of a resolved run, word for word but for the date and the times.
+    insta::with_settings!({ filters => vec![
+        (r"-\d{9,}-", "-[wall]-"),
+        (r"\d+:\d{2}", "[m:ss]"),
+        (r"scorecard: .*/scorecards/", "scorecard: [dir]/scorecards/"),
+    ]}, {
+        insta::assert_snapshot!("status_of_a_resolved_run", out);
+    });
 
     let path = dir.path().join(format!("scorecards/payments/{run_id}.json"));
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

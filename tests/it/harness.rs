@@ -231,18 +231,10 @@ impl ServeProcess {
         self.child.id()
     }
 
-    /// Runs a CLI verb against this daemon; returns exit code, stdout and stderr.
+    /// Runs a CLI verb against this daemon (bounded in time); returns exit code, stdout and stderr.
     pub fn verb(&self, args: &[&str]) -> (Option<i32>, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_firedrill"))
-            .args(args)
-            .env("FIREDRILL_ADDR", self.control.to_string())
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let ran = crate::verb::Verb::new(args).env("FIREDRILL_ADDR", self.control.to_string()).run();
+        (ran.code, ran.stdout, ran.stderr)
     }
 
     /// The daemon's proxies, through the admin API.

@@ -240,7 +240,7 @@ fn validate_warns_when_the_current_context_is_outside_the_allow_list() {
     std::fs::write(dir.path().join("wallet-pods.toml"), DRILL).unwrap();
     for (current, warned) in [("prod", true), ("kind-dev", false)] {
         let config = kubeconfig(dir.path(), server, current);
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        let output = crate::verb::Verb::new::<&str>([])
             .current_dir(dir.path())
             .args(["validate", "wallet-pods.toml"])
             .env("KUBECONFIG", &config)

@@ -25,6 +25,8 @@ mod shop;
 mod slo;
 mod soak;
 mod supervise;
+mod texts;
 mod toxicity;
 mod toxics;
 mod validate;
+mod verb;

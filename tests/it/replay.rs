@@ -1,10 +1,8 @@
 //! `firedrill replay`: a fixed journal (with a torn last line) gives the same scorecard, always.
 
-use std::process::Command;
-
 fn replay(fixture: &str) -> serde_json::Value {
     let journal = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).args(["replay", &journal]).output().unwrap();
+    let output = crate::verb::Verb::new::<&str>([]).args(["replay", &journal]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let card = serde_json::from_slice(&output.stdout).unwrap();
     crate::harness::assert_scorecard_schema(&card);
@@ -26,7 +24,7 @@ fn a_journal_that_is_not_one_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, "{\"seq\":1}\n{\"seq\":2}\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_firedrill")).arg("replay").arg(&path).output().unwrap();
+    let output = crate::verb::Verb::new::<&str>([]).arg("replay").arg(&path).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad.jsonl:1: not a journal event"));
 }

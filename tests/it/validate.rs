@@ -1,9 +1,9 @@
 //! `firedrill validate`: the shipped drills are valid; bad ones exit 2 with located messages.
 
-use std::process::Command;
+use crate::verb::Verb;
 
 fn validate(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_firedrill")).arg("validate").args(args).current_dir(dir).output().unwrap()
+    Verb::new(["validate"]).args(args).current_dir(dir).output().unwrap()
 }
 
 #[test]
@@ -20,8 +20,8 @@ fn every_shipped_drill_and_proxy_file_is_valid() {
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok  drills/")).count(), drills, "{stdout}");
 }
 
-#[test]
-fn a_bad_drill_exits_2_naming_file_line_and_column() {
+/// A directory with a proxy file naming `partner`; returns it and the shipped `partner-latency`.
+fn with_partner() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("proxies")).unwrap();
     std::fs::write(
@@ -30,6 +30,12 @@ fn a_bad_drill_exits_2_naming_file_line_and_column() {
     )
     .unwrap();
     let drill = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/drills/partner-latency.toml")).unwrap();
+    (dir, drill)
+}
+
+#[test]
+fn a_bad_drill_exits_2_naming_file_line_and_column() {
+    let (dir, drill) = with_partner();
     std::fs::write(dir.path().join("bad.toml"), drill.replace("proxy = \"partner\"", "proxy = \"parnter\"")).unwrap();
     let output = validate(&["bad.toml"], dir.path());
     assert_eq!(output.status.code(), Some(2));
@@ -37,6 +43,20 @@ fn a_bad_drill_exits_2_naming_file_line_and_column() {
     assert!(stderr.contains("bad.toml:14:9: proxy `parnter` is not in the environment (known: partner)"), "{stderr}");
     assert!(output.stdout.is_empty());
     assert_eq!(validate(&["missing.toml"], dir.path()).status.code(), Some(2));
+}
+
+#[test]
+fn validate_names_every_problem_as_approved() {
+    let (dir, drill) = with_partner();
+    // A typo in a value (every such problem is named), and an unknown key (the file's shape).
+    let bad =
+        drill.replace("proxy = \"partner\"", "proxy = \"parnter\"").replace("timebox = \"45m\"", "timebox = \"soon\"");
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    std::fs::write(dir.path().join("odd.toml"), drill.replace("[drill]", "[drill]\ncolour = \"red\"")).unwrap();
+    std::fs::write(dir.path().join("good.toml"), drill).unwrap();
+    let ran = Verb::new(["validate", "good.toml", "bad.toml", "odd.toml"]).current_dir(dir.path()).run().code(2);
+    insta::assert_snapshot!("validate_stdout", ran.stdout);
+    insta::assert_snapshot!("validate_stderr", ran.stderr);
 }
 
 #[test]

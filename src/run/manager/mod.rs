@@ -11,27 +11,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::armed::{self, Arming};
-use super::runner::{self, Command, RunLog, RunSpec};
+mod blind;
+mod status;
+
+use blind::Armed;
+pub use blind::blind_pick;
+pub use status::{RunDetails, RunView};
+
+use super::armed;
 use crate::drill::{self, Environment};
 use crate::fault::Proxies;
 use crate::fault::kill::Killers;
 use crate::journal::{Journal, JournalError};
-use crate::scorecard::{Scorecard, store};
-
-/// Blind mode's draw: which of `count` drills, and how long to wait (less than `within`).
-/// The same seed always gives the same draw.
-pub fn blind_pick(count: usize, seed: u64, within: std::time::Duration) -> Option<(usize, std::time::Duration)> {
-    use rand::{RngExt, SeedableRng};
-    if count == 0 {
-        return None;
-    }
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    let index = rng.random_range(0..count);
-    let millis = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-    let delay = if millis == 0 { 0 } else { rng.random_range(0..millis) };
-    Some((index, std::time::Duration::from_millis(delay)))
-}
+use crate::run::runner::{self, Command, RunLog, RunSpec};
+use crate::scorecard::store;
 
 /// How many commands may wait for a run at once.
 const COMMAND_QUEUE: usize = 32;
@@ -135,76 +128,6 @@ fn touches(drill: &crate::drill::Drill) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// What status reports about a run.
-#[derive(Debug, Clone)]
-pub struct RunView {
-    /// The run.
-    pub run_id: String,
-    /// The drill it runs.
-    pub drill: String,
-    /// The team it scores.
-    pub team: String,
-    /// Milliseconds since it started (or its length, once ended).
-    pub elapsed_ms: u64,
-    /// When the first fault went in (t0), ms from the start; `None` before then.
-    pub fault_in_ms: Option<u64>,
-    /// The scorecard so far (outcome `None` while in progress).
-    pub card: Option<Scorecard>,
-    /// What responders are told.
-    pub briefing: String,
-    /// Where the final scorecard was written.
-    pub scorecard_path: Option<PathBuf>,
-    /// What status says in place of an outcome for something that is not a run (a blind drill
-    /// that could not start).
-    pub note: Option<String>,
-    /// When the first fault is due, ms from the run's start, while the traffic warms up; never
-    /// set for a blind drill.
-    pub fault_due_ms: Option<u64>,
-    /// Who or what detected the fault first: a responder's name, or `alert NAME`.
-    pub detected_by: Option<String>,
-    /// A blind drill, sealed: armed or in progress and not yet acknowledged. Everything that
-    /// would tell the responder what or when (id, drill, briefing, elapsed time, phases) is
-    /// left out until they acknowledge; the drill's name stays out until the run ends.
-    pub sealed: bool,
-}
-
-/// What status may say about a sealed blind drill: the team, nothing else.
-fn sealed(team: &str) -> RunView {
-    RunView {
-        run_id: String::new(),
-        drill: String::new(),
-        team: team.to_owned(),
-        elapsed_ms: 0,
-        fault_in_ms: None,
-        fault_due_ms: None,
-        detected_by: None,
-        card: None,
-        briefing: String::new(),
-        scorecard_path: None,
-        note: None,
-        sealed: true,
-    }
-}
-
-/// A blind drill waiting for its moment.
-struct Armed {
-    team: String,
-    /// Disarms it (the kill switch).
-    cancel: CancellationToken,
-    /// Why it could not start when its moment came; kept for status until disarmed.
-    failed: Option<String>,
-    /// Where it is kept across restarts ([`armed`]); removed when it starts or is disarmed.
-    file: PathBuf,
-    /// Acknowledgements while it waited: false alarms, journaled when it starts.
-    acks: Vec<String>,
-}
-
-impl Armed {
-    fn waiting(&self) -> bool {
-        self.failed.is_none()
-    }
 }
 
 struct Entry {
@@ -446,112 +369,6 @@ impl Manager {
         Ok(run_id)
     }
 
-    /// Blind mode: picks a random drill from the drill directory and starts it at a random moment
-    /// within `within`, so the responder knows neither what nor when. Returns once it is armed.
-    /// Only drills with a fault (something to notice) that this environment can run are drawn:
-    /// a tabletop exercise or a drill for another environment would never show itself.
-    pub async fn start_blind(
-        self: &Arc<Self>,
-        team: String,
-        responder: Option<String>,
-        seed: Option<u64>,
-        within: std::time::Duration,
-    ) -> Result<(), ManagerError> {
-        let environment = self.environment().await?;
-        let mut names = drill::names_in(&self.dirs.drills).map_err(|_| ManagerError::NoBlindDrill)?;
-        names.retain(|name| {
-            let loaded = self.find_drill(name).ok().and_then(|path| drill::load(&path, &environment).ok());
-            loaded.is_some_and(|drill| !drill.faults.is_empty())
-        });
-        let seed = seed.unwrap_or_else(rand::random);
-        let (index, delay) = blind_pick(names.len(), seed, within).ok_or(ManagerError::NoBlindDrill)?;
-        let drill = names.swap_remove(index);
-        let now = crate::clock::wall_ms();
-        let at_wall_ms = now.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-        let within_ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-        let arming = Arming { drill, team, responder, seed, at_wall_ms, within_ms };
-        let key = format!("{now}-{}", self.counter.fetch_add(1, Ordering::Relaxed));
-        let file = armed::save(&self.armed_dir(), &key, &arming).map_err(|e| ManagerError::Arm(e.to_string()))?;
-        self.arm(arming, file);
-        Ok(())
-    }
-
-    /// Waits for an armed drill's moment, then starts it; the kill switch or shutdown cancels the
-    /// wait (shutdown keeps its file, so the next daemon arms it again).
-    fn arm(self: &Arc<Self>, arming: Arming, file: PathBuf) {
-        let delay = std::time::Duration::from_millis(arming.at_wall_ms.saturating_sub(crate::clock::wall_ms()));
-        let cancel = self.shutdown.child_token();
-        let number = self.counter.fetch_add(1, Ordering::Relaxed);
-        let blind = Armed {
-            team: arming.team.clone(),
-            cancel: cancel.clone(),
-            failed: None,
-            file: file.clone(),
-            acks: Vec::new(),
-        };
-        self.armed().insert(number, blind);
-        let manager = self.clone();
-        self.tracker.spawn(async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = tokio::time::sleep(delay) => {
-                    let Arming { drill, team, responder, seed, .. } = arming;
-                    if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number)).await {
-                        tracing::error!(%err, "the blind drill could not start");
-                        armed::remove(&file);
-                        // Status says so, instead of the responder waiting for nothing.
-                        if let Some(armed) = manager.armed().get_mut(&number) {
-                            armed.failed = Some(err.to_string());
-                        }
-                        return;
-                    }
-                }
-            }
-            manager.armed().remove(&number);
-        });
-    }
-
-    /// Arms again the blind drills an earlier daemon armed and did not start (it stopped or
-    /// crashed while they waited). One whose moment passed meanwhile gets a new moment within its
-    /// span from now ([`Arming::redrawn`]), kept in its file. Returns the teams they are for.
-    pub fn rearm(self: &Arc<Self>) -> Vec<String> {
-        let mut teams = Vec::new();
-        for (path, arming) in armed::load_all(&self.armed_dir()) {
-            match arming {
-                Ok(mut arming) => {
-                    let now = crate::clock::wall_ms();
-                    if arming.at_wall_ms < now {
-                        arming.at_wall_ms = arming.redrawn(now);
-                        if let Err(err) = armed::save_to(&path, &arming) {
-                            // The drill is armed all the same; a second restart would draw again.
-                            tracing::error!(%err, path = %path.display(), "could not keep a blind drill's new moment");
-                        }
-                        tracing::warn!(
-                            team = arming.team,
-                            "a blind drill's moment passed while the daemon was down; a new one is drawn within its span"
-                        );
-                    }
-                    teams.push(arming.team.clone());
-                    self.arm(arming, path);
-                }
-                Err(err) => {
-                    tracing::error!(%err, path = %path.display(), "cannot read an armed blind drill; left in place");
-                }
-            }
-        }
-        teams
-    }
-
-    /// Disarms every blind drill that has not started yet; returns how many.
-    fn disarm(&self) -> usize {
-        let armed = std::mem::take(&mut *self.armed());
-        for blind in armed.values() {
-            armed::remove(&blind.file);
-            blind.cancel.cancel();
-        }
-        armed.len()
-    }
-
     /// Refuses a drill whose faults touch what a run in progress touches.
     fn check_overlap(&self, touched: &[String]) -> Result<(), ManagerError> {
         match overlap(&self.runs(), touched) {
@@ -575,24 +392,6 @@ impl Manager {
             }
             Err(err) => Err(err),
         }
-    }
-
-    /// An acknowledgement while a blind drill waits: a false alarm, kept for its journal.
-    pub fn ack_armed(&self, by: String) -> Option<RunView> {
-        let mut armed = self.armed();
-        let blind = armed.values_mut().find(|a| a.waiting())?;
-        blind.acks.push(by);
-        Some(sealed(&blind.team))
-    }
-
-    /// Disarms the blind drill that waits (abort without `--all` and with no run in progress).
-    pub fn disarm_waiting(&self) -> usize {
-        let mut armed = self.armed();
-        let Some(number) = armed.iter().find(|(_, a)| a.waiting()).map(|(n, _)| *n) else { return 0 };
-        let Some(blind) = armed.remove(&number) else { return 0 };
-        armed::remove(&blind.file);
-        blind.cancel.cancel();
-        1
     }
 
     /// Resolves an optional run id: empty means the one run in progress.
@@ -740,77 +539,6 @@ impl Manager {
         if let Some(mut finished) = finished {
             let _ = finished.wait_for(Option::is_some).await;
         }
-    }
-
-    /// One run, or all runs, as status sees them; blind drills sealed (see [`RunView::sealed`]),
-    /// armed ones included, so that armed and started look the same until acknowledged.
-    pub fn status(&self, run_id: Option<&str>) -> Result<Vec<RunView>, ManagerError> {
-        let runs = self.runs();
-        let view = |id: &String, entry: &Entry| {
-            let records = entry.log.records();
-            let card = Scorecard::from_journal(&records).ok();
-            let finished = entry.finished.borrow().clone();
-            let ended = card.as_ref().is_some_and(|c| c.outcome.is_some());
-            let elapsed_ms = match (ended, records.last()) {
-                (true, Some(last)) => last.t_ms,
-                _ => u64::try_from(entry.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            };
-            let briefing = match records.first().map(|r| &r.event) {
-                Some(crate::journal::event::Event::RunStarted { briefing, .. }) => briefing.clone(),
-                _ => String::new(),
-            };
-            // Only an acknowledgement after the fault unseals a blind run: a false alarm must
-            // look the same as an acknowledgement while the drill is armed.
-            let acknowledged = card.as_ref().is_some_and(|c| c.detection.human_ms.is_some());
-            // The scorecard's t0 is the run's start until a fault goes in.
-            let fault_in_ms = card.as_ref().filter(|c| !c.void).map(|c| c.t0_ms);
-            let fault_due_ms =
-                if entry.blind || ended { None } else { entry.fault_due_ms.filter(|_| fault_in_ms.is_none()) };
-            let detected_by = card.as_ref().and_then(|c| {
-                let d = &c.detection;
-                match (d.human_ms, d.machine_ms) {
-                    (Some(h), Some(m)) if m < h => d.machine_alert.as_ref().map(|a| format!("alert {a}")),
-                    (Some(_), _) => d.human_by.clone(),
-                    (None, Some(_)) => d.machine_alert.as_ref().map(|a| format!("alert {a}")),
-                    (None, None) => None,
-                }
-            });
-            let view = RunView {
-                run_id: id.clone(),
-                drill: if entry.blind && !ended { String::new() } else { entry.drill.clone() },
-                team: entry.team.clone(),
-                elapsed_ms,
-                fault_in_ms,
-                fault_due_ms,
-                detected_by,
-                card,
-                briefing,
-                scorecard_path: finished.and_then(Result::ok),
-                note: None,
-                sealed: false,
-            };
-            if entry.blind && !ended && !acknowledged { sealed(&entry.team) } else { view }
-        };
-        if let Some(id) = run_id {
-            return runs
-                .get(id)
-                .map(|e| vec![view(&id.to_owned(), e)])
-                .ok_or_else(|| ManagerError::NoRun(id.to_owned()));
-        }
-        let armed = self
-            .armed()
-            .values()
-            .map(|a| match &a.failed {
-                None => sealed(&a.team),
-                Some(why) => RunView { sealed: false, note: Some(format!("not started: {why}")), ..sealed(&a.team) },
-            })
-            .collect::<Vec<_>>();
-        Ok(runs.iter().map(|(id, e)| view(id, e)).chain(armed).collect())
-    }
-
-    /// Whether a run is a blind one still in progress: its events stay sealed until it ends.
-    pub fn is_sealed(&self, run_id: &str) -> bool {
-        self.runs().get(run_id).is_some_and(|e| e.blind && e.finished.borrow().is_none())
     }
 
     /// Stops every run (as interrupted) and waits for their cleanup.
