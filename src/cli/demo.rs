@@ -13,6 +13,7 @@ use super::Failure;
 use super::remote::{self as client, Remote};
 use crate::run::manager::{Manager, RunDirs, RunView};
 use crate::serve::{Daemon, ServeOptions};
+use crate::shop::Ports;
 use crate::supervise::envfile;
 
 /// The drill `--auto` plays unless told otherwise: quick, and every part of firedrill shows.
@@ -29,6 +30,8 @@ pub struct DemoOptions {
     pub drill: Option<String>,
     /// Seed of the run's draws.
     pub seed: Option<u64>,
+    /// The shop and its proxies on free ports rather than the standard ones.
+    pub free_ports: bool,
 }
 
 /// A correct diagnosis made from a drill's answer key: the first word of every group.
@@ -36,9 +39,6 @@ fn correct_diagnosis(key: &crate::drill::AnswerKey) -> String {
     let words: Vec<&str> = key.accept.iter().filter_map(|g| g.first().map(String::as_str)).collect();
     format!("the {}", words.join(" "))
 }
-
-/// The fixed ports of the example shop and its proxies (`proxies/shop.json`).
-const PORTS: &str = "the ports 18080, 18091-18093 and 19091-19093";
 
 fn failed(e: impl std::fmt::Display) -> Failure {
     Failure::Failed(anyhow!("{e}"))
@@ -57,8 +57,13 @@ pub fn run(options: &DemoOptions) -> Result<(), Failure> {
     let work = std::env::temp_dir().join(format!("firedrill-demo-{}", std::process::id()));
     // The shop's working directory, its journals and logs.
     std::fs::create_dir_all(&work).map_err(failed)?;
+    let (ports, proxies, drills) = if options.free_ports {
+        relocated(&proxies, &drills, &work).map_err(failed)?
+    } else {
+        (Ports::STANDARD, proxies, drills)
+    };
     let runtime = tokio::runtime::Runtime::new().map_err(failed)?;
-    match runtime.block_on(demo(options, proxies, drills, &work)) {
+    match runtime.block_on(demo(options, ports, proxies, drills, &work)) {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&work);
             Ok(())
@@ -74,7 +79,28 @@ pub fn run(options: &DemoOptions) -> Result<(), Failure> {
     }
 }
 
-async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &Path) -> Result<(), Failure> {
+/// The shop's proxy file and the drills, moved to free ports, in `work`.
+fn relocated(proxies: &Path, drills: &Path, work: &Path) -> std::io::Result<(Ports, PathBuf, PathBuf)> {
+    let ports = Ports::free()?;
+    let (moved_proxies, moved_drills) = (work.join("shop.json"), work.join("drills"));
+    std::fs::write(&moved_proxies, ports.relocate(&std::fs::read_to_string(proxies)?))?;
+    std::fs::create_dir_all(&moved_drills)?;
+    for entry in std::fs::read_dir(drills)? {
+        let path = entry?.path();
+        if let (Some(name), Ok(text)) = (path.file_name(), std::fs::read_to_string(&path)) {
+            std::fs::write(moved_drills.join(name), ports.relocate(&text))?;
+        }
+    }
+    Ok((ports, moved_proxies, moved_drills))
+}
+
+async fn demo(
+    options: &DemoOptions,
+    ports: Ports,
+    proxies: PathBuf,
+    drills: PathBuf,
+    work: &Path,
+) -> Result<(), Failure> {
     // Interactive: the usual addresses, so the CLI verbs in a second terminal need no flags.
     let (api, control) = if options.auto {
         ("127.0.0.1:0".parse().map_err(failed)?, "127.0.0.1:0".parse().map_err(failed)?)
@@ -95,13 +121,17 @@ async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &P
         caps: crate::proxy::budget::Caps::default(),
     };
     let daemon = Daemon::start(serve).await.map_err(|error| match Failure::from(error) {
-        Failure::Failed(e) => Failure::Failed(anyhow!("{e:#} (the demo needs {PORTS} free)")),
+        Failure::Failed(e) => Failure::Failed(anyhow!(
+            "{e:#} (the demo needs {} free{})",
+            ports.describe(),
+            if options.free_ports { "" } else { "; or try `firedrill demo --free-ports`" }
+        )),
         other @ Failure::BadInput(_) => other,
     })?;
     let (manager, control) = (daemon.manager.clone(), daemon.control);
     let stop = CancellationToken::new();
     let serving = tokio::spawn(daemon.run(stop.clone().cancelled_owned()));
-    let outcome = practise(options, &manager, control, work).await;
+    let outcome = practise(options, ports, &manager, control, work).await;
     // Whatever happened: the run ends, the shop stops, the daemon stops.
     let _ = manager.abort_all("demo").await;
     let stopped = manager.supervisor().down().await;
@@ -115,18 +145,26 @@ async fn demo(options: &DemoOptions, proxies: PathBuf, drills: PathBuf, work: &P
 
 async fn practise(
     options: &DemoOptions,
+    ports: Ports,
     manager: &std::sync::Arc<Manager>,
     control: std::net::SocketAddr,
     work: &Path,
 ) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(failed)?;
     let env_path = work.join("shop.toml");
-    let services =
-        envfile::parse(&env_path, &crate::shop::environment(&exe)).map_err(|errors| failed(errors[0].to_string()))?;
+    let services = envfile::parse(&env_path, &crate::shop::environment(&exe, ports))
+        .map_err(|errors| failed(errors[0].to_string()))?;
     let supervisor = manager.supervisor();
     supervisor.up(services).map_err(failed)?;
     println!(
-        "starting the example shop: gateway :18080 -> wallet (gRPC, via proxy :18091) -> partner (via :18092), ledger (via :18093)"
+        "starting the example shop: gateway :{} -> wallet :{} (gRPC, via proxy :{}) -> partner :{} (via :{}), ledger :{} (via :{})",
+        ports.gateway,
+        ports.wallet,
+        ports.wallet_proxy,
+        ports.partner,
+        ports.partner_proxy,
+        ports.ledger,
+        ports.ledger_proxy
     );
     let deadline = tokio::time::Instant::now() + SHOP_READY;
     while !supervisor.ps().iter().all(|r| r.state == crate::supervise::ReplicaState::Healthy) {
@@ -137,7 +175,8 @@ async fn practise(
                 .map(|r| format!("{} {:?} {}", r.id, r.state, r.last_exit.clone().unwrap_or_default()))
                 .collect();
             return Err(failed(format!(
-                "the shop did not become healthy (is one of {PORTS} taken?): {}",
+                "the shop did not become healthy (is one of {} taken?): {}",
+                ports.describe(),
                 states.join("; ")
             )));
         }
@@ -178,15 +217,16 @@ async fn practise(
     if options.auto {
         responder(&remote, manager, &run_id).await?;
     } else {
+        let (gateway, wallet) = (ports.gateway, ports.wallet);
         println!(
             "You are on call. From a second terminal (the daemon is on its usual addresses):\n\
              \x20 firedrill watch                      # the live view\n\
-             \x20 curl -s 127.0.0.1:18080/pay          # what users see; /metrics on every service\n\
+             \x20 curl -s 127.0.0.1:{gateway}/pay          # what users see; /metrics on every service\n\
              \x20 curl -s 127.0.0.1:8474/metrics       # what firedrill's proxies see\n\
              \x20 firedrill ack                        # \"I see it\"\n\
              \x20 firedrill hint                       # stuck?\n\
              \x20 firedrill diagnose \"what is wrong\"   # name the cause\n\
-             \x20 curl -s 127.0.0.1:19091/admin/levers  # the wallet's levers (also the gateway's on :18080)\n\
+             \x20 curl -s 127.0.0.1:{wallet}/admin/levers  # the wallet's levers (also the gateway's on :{gateway})\n\
              \x20 firedrill mitigate                   # users are fine again, the fault still in\n\
              \x20 firedrill resolve                    # when you think it is fixed\n\
              Ctrl-C here ends the drill (as aborted) and stops everything.\n"

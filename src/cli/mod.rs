@@ -253,6 +253,10 @@ pub enum Command {
         /// Seed of the run's draws (and of the random drill choice).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run the shop and its proxies on ports the system has free instead of 18080,
+        /// 18091-18093 and 19091-19093 (the drills' URLs and levers move with them).
+        #[arg(long)]
+        free_ports: bool,
     },
     /// Run one service of the example shop (what `firedrill up examples/shop/shop.toml` and
     /// `firedrill demo` start).
@@ -470,7 +474,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Slo { command: SloCommand::Budget { objective, period, rps, error_ratios, min_bad, json } } => {
             slo_budget(objective, period, rps, error_ratios, min_bad, json)
         }
-        Command::Demo { auto, drill, seed } => demo::run(&demo::DemoOptions { auto, drill, seed }),
+        Command::Demo { auto, drill, seed, free_ports } => {
+            demo::run(&demo::DemoOptions { auto, drill, seed, free_ports })
+        }
         Command::Shop { service } => {
             runtime()?.block_on(crate::shop::run(service)).map_err(|e| Failure::Failed(anyhow::anyhow!("shop: {e}")))
         }

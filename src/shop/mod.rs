@@ -568,10 +568,94 @@ async fn wallet(listen: SocketAddr, partner: String, ledger: String) -> std::io:
     serve(listen, grpc.merge(admin("wallet", levers)).merge(common(counters))).await
 }
 
-/// The shop as an environment file: every service is this binary's `shop` subcommand.
-pub fn environment(exe: &std::path::Path) -> String {
+/// Where the shop's services and the proxies in front of them listen (all on 127.0.0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The gateway, what users call.
+    pub gateway: u16,
+    /// The proxy in front of the wallet.
+    pub wallet_proxy: u16,
+    /// The proxy in front of the partner.
+    pub partner_proxy: u16,
+    /// The proxy in front of the ledger.
+    pub ledger_proxy: u16,
+    /// The wallet itself.
+    pub wallet: u16,
+    /// The partner itself.
+    pub partner: u16,
+    /// The ledger itself.
+    pub ledger: u16,
+}
+
+impl Ports {
+    /// The ports `proxies/shop.json`, `examples/shop/shop.toml` and the drills are written for.
+    pub const STANDARD: Self = Self {
+        gateway: 18080,
+        wallet_proxy: 18091,
+        partner_proxy: 18092,
+        ledger_proxy: 18093,
+        wallet: 19091,
+        partner: 19092,
+        ledger: 19093,
+    };
+
+    /// Seven ports the system has free now (bound on port 0 together, then let go), for a shop
+    /// beside another one, or beside anything else on the standard ports.
+    pub fn free() -> std::io::Result<Self> {
+        let listeners = (0..7).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;
+        let ports = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            gateway: ports[0],
+            wallet_proxy: ports[1],
+            partner_proxy: ports[2],
+            ledger_proxy: ports[3],
+            wallet: ports[4],
+            partner: ports[5],
+            ledger: ports[6],
+        })
+    }
+
+    fn pairs(self) -> [(u16, u16); 7] {
+        let standard = Self::STANDARD;
+        [
+            (standard.gateway, self.gateway),
+            (standard.wallet_proxy, self.wallet_proxy),
+            (standard.partner_proxy, self.partner_proxy),
+            (standard.ledger_proxy, self.ledger_proxy),
+            (standard.wallet, self.wallet),
+            (standard.partner, self.partner),
+            (standard.ledger, self.ledger),
+        ]
+    }
+
+    /// `text` (a proxy file, a drill) written for the standard ports, moved to these: every
+    /// `127.0.0.1:<standard port>` becomes `127.0.0.1:<this port>`.
+    pub fn relocate(self, text: &str) -> String {
+        // Through placeholders, so a new port that happens to be another standard one is not moved twice.
+        let mut out = text.to_owned();
+        for (i, (from, _)) in self.pairs().iter().enumerate() {
+            out = out.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{{port {i}}}"));
+        }
+        for (i, (_, to)) in self.pairs().iter().enumerate() {
+            out = out.replace(&format!("127.0.0.1:{{port {i}}}"), &format!("127.0.0.1:{to}"));
+        }
+        out
+    }
+
+    /// In words, for messages.
+    pub fn describe(self) -> String {
+        if self == Self::STANDARD {
+            return "the ports 18080, 18091-18093 and 19091-19093".to_owned();
+        }
+        let ports = self.pairs().map(|(_, port)| port.to_string());
+        format!("the ports {} and {}", ports[..6].join(", "), ports[6])
+    }
+}
+
+/// The shop as an environment file on `ports`: every service is this binary's `shop` subcommand.
+pub fn environment(exe: &std::path::Path, ports: Ports) -> String {
     let exe = exe.display();
-    let service = |name: &str, args: &str, port: u16| {
+    let service = |name: &str, args: String, port: u16| {
         format!(
             "[[services]]\nname = \"{name}\"\ncommand = \"{exe}\"\nargs = [\"shop\", \"{name}\", \"--listen\", \"127.0.0.1:{port}\"{args}]\n\
              health = {{ http = \"http://127.0.0.1:{port}/healthz\", interval = \"200ms\" }}\n\
@@ -579,10 +663,17 @@ pub fn environment(exe: &std::path::Path) -> String {
         )
     };
     [
-        service("partner", "", 19092),
-        service("ledger", "", 19093),
-        service("wallet", ", \"--partner\", \"127.0.0.1:18092\", \"--ledger\", \"127.0.0.1:18093\"", 19091),
-        service("gateway", ", \"--wallet\", \"127.0.0.1:18091\"", 18080),
+        service("partner", String::new(), ports.partner),
+        service("ledger", String::new(), ports.ledger),
+        service(
+            "wallet",
+            format!(
+                ", \"--partner\", \"127.0.0.1:{}\", \"--ledger\", \"127.0.0.1:{}\"",
+                ports.partner_proxy, ports.ledger_proxy
+            ),
+            ports.wallet,
+        ),
+        service("gateway", format!(", \"--wallet\", \"127.0.0.1:{}\"", ports.wallet_proxy), ports.gateway),
     ]
     .concat()
 }
@@ -590,6 +681,35 @@ pub fn environment(exe: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shop_moves_to_other_ports_whole() {
+        let ports = Ports {
+            gateway: 19091,
+            wallet_proxy: 18080,
+            partner_proxy: 40001,
+            ledger_proxy: 40002,
+            wallet: 40003,
+            partner: 40004,
+            ledger: 40005,
+        };
+        let text =
+            "url = \"http://127.0.0.1:18080/pay\"\nlevers = 127.0.0.1:19091/admin; 127.0.0.1:18091 127.0.0.1:1808";
+        let moved = ports.relocate(text);
+        assert_eq!(
+            moved,
+            format!(
+                "url = \"http://127.0.0.1:19091/pay\"\nlevers = 127.0.0.1:{}/admin; 127.0.0.1:18080 127.0.0.1:1808",
+                ports.wallet
+            ),
+            "swapped ports are moved once each; other ports are left alone"
+        );
+        assert_eq!(Ports::STANDARD.relocate(text), text);
+        let environment = environment(std::path::Path::new("/bin/firedrill"), ports);
+        assert!(environment.contains(&format!("\"--listen\", \"127.0.0.1:{}\"", ports.ledger)), "{environment}");
+        assert!(environment.contains("\"--wallet\", \"127.0.0.1:18080\""), "{environment}");
+        assert_eq!(ports.describe(), "the ports 19091, 18080, 40001, 40002, 40003, 40004 and 40005");
+    }
 
     #[tokio::test]
     async fn a_taken_port_is_named_in_the_error() {

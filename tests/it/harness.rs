@@ -283,12 +283,3 @@ pub fn assert_scorecard_schema(card: &serde_json::Value) {
     let errors = scorecard_schema_errors(card);
     assert!(errors.is_empty(), "the scorecard does not follow scorecards/schema.json: {errors:#?}\n{card:#}");
 }
-
-/// Held by every test that runs the example shop on its fixed ports (18080, 18091–18093,
-/// 19091–19093): the demo and the shop's own tests take turns.
-pub static SHOP_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Takes [`SHOP_PORTS`], whatever an earlier test that panicked holding it left.
-pub fn shop_ports() -> std::sync::MutexGuard<'static, ()> {
-    SHOP_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}

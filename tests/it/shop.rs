@@ -6,33 +6,40 @@
 use std::path::Path;
 use std::time::Duration;
 
+use firedrill::shop::Ports;
+
 use crate::harness::ServeProcess;
 use crate::kill::eventually;
 
-/// The daemon with the shop's proxies and the catalogue, and the shop under its supervisor.
+/// The daemon with the shop's proxies and the catalogue, and the shop under its supervisor, on
+/// ports the system has free (the drills and the proxy file moved to them), so shop tests run
+/// beside each other and beside a demo someone is running.
 struct Shop {
     dir: tempfile::TempDir,
     serve: ServeProcess,
+    ports: Ports,
 }
 
 impl Shop {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ports = Ports::free().unwrap();
         for sub in ["proxies", "drills"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
             for entry in std::fs::read_dir(root.join(sub)).unwrap() {
                 let path = entry.unwrap().path();
-                std::fs::copy(&path, dir.path().join(sub).join(path.file_name().unwrap())).unwrap();
+                let text = ports.relocate(&std::fs::read_to_string(&path).unwrap());
+                std::fs::write(dir.path().join(sub).join(path.file_name().unwrap()), text).unwrap();
             }
         }
         let exe = Path::new(env!("CARGO_BIN_EXE_firedrill"));
-        std::fs::write(dir.path().join("shop.toml"), firedrill::shop::environment(exe)).unwrap();
+        std::fs::write(dir.path().join("shop.toml"), firedrill::shop::environment(exe, ports)).unwrap();
         let serve = ServeProcess::start_in(dir.path(), &["proxies/shop.json"]);
         let env = dir.path().join("shop.toml").display().to_string();
         let (code, out, err) = serve.verb(&["up", &env, "--wait", "30s"]);
         assert_eq!(code, Some(0), "the shop comes up: {out}{err}");
-        Self { dir, serve }
+        Self { dir, serve, ports }
     }
 
     fn metrics(port: u16) -> String {
@@ -118,11 +125,9 @@ type Shows = Box<dyn Fn() -> bool>;
 
 #[test]
 fn every_drill_shows_in_the_shops_own_metrics() {
-    let _ports = crate::harness::shop_ports();
     let shop = Shop::start();
     // (drill, what the shop's own telemetry must show while its fault is in)
-    let wallet = 19091;
-    let gateway = 18080;
+    let (wallet, gateway) = (shop.ports.wallet, shop.ports.gateway);
     let cases: [(&str, Shows); 7] = [
         ("partner-latency", Box::new(move || slow_calls(wallet, "wallet", "partner", "0.25") > 0.0)),
         ("partner-503-burst", Box::new(move || failed_calls(wallet, "wallet", "partner") > 0.0)),
@@ -151,22 +156,29 @@ fn every_drill_shows_in_the_shops_own_metrics() {
 
 #[test]
 fn the_wallets_levers_mitigate_with_the_fault_still_in() {
-    let _ports = crate::harness::shop_ports();
     let shop = Shop::start();
     shop.run("partner-latency");
     // The fault bites: payments time out at the gateway and the probe fails.
-    assert!(eventually(Duration::from_secs(15), || slow_calls(19091, "wallet", "partner", "0.25") > 0.0));
+    assert!(eventually(Duration::from_secs(15), || slow_calls(shop.ports.wallet, "wallet", "partner", "0.25") > 0.0));
     assert_eq!(shop.serve.verb(&["ack", "--as", "ana"]).0, Some(0));
     let (code, out, err) = shop.serve.verb(&["diagnose", "--as", "ana", "the partner is slow"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let client = reqwest::blocking::Client::new();
-    let bad = client.post("http://127.0.0.1:19091/admin/levers").body(r#"{"timeout_ms": 0}"#).send().unwrap();
+    let bad = client
+        .post(format!("http://127.0.0.1:{}/admin/levers", shop.ports.wallet))
+        .body(r#"{"timeout_ms": 0}"#)
+        .send()
+        .unwrap();
     assert_eq!(bad.status().as_u16(), 400, "a lever out of range is refused");
-    let typo = client.post("http://127.0.0.1:19091/admin/levers").body(r#"{"fallbak": true}"#).send().unwrap();
+    let typo = client
+        .post(format!("http://127.0.0.1:{}/admin/levers", shop.ports.wallet))
+        .body(r#"{"fallbak": true}"#)
+        .send()
+        .unwrap();
     assert_eq!(typo.status().as_u16(), 400, "a typo never silently leaves the lever as it was");
     assert!(typo.text().unwrap().contains("unknown field `fallbak`"));
     let pulled = client
-        .post("http://127.0.0.1:19091/admin/levers")
+        .post(format!("http://127.0.0.1:{}/admin/levers", shop.ports.wallet))
         .body(r#"{"timeout_ms": 300, "fallback": true}"#)
         .send()
         .unwrap();
@@ -188,9 +200,8 @@ fn the_wallets_levers_mitigate_with_the_fault_still_in() {
 
 #[test]
 fn each_drills_named_lever_mitigates_with_the_fault_still_in() {
-    let _ports = crate::harness::shop_ports();
     let shop = Shop::start();
-    let (wallet, gateway) = (19091, 18080);
+    let (wallet, gateway) = (shop.ports.wallet, shop.ports.gateway);
     // (drill, where its facilitator notes say to pull, the lever, what shows the fault biting)
     let cases: [(&str, u16, &str, Shows); 4] = [
         (
@@ -259,7 +270,6 @@ fn journaled(shop: &Shop, run: &str, kind: &str) -> bool {
 
 #[test]
 fn a_supervisor_restarting_the_wallet_is_not_mitigation_but_the_gateways_lever_is() {
-    let _ports = crate::harness::shop_ports();
     let shop = Shop::start();
     let run = shop.run("wallet-crashloop");
     let lost = || journaled(&shop, &run, "steady_state_lost");
@@ -273,7 +283,7 @@ fn a_supervisor_restarting_the_wallet_is_not_mitigation_but_the_gateways_lever_i
         let back = || journal_events(&shop, &run).iter().filter(|e| e["type"] == "target_recovered").count() >= 3;
         assert!(eventually(Duration::from_secs(90), back), "round 2 never recovered");
         let lever = reqwest::blocking::Client::new()
-            .post("http://127.0.0.1:18080/admin/levers")
+            .post(format!("http://127.0.0.1:{}/admin/levers", shop.ports.gateway))
             .body(r#"{"retries":1,"fallback":true}"#)
             .send()
             .unwrap();
