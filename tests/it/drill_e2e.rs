@@ -363,7 +363,11 @@ fn taking_the_toxic_off_behind_the_runs_back_is_no_mitigation_and_resolve_is_ver
     // Probes fail while the fault is in. The responder acknowledges, then "fixes" it by taking
     // firedrill's own toxic off through the admin API: the probes pass again, but the fault the
     // run put in is gone, so that is no mitigation with the fault still in.
-    std::thread::sleep(Duration::from_millis(2500));
+    let journal = || std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
+    assert!(
+        crate::kill::eventually(Duration::from_secs(20), || journal().contains(r#""type":"steady_state_lost""#)),
+        "the probes saw the fault"
+    );
     let (code, _, err) = serve.verb(&["ack", "--as", "ana"]);
     assert_eq!(code, Some(0), "{err}");
     let name = raw_toxics(&serve).pop().unwrap();
@@ -373,8 +377,9 @@ fn taking_the_toxic_off_behind_the_runs_back_is_no_mitigation_and_resolve_is_ver
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
     // Twice the verification window (2 s) of good probes: nothing may be recorded.
+    // (An absence can only be seen by waiting it out.)
     std::thread::sleep(Duration::from_secs(4));
-    let journal = std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
+    let journal = journal();
     assert!(journal.contains(r#""type":"ack""#) && !journal.contains(r#""type":"mitigated""#), "{journal}");
     let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
     assert_eq!(code, Some(0), "{err}");

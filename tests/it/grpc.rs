@@ -172,17 +172,33 @@ async fn synthetic_grpc_traffic_counts_good_and_bad_calls() {
     // An empty message is a valid StatusRequest: every call succeeds.
     let traffic = CancellationToken::new();
     let counts = start_traffic(&plan(proxy), None, &traffic);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (valid, bad) = counts.get();
-    assert!(valid >= 20, "{valid} calls in 0.5 s at 100/s");
-    assert_eq!(bad, 0);
-    // UNAVAILABLE from the proxy: every call from now on is bad.
+    // Waits (bounded) until the counts reach `enough`.
+    let reach = |enough: u64, base: (u64, u64)| {
+        let counts = counts.clone();
+        async move {
+            let wait = async {
+                while counts.get().0 < base.0 + enough {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the traffic keeps calling");
+            counts.get()
+        }
+    };
+    let (valid, bad) = reach(20, (0, 0)).await;
+    assert!(valid >= 20);
+    assert_eq!(bad, 0, "every call succeeds");
+    // UNAVAILABLE from the proxy: every call from now on is bad. Calls already in flight when
+    // the toxic went in may still pass: count once failures are under way.
     d.toxic("wallet", r#"{"name":"down","type":"grpc_error","attributes":{"code":14}}"#).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let failing = async {
+        while counts.get().1 < 5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), failing).await.expect("the toxic bites");
     let before = counts.get();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = counts.get();
-    assert!(after.0 - before.0 >= 20);
+    let after = reach(20, before).await;
     assert_eq!(after.1 - before.1, after.0 - before.0, "every call failed: {before:?} -> {after:?}");
     traffic.cancel();
     tokio::time::sleep(Duration::from_millis(100)).await;
