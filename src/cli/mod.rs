@@ -1,5 +1,6 @@
 //! The command tree (clap derive: the doc comments are the help text) and exit codes.
 
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -478,7 +479,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             demo::run(&demo::DemoOptions { auto, drill, seed, free_ports })
         }
         Command::Shop { service } => {
-            runtime()?.block_on(crate::shop::run(service)).map_err(|e| Failure::Failed(anyhow::anyhow!("shop: {e}")))
+            runtime()?.block_on(crate::shop::run(service)).context("shop").map_err(Failure::Failed)
         }
         Command::Ps { json, remote } => runtime()?.block_on(client::ps(&remote.remote(), json)),
         Command::Down { remote } => runtime()?.block_on(client::down(&remote.remote())),
@@ -492,7 +493,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Replay { journal } => {
             let records = crate::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;
             let card = crate::scorecard::Scorecard::from_journal(&records)
-                .map_err(|e| Failure::BadInput(anyhow::anyhow!("{}: {e}", journal.display())))?;
+                .with_context(|| journal.display().to_string())
+                .map_err(Failure::BadInput)?;
             let text = serde_json::to_string_pretty(&card).map_err(|e| Failure::Failed(e.into()))?;
             println!("{text}");
             Ok(())

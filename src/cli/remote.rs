@@ -1,7 +1,7 @@
 //! The responders' side of the control API: one function per CLI verb, printing for people
 //! (or JSON for scripts).
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -376,7 +376,8 @@ pub async fn replicas(remote: &Remote) -> Result<Vec<Replica>, Failure> {
 /// waits up to `wait` for every replica to be healthy.
 pub async fn up(remote: &Remote, path: &std::path::Path, wait: std::time::Duration) -> Result<(), Failure> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::BadInput(anyhow!("{}: cannot read the file: {e}", path.display())))?;
+        .with_context(|| format!("{}: cannot read the file", path.display()))
+        .map_err(Failure::BadInput)?;
     let absolute = std::path::absolute(path).map_err(|e| Failure::BadInput(e.into()))?;
     if let Err(errors) = crate::supervise::envfile::parse(&absolute, &text) {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();

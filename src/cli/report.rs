@@ -1,6 +1,6 @@
 //! `firedrill report` and `firedrill readiness`: read the scorecards, render, print or write.
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
 
 use super::{Failure, ReportFormat};
 use crate::scorecard::readiness::{self, Policy};
@@ -16,7 +16,7 @@ pub fn report(
     let span = |text: &str, flag: &str| {
         crate::duration::parse(text)
             .map(|d| crate::clock::wall_ms().saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
-            .map_err(|e| Failure::BadInput(anyhow::anyhow!("{flag}: {e}")))
+            .map_err(|e| Failure::BadInput(anyhow!("{flag}: {e}")))
     };
     let (since_ms, stale_ms) = (span(&args.since, "--since")?, span(&args.stale, "--stale")?);
     let (cards, skipped) = store::read_all(root);
@@ -31,7 +31,8 @@ pub fn report(
     };
     if let Some(path) = out {
         return std::fs::write(path, rendered)
-            .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot write {}: {e}", path.display())));
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::Failed);
     }
     print!("{rendered}");
     Ok(())
@@ -51,7 +52,11 @@ pub fn readiness(
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Failure::Failed(anyhow!("cannot replace {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Failure::Failed(
+                    anyhow::Error::new(e).context(format!("cannot replace {}", path.display())),
+                ));
+            }
         }
     }
     let started = std::time::Instant::now();
@@ -79,7 +84,8 @@ pub fn readiness(
             path,
             readiness::junit(team, &requirements, now, started.elapsed().as_secs_f64()).as_bytes(),
         )
-        .map_err(|e| Failure::Failed(anyhow!("cannot write {}: {e}", path.display())))?;
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::Failed)?;
     }
     if requirements.iter().all(|r| r.failure.is_none()) {
         Ok(())

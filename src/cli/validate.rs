@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
 
 use super::Failure;
 use crate::drill::{self, Environment, FaultAction};
@@ -18,7 +18,8 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut out = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|e| Failure::BadInput(anyhow!("{}: {e}", path.display())))?;
+            let entries =
+                std::fs::read_dir(path).with_context(|| path.display().to_string()).map_err(Failure::BadInput)?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
