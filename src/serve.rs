@@ -63,7 +63,7 @@ pub enum ServeError {
         what: &'static str,
         /// The address asked for.
         address: SocketAddr,
-        /// Why.
+        /// The underlying error, kept as the source.
         #[source]
         source: std::io::Error,
     },
@@ -78,7 +78,7 @@ pub enum ServeError {
     Proxy {
         /// The proxy.
         name: String,
-        /// Why.
+        /// The underlying error, kept as the source.
         #[source]
         source: crate::proxy::ApiError,
     },

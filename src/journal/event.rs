@@ -259,7 +259,7 @@ pub enum Event {
     FaultFailed {
         /// Index of the fault in the drill.
         fault: usize,
-        /// Why.
+        /// What failed, with its causes (the engine's own words).
         error: String,
     },
     /// A fault came out (a kill fault: no more rounds, and what it paused or stopped is back).
@@ -272,7 +272,7 @@ pub enum Event {
         /// The toxic's name (empty for a kill fault).
         #[serde(default)]
         toxic: String,
-        /// Why.
+        /// Why, for people: what is down, or what tripped.
         reason: Removal,
     },
     /// A kill fault acted on a target (journaled before the call).
@@ -305,7 +305,7 @@ pub enum Event {
     KillEscalated {
         /// Index of the fault in the drill.
         fault: usize,
-        /// The target.
+        /// The target's id: a replica id, container id or pod name.
         target: String,
         /// What was done.
         detail: String,
@@ -316,14 +316,14 @@ pub enum Event {
         fault: usize,
         /// The target, when one was chosen.
         target: Option<String>,
-        /// Why.
+        /// What failed, with its causes (the engine's own words).
         error: String,
     },
     /// A target acted on is healthy again.
     TargetRecovered {
         /// Index of the fault in the drill.
         fault: usize,
-        /// The target.
+        /// The target's id: a replica id, container id or pod name.
         target: String,
         /// What was seen (`pid 4242 healthy after 1 restart(s)`).
         detail: String,
@@ -333,14 +333,14 @@ pub enum Event {
     TargetRestored {
         /// Index of the fault in the drill.
         fault: usize,
-        /// The target.
+        /// The target's id: a replica id, container id or pod name.
         target: String,
         /// The action undone.
         action: KillAction,
     },
     /// A responder acknowledged: human detection.
     Ack {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
     },
     /// An alert fired: machine detection.
@@ -379,7 +379,7 @@ pub enum Event {
     },
     /// A responder submitted a diagnosis.
     Diagnosis {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
         /// What they said.
         text: String,
@@ -408,7 +408,7 @@ pub enum Event {
     /// A responder declared the impact mitigated with the fault still in (`firedrill mitigate`);
     /// a `mitigated` event follows once the steady state proves it.
     MitigateDeclared {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
     },
     /// A declared mitigation that the steady state did not confirm in time.
@@ -420,7 +420,7 @@ pub enum Event {
     },
     /// A responder declared the incident resolved.
     ResolveDeclared {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
     },
     /// The run ended.

@@ -48,14 +48,14 @@ fn not_yet(due_ms: Option<u64>) -> String {
 pub enum Command {
     /// "I see it": human detection. Accepted at any time; before t0 it is a false alarm.
     Ack {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
         /// Told once the acknowledgement is in the journal: whether it counted as detection.
         reply: oneshot::Sender<bool>,
     },
     /// A diagnosis; the answer says whether it matched the key.
     Diagnose {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
         /// What they think is wrong.
         text: String,
@@ -71,21 +71,21 @@ pub enum Command {
     },
     /// Declare the impact mitigated with the fault still in; verified by the steady state.
     Mitigate {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
         /// Receives the mitigation's time from t0 once verified.
         reply: oneshot::Sender<Result<u64, Refusal>>,
     },
     /// Declare the incident resolved.
     Resolve {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
         /// Told once the declaration is journaled (the run then ends), or why it was refused.
         reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// End the run now and remove its faults.
     Abort {
-        /// Who.
+        /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
         by: String,
     },
     /// An alert from Alertmanager; it counts if it matches one the drill expects.

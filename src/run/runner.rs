@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use super::command::{Command, Refusal};
 use super::live::{Live, SLI_SAMPLE_EVERY, SpikeSource};
+pub use super::log::RunLog;
 pub use super::recover::recover;
 use super::schedule::{Step, schedule, schedule_next_round};
 use super::sli;
@@ -52,40 +53,6 @@ pub enum RunError {
     /// The journal has no scorecard.
     #[error(transparent)]
     Score(#[from] crate::scorecard::ScoreError),
-}
-
-/// What others may see of a run while it happens: its records so far, and each new one.
-#[derive(Debug)]
-pub struct RunLog {
-    records: std::sync::Mutex<Vec<Record>>,
-    /// New records, for watchers; lagging watchers re-read [`RunLog::records`].
-    live: tokio::sync::broadcast::Sender<Record>,
-}
-
-/// How many records a slow watcher may fall behind before it must re-read.
-const WATCH_BACKLOG: usize = 256;
-
-impl Default for RunLog {
-    fn default() -> Self {
-        Self { records: std::sync::Mutex::default(), live: tokio::sync::broadcast::channel(WATCH_BACKLOG).0 }
-    }
-}
-
-impl RunLog {
-    /// The records so far.
-    pub fn records(&self) -> Vec<Record> {
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// Subscribes to new records; pair with [`RunLog::records`] and skip what was already seen.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Record> {
-        self.live.subscribe()
-    }
-
-    fn push(&self, record: Record) {
-        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(record.clone());
-        let _ = self.live.send(record);
-    }
 }
 
 /// How long after a resolve the steady state may take to hold for a whole window.

@@ -67,7 +67,7 @@ pub struct Detection {
 pub struct FalseAlarm {
     /// When, run-clock ms (from the run's start: there is no t0 yet).
     pub at_ms: u64,
-    /// Who.
+    /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
     pub by: String,
 }
 
@@ -86,7 +86,7 @@ pub enum Mitigation {
 pub struct WrongDiagnosis {
     /// When, ms from t0.
     pub at_ms: u64,
-    /// Who.
+    /// Who acted: the name a responder gave (`--as`, or their login), as the scorecard credits it.
     pub by: String,
     /// What they said.
     pub text: String,

@@ -249,7 +249,7 @@ pub enum CatalogueError {
     List {
         /// The directory.
         dir: std::path::PathBuf,
-        /// Why.
+        /// What failed, with its causes (the engine's own words).
         error: std::io::Error,
     },
     /// Some drills there do not load.

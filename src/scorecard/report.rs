@@ -205,7 +205,7 @@ pub struct Report {
 pub struct SkippedFile {
     /// The file.
     pub path: String,
-    /// Why.
+    /// Why, in words people read.
     pub reason: String,
 }
 

@@ -172,7 +172,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     // The reader is gone (like `| head -1`): the rest of the output hits a closed pipe.
-    let out = child.wait_with_output().unwrap();
+    let out = crate::verb::bounded(child, "firedrill slo budget … --json", crate::verb::LIMIT).unwrap();
     assert_eq!(first.trim(), "{");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
 }

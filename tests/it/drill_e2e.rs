@@ -619,7 +619,7 @@ fn watch_follows_a_run_until_it_ends() {
     std::thread::sleep(Duration::from_millis(1500)); // let the live view redraw on its tick
     serve.verb(&["resolve", "--as", "bo"]);
 
-    let output = plain.wait_with_output().unwrap();
+    let output = crate::verb::bounded(plain, "firedrill watch", crate::verb::LIMIT).unwrap();
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8_lossy(&output.stdout);
     let types: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
@@ -627,7 +627,7 @@ fn watch_follows_a_run_until_it_ends() {
     assert!(!text.contains('\u{1b}'), "plain lines when stdout is not a terminal");
     assert!(!text.contains("accept") && !text.contains("answer"), "the answer key never reaches responders: {text}");
 
-    let output = live.wait_with_output().unwrap();
+    let output = crate::verb::bounded(live, "script … firedrill watch", crate::verb::LIMIT).unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);
     assert!(screen.contains("\u{1b}[2J"), "the live view redraws in place");
     assert!(screen.contains("detect") && screen.contains("target") && screen.contains("resolved"), "{screen}");

@@ -255,7 +255,7 @@ fn a_crash_while_a_resolve_is_verified_keeps_every_phase() {
     assert!(eventually(Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
     assert_eq!(serve.verb(&["ack", "--as", "ana"]).0, Some(0));
     assert_eq!(serve.verb(&["diagnose", "--as", "ana", "api errors"]).0, Some(0));
-    let mut resolve = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+    let resolve = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
         .args(["resolve", "--as", "ana"])
         .env("FIREDRILL_ADDR", serve.control.to_string())
         .stdout(std::process::Stdio::null())
@@ -265,7 +265,8 @@ fn a_crash_while_a_resolve_is_verified_keeps_every_phase() {
     assert!(eventually(Duration::from_secs(10), || !events_of(&journal(dir.path()), "resolve_declared").is_empty()));
     serve.signal("KILL");
     serve.wait(Duration::from_secs(10));
-    let _ = resolve.wait();
+    // The verb ends with its daemon; bounded all the same.
+    let _ = crate::verb::bounded(resolve, "firedrill resolve", crate::verb::LIMIT);
 
     let serve = ServeProcess::start_in(dir.path(), &["env.json"]);
     let card = scorecard(dir.path(), "crash");

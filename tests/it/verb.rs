@@ -94,14 +94,20 @@ impl Verb {
     /// Runs it to the end and returns what it wrote (as `Command::output`), within its limit.
     pub fn output(mut self) -> std::io::Result<std::process::Output> {
         let child = self.command.spawn()?;
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(child.wait_with_output()));
-        rx.recv_timeout(self.limit).unwrap_or_else(|_| {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("`{}` did not finish within {:?}; it was killed", self.line, self.limit);
-        })
+        bounded(child, &self.line, self.limit)
     }
+}
+
+/// Waits for a child someone spawned (a watcher, a verb that runs beside others) and collects
+/// its output, at most `limit`: past it, the child is killed and the test fails, naming `line`.
+pub fn bounded(child: std::process::Child, line: &str, limit: Duration) -> std::io::Result<std::process::Output> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("`{line}` did not finish within {limit:?}; it was killed");
+    })
 }
 
 impl Ran {

@@ -29,7 +29,7 @@ pub enum UpstreamError {
     Connect {
         /// The upstream.
         address: String,
-        /// Why.
+        /// The underlying error, kept as the source.
         source: std::io::Error,
     },
     /// Connecting took longer than the proxy's connect timeout.
