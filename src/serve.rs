@@ -165,6 +165,10 @@ impl Daemon {
         let supervisor = crate::supervise::Supervisor::with_logs(options.dirs.data.join("logs"));
         let kills = crate::fault::kill::Killers::new(supervisor);
         let manager = Manager::new(proxies, kills, options.dirs);
+        // `/metrics` shows the runs beside the proxies. A weak reference: the registry must not
+        // keep the manager (and its runs) alive.
+        let runs = Arc::downgrade(&manager);
+        registry.add_metrics(Arc::new(move || runs.upgrade().map(|m| m.metrics()).unwrap_or_default()));
         let recovered = manager.recover().await;
         let rearmed = manager.rearm();
         Ok(Self {

@@ -11,6 +11,7 @@ use crate::serve::{Daemon, ServeError, ServeOptions};
 pub mod demo;
 pub mod remote;
 pub mod report;
+pub mod rules;
 pub mod validate;
 
 /// Fire drills for dev and QA environments: inject faults, time the response, keep scorecards.
@@ -300,6 +301,23 @@ pub enum SloCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each drill's SLO as a Prometheus rule file: recording rules for the error ratio over
+    /// every window, and the Workbook's multi-window burn-rate alerts with the drill's objective
+    /// and minimum-events guard (check it with `promtool check rules`).
+    Rules {
+        /// The drills (default: every drill of --drills).
+        #[arg(value_name = "DRILL")]
+        names: Vec<String>,
+        /// Where drills are looked up by name.
+        #[arg(long, default_value = "drills")]
+        drills: PathBuf,
+        /// The proxy files the drills run against (default: proxies/*.json).
+        #[arg(long = "proxies", value_name = "FILE")]
+        proxies: Vec<PathBuf>,
+        /// Write the rule file here instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn slo_budget(
@@ -474,6 +492,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Up { env_file, wait, remote } => runtime()?.block_on(client::up(&remote.remote(), &env_file, wait)),
         Command::Slo { command: SloCommand::Budget { objective, period, rps, error_ratios, min_bad, json } } => {
             slo_budget(objective, period, rps, error_ratios, min_bad, json)
+        }
+        Command::Slo { command: SloCommand::Rules { names, drills, proxies, out } } => {
+            rules::run(&names, &drills, &proxies, out.as_deref())
         }
         Command::Demo { auto, drill, seed, free_ports } => {
             demo::run(&demo::DemoOptions { auto, drill, seed, free_ports })

@@ -35,7 +35,7 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// The proxy files of `proxies/`, when there is such a directory.
-fn default_proxy_files() -> Result<Vec<PathBuf>, Failure> {
+pub(super) fn default_proxy_files() -> Result<Vec<PathBuf>, Failure> {
     if !Path::new(DEFAULT_PROXY_DIR).is_dir() {
         return Ok(Vec::new());
     }

@@ -181,6 +181,16 @@ where
     out
 }
 
+/// A `tcp` proxy's SLI as Prometheus queries over a `{window}` range, for rule files: (bad events, all
+/// events) as [`ProxyMetrics::connection_counts`] counts them — a failed dial is a bad event.
+pub fn tcp_sli_promql(proxy: &str) -> (String, String) {
+    let failures =
+        format!("(sum(increase(firedrill_proxy_dial_failures_total{{proxy=\"{proxy}\"}}[{{window}}])) or vector(0))");
+    let total =
+        format!("sum(increase(firedrill_proxy_connections_total{{proxy=\"{proxy}\"}}[{{window}}]))\n+ {failures}");
+    (failures, total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

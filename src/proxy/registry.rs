@@ -149,7 +149,13 @@ pub struct Registry {
     _thread: Option<PlaneThread>,
     /// Seeds each new proxy's random source; `None` draws from the OS.
     seed: Option<u64>,
+    /// More series for `/metrics` from the layers above (the daemon's runs), appended to the
+    /// proxies' own.
+    more_metrics: std::sync::Mutex<Option<MetricsSource>>,
 }
+
+/// Renders more series in Prometheus text format.
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl Registry {
     /// An empty registry whose proxies run on the current runtime; `seed` makes toxicity and
@@ -166,7 +172,13 @@ impl Registry {
 
     fn build(seed: Option<u64>, handle: Handle, thread: Option<PlaneThread>) -> Arc<Self> {
         let plane = Plane { handle, tracker: TaskTracker::new() };
-        Arc::new(Self { proxies: tokio::sync::Mutex::default(), plane, _thread: thread, seed })
+        Arc::new(Self {
+            proxies: tokio::sync::Mutex::default(),
+            plane,
+            _thread: thread,
+            seed,
+            more_metrics: std::sync::Mutex::default(),
+        })
     }
 
     fn new_proxy(&self, config: ProxyConfig) -> Proxy {
@@ -440,12 +452,22 @@ impl Registry {
         })
     }
 
-    /// Every proxy's counters in Prometheus text format.
+    /// Adds `source`'s series to what [`Registry::metrics`] renders (the daemon's runs).
+    pub fn add_metrics(&self, source: MetricsSource) {
+        *self.more_metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
+    /// Every proxy's counters in Prometheus text format, then the series of [`Registry::add_metrics`].
     pub async fn metrics(&self) -> String {
         let proxies = self.proxies.lock().await;
         let mut text = metrics::render(&proxies.iter().map(|(name, p)| (name.as_str(), p.metrics.as_ref())));
         let http = proxies.iter().filter(|(_, p)| p.config.mode == Mode::Http);
         text.push_str(&super::http::metrics::render(http.map(|(name, p)| (name.as_str(), p.http_metrics.as_ref()))));
+        drop(proxies);
+        let more = self.more_metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(more) = more {
+            text.push_str(&more());
+        }
         text
     }
 

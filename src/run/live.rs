@@ -37,10 +37,10 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn start(drill: &Drill, shutdown: &CancellationToken) -> Self {
+    pub(super) fn start(drill: &Drill, totals: Option<Arc<sli::Counts>>, shutdown: &CancellationToken) -> Self {
         let stop = shutdown.child_token();
         let latency = drill.slo.as_ref().and_then(|s| s.latency);
-        let traffic = drill.traffic.as_ref().map(|plan| sli::start_traffic(plan, latency, &stop));
+        let traffic = drill.traffic.as_ref().map(|plan| sli::start_traffic_into(plan, latency, &stop, totals));
         Self {
             traffic,
             shift: drill.traffic.as_ref().map_or(Duration::ZERO, |plan| plan.warmup),

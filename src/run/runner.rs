@@ -42,6 +42,9 @@ pub struct RunSpec {
     pub blind: bool,
     /// Who acknowledged while the blind drill was armed: false alarms, journaled at the start.
     pub armed_acks: Vec<String>,
+    /// Where the drill's synthetic traffic is also counted, across runs, for `/metrics`
+    /// (`None`: nowhere; a blind run's traffic would give its drill away).
+    pub sli_totals: Option<Arc<sli::Counts>>,
 }
 
 /// Why a run could not be carried out at all.
@@ -684,7 +687,7 @@ pub async fn run<T: FaultTarget>(
     }
 
     // Synthetic traffic starts now; the timeline waits out its warm-up, so t0 has a steady state.
-    let mut live = Live::start(drill, &shutdown);
+    let mut live = Live::start(drill, spec.sli_totals.clone(), &shutdown);
     let shift = live.shift;
     runner.spike_source = live.spike_source(drill);
 

@@ -23,9 +23,17 @@ const MAX_IN_FLIGHT: usize = 256;
 pub struct Counts {
     valid: AtomicU64,
     bad: AtomicU64,
+    /// Counts that every event here also goes to: the drill's, across the daemon's runs, that
+    /// `/metrics` shows.
+    also: Option<Arc<Counts>>,
 }
 
 impl Counts {
+    /// Counts whose every event also goes to `parent`.
+    pub fn feeding(parent: Arc<Counts>) -> Self {
+        Self { also: Some(parent), ..Self::default() }
+    }
+
     /// (valid, bad) so far.
     pub fn get(&self) -> (u64, u64) {
         (self.valid.load(Ordering::Relaxed), self.bad.load(Ordering::Relaxed))
@@ -35,6 +43,9 @@ impl Counts {
         self.valid.fetch_add(1, Ordering::Relaxed);
         if !good {
             self.bad.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(parent) = &self.also {
+            parent.record(good);
         }
     }
 }
@@ -75,7 +86,17 @@ async fn call(
 /// Sends `plan`'s requests until `stop`; returns the counts it keeps. A request slower than
 /// `latency` (or the plan's timeout) is bad.
 pub fn start_traffic(plan: &TrafficPlan, latency: Option<Duration>, stop: &CancellationToken) -> Arc<Counts> {
-    let counts = Arc::new(Counts::default());
+    start_traffic_into(plan, latency, stop, None)
+}
+
+/// [`start_traffic`], with every event also counted in `totals` (the drill's, for `/metrics`).
+pub fn start_traffic_into(
+    plan: &TrafficPlan,
+    latency: Option<Duration>,
+    stop: &CancellationToken,
+    totals: Option<Arc<Counts>>,
+) -> Arc<Counts> {
+    let counts = Arc::new(totals.map_or_else(Counts::default, Counts::feeding));
     send_traffic(plan, latency, stop, counts.clone());
     counts
 }

@@ -4,6 +4,7 @@
 //! never fire.
 
 pub mod eval;
+pub mod prometheus;
 
 use std::time::Duration;
 

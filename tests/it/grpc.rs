@@ -113,9 +113,13 @@ async fn grpc_error_fails_calls_at_its_rate_on_an_open_connection() {
     let metrics = d.call("GET", "/metrics", None).await.text;
     let route = "/firedrill.control.v1.Control/Status";
     assert!(
-        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="14"}}"#))
+        metrics.contains(&format!(
+            r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="Unavailable"}}"#
+        ))
     );
-    assert!(metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="0"}}"#)));
+    assert!(
+        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="OK"}}"#))
+    );
 
     assert_eq!(d.call("DELETE", "/proxies/wallet/toxics/unavailable", None).await.status, 204);
     assert_eq!(status(&mut wallet).await, Ok(()));
@@ -261,9 +265,9 @@ async fn an_upstream_that_does_not_answer_in_time_is_deadline_exceeded_for_a_grp
         metrics.contains(&format!(r#"firedrill_http_upstream_timeouts_total{{proxy="wallet",route="{route}"}} 1"#)),
         "{metrics}"
     );
-    assert!(
-        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="4"}} 1"#))
-    );
+    assert!(metrics.contains(&format!(
+        r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="DeadlineExceeded"}} 1"#
+    )));
 }
 
 /// One call of `Control/Status` by grpcio, the Python client (Debian's `python3-grpcio`): `OK`,

@@ -109,10 +109,7 @@ async fn http_error_answers_matching_requests_over_both_protocols() {
     assert_eq!(get(&one, proxy, "/").await.unwrap().0, 200);
 
     let metrics = d.call("GET", "/metrics", None).await.text;
-    assert!(
-        metrics.contains(r#"firedrill_http_responses_total{proxy="web",route="/pay",status="503"} 2"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"firedrill_http_responses_total{proxy="web",route="/pay",code="503"} 2"#), "{metrics}");
     assert!(metrics.contains(r#"firedrill_http_requests_total{proxy="web",route="/"}"#), "{metrics}");
     assert!(metrics.contains(r#"firedrill_http_request_duration_seconds_count{proxy="web",route="/pay"}"#));
 }

@@ -287,7 +287,7 @@ async fn websockets_pass_through_with_tcp_toxics_underneath() {
     assert_eq!(echoed, Message::text("slowly"));
     assert!(sent.elapsed() >= Duration::from_millis(300), "the latency toxic applied: {:?}", sent.elapsed());
     let text = d.call("GET", "/metrics", None).await.text;
-    assert!(text.contains("firedrill_http_responses_total{proxy=\"web\",route=\"/chat\",status=\"101\"} 1"), "{text}");
+    assert!(text.contains("firedrill_http_responses_total{proxy=\"web\",route=\"/chat\",code=\"101\"} 1"), "{text}");
 }
 
 /// Sends raw bytes and reads the answer until the server closes or `Err`s.

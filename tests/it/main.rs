@@ -16,6 +16,7 @@ mod kill;
 mod kubernetes;
 mod layers;
 mod live;
+mod prometheus;
 mod replay;
 mod report;
 mod runner;

@@ -77,6 +77,7 @@ fn spec() -> RunSpec {
         seed: 7,
         blind: false,
         armed_acks: Vec::new(),
+        sli_totals: None,
     }
 }
 
@@ -316,6 +317,7 @@ async fn outage_alerts(drill_text: &str) -> Vec<(String, String, u64)> {
         seed: 1,
         blind: false,
         armed_acks: Vec::new(),
+        sli_totals: None,
     };
     let (tx, rx) = mpsc::channel(8);
     let path = dir.path().join("outage.jsonl");

@@ -359,6 +359,7 @@ async fn the_runner_and_the_reference_agree_on_random_runs_on_the_paused_clock()
             seed,
             blind: false,
             armed_acks: Vec::new(),
+            sli_totals: None,
         };
         let path = dir.path().join(format!("run-{seed}.jsonl"));
         let (tx, rx) = mpsc::channel(8);

@@ -71,7 +71,7 @@ within = "60s"
 
 /// A daemon with an `http` proxy `api` in front of an upstream, and the drill `drill(api)`
 /// written as `drills/api-burst.toml` (the proxy's port is fixed up front so the drill can name it).
-fn daemon_with(drill: impl FnOnce(&str) -> String) -> (tempfile::TempDir, ServeProcess) {
+pub fn daemon_with(drill: impl FnOnce(&str) -> String) -> (tempfile::TempDir, ServeProcess) {
     let dir = tempfile::tempdir().unwrap();
     let upstream = upstream();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -268,7 +268,7 @@ fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
     serve.verb(&["abort", "--all"]);
 }
 
-fn spike_drill(api: &str) -> String {
+pub fn spike_drill(api: &str) -> String {
     format!(
         r#"
 [drill]

@@ -5,7 +5,7 @@
 use crate::verb::Verb;
 
 /// The verbs of the command tree (the hidden `shop` is for the demo's own services).
-const VERBS: [&[&str]; 20] = [
+const VERBS: [&[&str]; 21] = [
     &[],
     &["serve"],
     &["run"],
@@ -20,6 +20,7 @@ const VERBS: [&[&str]; 20] = [
     &["validate"],
     &["up"],
     &["slo", "budget"],
+    &["slo", "rules"],
     &["demo"],
     &["ps"],
     &["down"],

@@ -19,6 +19,45 @@ pub fn grpc_failed(code: u32) -> bool {
     matches!(code, 2 | 4 | 8 | 13 | 14 | 15)
 }
 
+/// A gRPC status code's name as grpc-go's Prometheus metrics write it (`Unavailable`).
+pub fn grpc_code_name(code: u32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "Canceled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    usize::try_from(code).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or("Unknown")
+}
+
+/// A proxy's SLI as Prometheus queries over a `{window}` range, for rule files: (bad events, all events).
+/// Bad is what [`RouteStats::bad`] counts: 5xx answers, the gRPC codes of [`grpc_failed`], aborts.
+pub fn sli_promql(proxy: &str) -> (String, String) {
+    let failed: Vec<&str> = (0..17).filter(|c| grpc_failed(*c)).map(grpc_code_name).collect();
+    let sum = |series: &str| format!("(sum(increase({series}[{{window}}])) or vector(0))");
+    let bad = [
+        sum(&format!("firedrill_http_responses_total{{proxy=\"{proxy}\",code=~\"5..\"}}")),
+        sum(&format!("firedrill_grpc_responses_total{{proxy=\"{proxy}\",code=~\"{}\"}}", failed.join("|"))),
+        sum(&format!("firedrill_http_aborted_total{{proxy=\"{proxy}\"}}")),
+    ]
+    .join("\n+ ");
+    let total = format!("sum(increase(firedrill_http_requests_total{{proxy=\"{proxy}\"}}[{{window}}]))");
+    (bad, total)
+}
+
 /// Reads one counter of a route.
 type Counter = fn(&RouteStats) -> u64;
 
@@ -154,24 +193,23 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
     family(
         "firedrill_http_responses_total",
         "counter",
-        "Responses of an http proxy, by route and status.",
+        "Responses of an http proxy, by route and HTTP status code.",
         &|o, p, r, s| {
-            for (status, n) in &s.statuses {
-                let _ = writeln!(
-                    o,
-                    "firedrill_http_responses_total{{proxy=\"{p}\",route=\"{r}\",status=\"{status}\"}} {n}"
-                );
+            for (code, n) in &s.statuses {
+                let _ =
+                    writeln!(o, "firedrill_http_responses_total{{proxy=\"{p}\",route=\"{r}\",code=\"{code}\"}} {n}");
             }
         },
     );
     family(
         "firedrill_grpc_responses_total",
         "counter",
-        "gRPC statuses seen by an http proxy, by route.",
+        "gRPC statuses seen by an http proxy, by route and code name (as grpc-go's metrics name them).",
         &|o, p, r, s| {
             for (code, n) in &s.grpc_codes {
+                let name = grpc_code_name(u32::from(*code));
                 let _ =
-                    writeln!(o, "firedrill_grpc_responses_total{{proxy=\"{p}\",route=\"{r}\",code=\"{code}\"}} {n}");
+                    writeln!(o, "firedrill_grpc_responses_total{{proxy=\"{p}\",route=\"{r}\",code=\"{name}\"}} {n}");
             }
         },
     );
@@ -251,7 +289,7 @@ mod tests {
         assert_eq!(s.latency_buckets[1], 1, "2 ms is within 5 ms");
         assert_eq!(s.latency_buckets[4], 2, "both within 50 ms");
         let text = render([("p", &m)].into_iter());
-        assert!(text.contains("firedrill_http_responses_total{proxy=\"p\",route=\"/pay\",status=\"503\"} 1"), "{text}");
+        assert!(text.contains("firedrill_http_responses_total{proxy=\"p\",route=\"/pay\",code=\"503\"} 1"), "{text}");
         assert!(
             text.contains("firedrill_http_request_duration_seconds_bucket{proxy=\"p\",route=\"/pay\",le=\"+Inf\"} 2")
         );

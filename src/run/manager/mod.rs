@@ -12,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod blind;
+mod metrics;
 mod status;
 
 use blind::Armed;
 pub use blind::blind_pick;
+pub use metrics::traffic_sli_promql;
 pub use status::{RunDetails, RunView};
 
 use super::armed;
@@ -162,6 +164,8 @@ pub struct Manager {
     /// Run tasks, so the daemon can wait for their cleanup before it exits.
     tracker: TaskTracker,
     counter: AtomicU64,
+    /// Each drill's synthetic traffic, across this daemon's runs (not blind ones), for `/metrics`.
+    sli_totals: Mutex<BTreeMap<String, Arc<crate::run::sli::Counts>>>,
 }
 
 impl Manager {
@@ -176,6 +180,7 @@ impl Manager {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             counter: AtomicU64::new(0),
+            sli_totals: Mutex::default(),
         })
     }
 
@@ -316,7 +321,21 @@ impl Manager {
         let armed_acks =
             armed.and_then(|n| self.armed().get_mut(&n).map(|a| std::mem::take(&mut a.acks))).unwrap_or_default();
         let fault_due_ms = drill.first_fault_due().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let spec = RunSpec { run_id: run_id.clone(), drill, team: team.to_owned(), responder, seed, blind, armed_acks };
+        // A blind run's traffic would name its drill on `/metrics` while it is sealed.
+        let sli_totals = (!blind && drill.traffic.is_some()).then(|| {
+            let mut totals = self.sli_totals.lock().unwrap_or_else(PoisonError::into_inner);
+            totals.entry(drill.name.clone()).or_default().clone()
+        });
+        let spec = RunSpec {
+            run_id: run_id.clone(),
+            drill,
+            team: team.to_owned(),
+            responder,
+            seed,
+            blind,
+            armed_acks,
+            sli_totals,
+        };
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let log = Arc::new(RunLog::default());
         let (finished_tx, finished) = watch::channel(None);

@@ -1,0 +1,244 @@
+//! The rule files `firedrill slo rules` writes, held to the real Prometheus tooling: `promtool
+//! check rules` accepts them, and `promtool test rules` shows each alert firing at the second
+//! `firedrill slo budget` predicts for the same error ratio — and not a second before.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use firedrill::slo::prometheus::{alert_name, annotations};
+use firedrill::slo::{Objective, default_rules};
+
+use crate::verb::Verb;
+
+/// Debian's promtool (package `prometheus`), which `.ci/install` installs.
+fn promtool() -> &'static str {
+    let path = "/usr/bin/promtool";
+    assert!(Path::new(path).exists(), "this test needs {path}: .ci/install installs it (apt-get install prometheus)");
+    path
+}
+
+const DRILL: &str = r#"
+[drill]
+name = "api-burst"
+title = "The API answers 503"
+briefing = "Payments fail."
+timebox = "2h"
+
+[targets]
+production = { detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }
+
+[[faults]]
+at = "0s"
+proxy = "api"
+toxic = { type = "http_error", attributes = { status = 503 } }
+
+[answer]
+component = "api"
+kind = "errors"
+accept = ["api"]
+
+[slo]
+objective = 99.9
+production_rps = 100
+proxy = "api"
+"#;
+
+/// A directory with the drill, an `http` proxy file for it, and the generated rules.
+fn rules() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("drills")).unwrap();
+    std::fs::write(dir.path().join("drills/api-burst.toml"), DRILL).unwrap();
+    let proxies = r#"[{"name":"api","listen":"127.0.0.1:0","upstream":"127.0.0.1:1","mode":"http"}]"#;
+    std::fs::write(dir.path().join("env.json"), proxies).unwrap();
+    Verb::new(["slo", "rules", "--proxies", "env.json", "--out", "rules.yml"])
+        .current_dir(dir.path())
+        .run()
+        .code(0)
+        .stdout("")
+        .stderr("");
+    dir
+}
+
+#[test]
+#[ignore = "needs promtool (Debian's prometheus; .ci/install installs it)"]
+fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
+    let promtool = promtool();
+    let dir = rules();
+    let check = std::process::Command::new(promtool)
+        .args(["check", "rules", "rules.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 13 rules found"), "{check:?}");
+
+    // An hour of clean traffic at 10 requests/s (the windows hold real history, as in
+    // production), then a constant error ratio. Each alert must be silent one second before the
+    // predicted second (rounded up to the 1 s evaluation) and firing at it.
+    let objective = Objective::new(99.9, Duration::from_secs(30 * 86_400)).unwrap();
+    let all = default_rules(objective.period, 0);
+    let slo = firedrill::slo::prometheus::SloRules {
+        drill: "api-burst",
+        slo: "availability",
+        objective,
+        rules: &all,
+        sli: firedrill::slo::prometheus::PromSli { bad: String::new(), total: String::new() },
+    };
+    let clean = 3600_u64;
+    let mut tests = String::from("rule_files: [rules.yml]\nevaluation_interval: 1s\ntests:\n");
+    let mut predictions = Vec::new();
+    // (The 6 h and 3 d rules need 6 h and 3 d of history at this resolution: too slow for a test.)
+    for (rule, ratio) in [(&all[0], 1.0), (&all[0], 0.1)] {
+        let predicted = rule.time_to_fire(&objective, ratio).unwrap().as_secs_f64();
+        let at = predicted.ceil() as u64;
+        predictions.push((rule.name.clone(), ratio, predicted, at));
+        let span = at + 10;
+        let bad_per_second = 10.0 * ratio;
+        let (summary, description) = annotations(&slo, rule);
+        let severity = if rule.name.starts_with("page") { "page" } else { "ticket" };
+        let _ = write!(
+            tests,
+            "  - interval: 1s\n    input_series:\n\
+             \x20     - series: 'firedrill_http_requests_total{{proxy=\"api\",route=\"/pay\"}}'\n        values: '0+10x{total}'\n\
+             \x20     - series: 'firedrill_http_responses_total{{proxy=\"api\",route=\"/pay\",code=\"503\"}}'\n        values: '0x{before} 0+{bad_per_second}x{span}'\n\
+             \x20   alert_rule_test:\n\
+             \x20     - eval_time: {silent}s\n        alertname: {name}\n        exp_alerts: []\n\
+             \x20     - eval_time: {firing}s\n        alertname: {name}\n        exp_alerts:\n\
+             \x20         - exp_labels: {{severity: {severity}, drill: api-burst, slo: availability, firedrill_rule: {rule_name}}}\n\
+             \x20           exp_annotations: {{summary: {summary:?}, description: {description:?}}}\n",
+            total = clean + span,
+            before = clean - 1,
+            silent = clean + at - 1,
+            firing = clean + at,
+            name = alert_name(rule),
+            rule_name = rule.name,
+        );
+    }
+    std::fs::write(dir.path().join("tests.yml"), &tests).unwrap();
+    let test = std::process::Command::new(promtool)
+        .args(["test", "rules", "tests.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "predictions (rule, error ratio, seconds, evaluation): {predictions:?}\n{}{}\n{tests}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    // The same seconds as `firedrill slo budget` prints.
+    let budget = Verb::new(["slo", "budget", "--objective", "99.9", "--rps", "10", "--error-ratio", "0.1", "--json"])
+        .run()
+        .code(0);
+    let report: serde_json::Value = serde_json::from_str(&budget.stdout).unwrap();
+    let page = &report["error_ratios"][0]["rules"][0];
+    assert_eq!(page["name"], "page-1h");
+    assert!((page["fires_after_seconds"].as_f64().unwrap() - predictions[1].2).abs() < 1e-6, "{page}");
+}
+
+#[test]
+fn rules_are_refused_for_a_drill_that_does_not_load() {
+    let dir = rules();
+    let text = std::fs::read_to_string(dir.path().join("rules.yml")).unwrap();
+    assert!(text.contains("alert: FiredrillBurnPage1h") && text.contains("code=~\"5..\""), "{text}");
+    std::fs::write(
+        dir.path().join("drills/typo.toml"),
+        DRILL.replace("at = \"0s\"\nproxy = \"api\"", "at = \"0s\"\nproxy = \"apj\""),
+    )
+    .unwrap();
+    let ran = Verb::new(["slo", "rules", "--proxies", "env.json", "typo"]).current_dir(dir.path()).run().code(2);
+    assert!(ran.stderr.contains("drills/typo.toml:13:9: proxy `apj` is not in the environment"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("no rules were written"), "{}", ran.stderr);
+}
+
+/// The daemon's `/metrics`.
+fn metrics(serve: &crate::harness::ServeProcess) -> String {
+    reqwest::blocking::get(format!("http://{}/metrics", serve.api)).unwrap().text().unwrap()
+}
+
+/// The value of the series whose line starts with `prefix` (labels included).
+fn value(text: &str, prefix: &str) -> Option<u64> {
+    text.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
+}
+
+#[test]
+fn runs_and_their_synthetic_traffic_are_on_metrics_and_blind_runs_are_not() {
+    // A drill whose SLI is its synthetic traffic, at 20 requests/s.
+    let (dir, serve) = crate::slo::daemon_with(|api| {
+        crate::slo::spike_drill(api) + "\n[slo]\nobjective = 99.9\nproduction_rps = 100\n"
+    });
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let run = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
+    let good = r#"firedrill_sli_events_total{drill="api-burst",outcome="good"} "#;
+    assert!(
+        crate::kill::eventually(Duration::from_secs(20), || value(&metrics(&serve), good).is_some_and(|n| n >= 20)),
+        "the traffic is counted: {}",
+        metrics(&serve)
+    );
+    let text = metrics(&serve);
+    let active = format!(r#"firedrill_run_active{{run="{run}",drill="api-burst",team="payments"}} 1"#);
+    assert!(text.lines().any(|l| l == active), "{text}");
+    assert!(text.contains("# TYPE firedrill_sli_events_total counter"), "{text}");
+    let (code, _, err) = serve.verb(&["abort", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    let after = metrics(&serve);
+    assert!(!after.contains("firedrill_run_active{"), "an ended run is no longer active: {after}");
+    let counted = value(&after, good).unwrap();
+    assert!(counted >= 20, "the counter outlives the run: {after}");
+
+    // A blind run is sealed: neither it nor its drill's traffic shows.
+    let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1s", "--team", "solo"]);
+    assert_eq!(code, Some(0), "{err}");
+    let journal_dir = dir.path().join(".firedrill/runs");
+    let started = || {
+        std::fs::read_dir(&journal_dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("blind-"))
+    };
+    assert!(crate::kill::eventually(Duration::from_secs(20), started), "the blind run started");
+    // Its traffic would have counted by now (20/s, 1 s warm-up) had it been shown.
+    let journal = std::fs::read_dir(&journal_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("blind-"))
+        .unwrap()
+        .path();
+    assert!(crate::kill::eventually(Duration::from_secs(20), || std::fs::read_to_string(&journal)
+        .unwrap()
+        .contains(r#""type":"fault_applied""#)));
+    let sealed = metrics(&serve);
+    assert!(!sealed.contains("firedrill_run_active{"), "{sealed}");
+    assert_eq!(value(&sealed, good), Some(counted), "the blind run's traffic is not counted: {sealed}");
+    serve.verb(&["abort", "--all", "--as", "ana"]);
+}
+
+#[test]
+#[ignore = "needs promtool (Debian's prometheus; .ci/install installs it)"]
+fn the_shipped_catalogue_gets_rules_promtool_accepts() {
+    let promtool = promtool();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("catalogue.yml");
+    Verb::new(["slo", "rules", "--out"])
+        .arg(&out)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .run()
+        .code(0)
+        .stderr("");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(r#"firedrill_sli_events_total{drill="partner-503-burst",outcome="bad"}"#), "{text}");
+    let check = std::process::Command::new(promtool).args(["check", "rules"]).arg(&out).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
