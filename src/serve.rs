@@ -168,7 +168,11 @@ impl Daemon {
         // `/metrics` shows the runs beside the proxies. A weak reference: the registry must not
         // keep the manager (and its runs) alive.
         let runs = Arc::downgrade(&manager);
-        registry.add_metrics(Arc::new(move || runs.upgrade().map(|m| m.metrics()).unwrap_or_default()));
+        registry.add_metrics(Arc::new(move || {
+            let mut text = runs.upgrade().map(|m| m.metrics()).unwrap_or_default();
+            text.push_str(&process_metrics());
+            text
+        }));
         let recovered = manager.recover().await;
         let rearmed = manager.rearm();
         Ok(Self {
@@ -215,4 +219,59 @@ impl Daemon {
             Err(e) => Err(ServeError::Task(e)),
         }
     }
+}
+
+/// `firedrill_build_info` and the usual `process_*` series (as Prometheus's client libraries
+/// name them), from `/proc/self`; on a system without `/proc` only the build info.
+fn process_metrics() -> String {
+    let mut out = format!(
+        "# HELP firedrill_build_info The firedrill build serving this endpoint.\n# TYPE firedrill_build_info gauge\n\
+         firedrill_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    #[cfg(target_os = "linux")]
+    out.push_str(&linux_process_metrics().unwrap_or_default());
+    out
+}
+
+#[cfg(target_os = "linux")]
+fn linux_process_metrics() -> Option<String> {
+    use std::fmt::Write as _;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let ticks = crate::proxy::sys::clock_ticks_per_second() as f64;
+    let cpu = (field(14)? + field(15)?) as f64 / ticks;
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+    let start = boot as f64 + field(22)? as f64 / ticks;
+    let virtual_bytes = field(23)?;
+    let resident = field(24)? * crate::proxy::sys::page_size();
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok());
+    let mut out = String::new();
+    let mut series = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    series("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", format!("{cpu}"));
+    series(
+        "process_start_time_seconds",
+        "gauge",
+        "When the process started, in seconds since the Unix epoch.",
+        format!("{start}"),
+    );
+    series("process_resident_memory_bytes", "gauge", "Resident memory, in bytes.", resident.to_string());
+    series("process_virtual_memory_bytes", "gauge", "Virtual memory, in bytes.", virtual_bytes.to_string());
+    series("process_open_fds", "gauge", "Open file descriptors.", open.to_string());
+    if let Some(max) = max {
+        series("process_max_fds", "gauge", "The most file descriptors the process may open.", max.to_string());
+    }
+    Some(out)
 }

@@ -1,5 +1,5 @@
 //! The Linux system calls the proxy needs: `splice(2)` through a pipe, a `timerfd` for waits
-//! finer than tokio's millisecond timer, and the open-files limit.
+//! finer than tokio's millisecond timer, the open-files limit, and the units of `/proc`.
 //!
 //! This is the only module with `unsafe`; each block is a plain libc call on descriptors the
 //! caller keeps open for the call's duration.
@@ -169,6 +169,20 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`), the unit of `/proc/<pid>/stat`'s CPU times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf reads a constant of the system; it has no memory arguments.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+/// The memory page size (`_SC_PAGESIZE`), the unit of `/proc/<pid>/stat`'s resident set.
+pub fn page_size() -> u64 {
+    // SAFETY: as above.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
 #[cfg(test)]
