@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub backlog: Option<u32>,
     /// Connection caps of the proxies (see [`crate::proxy::budget`]).
     pub caps: crate::proxy::budget::Caps,
+    /// Alertmanagers (base URLs) the built-in burn-rate alerts are sent to.
+    pub alertmanagers: Vec<String>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -117,6 +119,8 @@ pub struct Daemon {
     listener: TcpListener,
     control_listener: TcpListener,
     token: Option<String>,
+    /// Where built-in alerts are sent.
+    alertmanagers: Vec<String>,
 }
 
 impl Daemon {
@@ -185,6 +189,7 @@ impl Daemon {
             listener,
             control_listener,
             token: options.token,
+            alertmanagers: options.alertmanagers,
         })
     }
 
@@ -201,10 +206,20 @@ impl Daemon {
         ));
         let control =
             tokio::spawn(crate::control::serve(self.control_listener, self.manager.clone(), self.token, stop.clone()));
+        let paging = CancellationToken::new();
+        let pager = (!self.alertmanagers.is_empty()).then(|| {
+            let manager = Arc::downgrade(&self.manager);
+            tokio::spawn(crate::run::manager::page::push(manager, self.alertmanagers.clone(), paging.clone()))
+        });
         shutdown.await;
         // Runs first: every fault comes out before the proxies go away.
         self.manager.shutdown().await;
         self.manager.supervisor().shutdown().await;
+        // The runs have ended: what was sent firing is sent resolved.
+        paging.cancel();
+        if let Some(pager) = pager {
+            let _ = pager.await;
+        }
         stop.cancel();
         if let Ok(Err(e)) = control.await {
             tracing::error!(%e, "control API failed");

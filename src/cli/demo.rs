@@ -119,6 +119,7 @@ async fn demo(
         toxiproxy: None,
         backlog: None,
         caps: crate::proxy::budget::Caps::default(),
+        alertmanagers: Vec::new(),
     };
     let daemon = Daemon::start(serve).await.map_err(|error| match Failure::from(error) {
         Failure::Failed(e) => Failure::Failed(anyhow!(

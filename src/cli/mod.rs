@@ -76,6 +76,10 @@ pub enum Command {
         /// Most proxied connections open at once on any one proxy (default: --max-connections).
         #[arg(long, env = "FIREDRILL_MAX_PROXY_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
         max_proxy_connections: Option<u64>,
+        /// Send the built-in burn-rate alerts to this Alertmanager (base URL, repeatable): they
+        /// route, page, silence and inhibit like any alert, and resolve when they clear.
+        #[arg(long = "alertmanager", value_name = "URL")]
+        alertmanagers: Vec<String>,
         /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
         #[arg(value_name = "PROXY_FILE")]
         files: Vec<PathBuf>,
@@ -447,6 +451,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             backlog,
             max_connections,
             max_proxy_connections,
+            alertmanagers,
             files,
         } => {
             let dirs = crate::run::manager::RunDirs { drills, data: data_dir, scorecards };
@@ -454,7 +459,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 max_connections: max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 max_per_proxy: max_proxy_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             };
-            let options = ServeOptions { api, token, seed, files, control, dirs, toxiproxy, backlog, caps };
+            let options =
+                ServeOptions { api, token, seed, files, control, dirs, toxiproxy, backlog, caps, alertmanagers };
             runtime()?.block_on(serve(options))
         }
         Command::Run { drill, blind, within, team, responder, seed, dry_run, remote } => {

@@ -61,10 +61,11 @@ pub fn bad_series(window: Duration) -> String {
     format!("firedrill_slo:bad_events:increase{}", prom_duration(window))
 }
 
-/// The alert's name for a rule: `page-1h` → `FiredrillBurnPage1h` (alert names are metric names).
-pub fn alert_name(rule: &Rule) -> String {
+/// The alert's name for a rule: `page-1h` → `FiredrillBurnPage1h` (alert names are metric
+/// names). The daemon's own alerts to Alertmanager carry the same names.
+pub fn alert_name(rule: &str) -> String {
     let mut name = "FiredrillBurn".to_owned();
-    for part in rule.name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
+    for part in rule.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
         let mut chars = part.chars();
         if let Some(first) = chars.next() {
             name.push(first.to_ascii_uppercase());
@@ -146,7 +147,7 @@ pub fn rule_file(slos: &[SloRules<'_>]) -> String {
         }
         for rule in slo.rules.iter().filter(|r| r.can_fire(&slo.objective)) {
             let threshold = trim(rule.threshold(&slo.objective));
-            let _ = writeln!(out, "      - alert: {}", alert_name(rule));
+            let _ = writeln!(out, "      - alert: {}", alert_name(&rule.name));
             out.push_str("        expr: |\n");
             let _ = writeln!(out, "          {}{{{labels}}} > {threshold}", ratio_series(rule.long));
             out.push_str("          and\n");
@@ -202,7 +203,7 @@ mod tests {
         assert_eq!(prom_duration(Duration::from_secs(5400)), "1h30m");
         let rules = super::super::default_rules(Duration::from_secs(30 * 86_400), 0);
         assert_eq!(
-            rules.iter().map(alert_name).collect::<Vec<_>>(),
+            rules.iter().map(|r| alert_name(&r.name)).collect::<Vec<_>>(),
             ["FiredrillBurnPage1h", "FiredrillBurnPage6h", "FiredrillBurnTicket3d"]
         );
         let (summary, description) = annotations(&slo(&rules), &rules[0]);

@@ -116,7 +116,7 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
             before = clean - 1,
             silent = clean + at - 1,
             firing = clean + at,
-            name = alert_name(rule),
+            name = alert_name(&rule.name),
             rule_name = rule.name,
         );
     }
@@ -247,16 +247,24 @@ fn the_shipped_catalogue_gets_rules_promtool_accepts() {
 /// 99.99 %: the 1 h page fires within seconds (its threshold, 0.144 %, is crossed at 5.2 s of a
 /// total outage). Returns once the fault and the alert show on `/metrics`.
 fn burning() -> (tempfile::TempDir, crate::harness::ServeProcess, String) {
-    let (dir, serve) = crate::slo::daemon_with(|api| {
-        format!(
-            "[drill]\nname = \"api-burst\"\ntitle = \"The API answers 503\"\nbriefing = \"Payments fail.\"\ntimebox = \"2m\"\n\n\
+    burning_with(&[])
+}
+
+/// [`burning`], with more arguments to `serve`.
+fn burning_with(args: &[&str]) -> (tempfile::TempDir, crate::harness::ServeProcess, String) {
+    let (dir, serve) = crate::slo::daemon_with_args(
+        |api| {
+            format!(
+                "[drill]\nname = \"api-burst\"\ntitle = \"The API answers 503\"\nbriefing = \"Payments fail.\"\ntimebox = \"2m\"\n\n\
              [targets]\nproduction = {{ detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }}\n\n\
              [[faults]]\nat = \"0s\"\nproxy = \"api\"\ntoxic = {{ type = \"http_error\", attributes = {{ status = 503 }} }}\n\n\
              [answer]\ncomponent = \"api\"\nkind = \"errors\"\naccept = [\"api\"]\n\n\
              [traffic]\nurl = \"http://{api}/pay\"\nrps = 20\nwarmup = \"1s\"\n\n\
              [slo]\nobjective = 99.99\nproduction_rps = 100\n"
-        )
-    });
+            )
+        },
+        args,
+    );
     let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let run = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
@@ -316,4 +324,44 @@ fn the_daemons_metrics_pass_promtool_check_metrics() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "", "no lint findings");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no lint findings");
     serve.verb(&["abort", "--as", "ana"]);
+}
+
+/// The alerts Alertmanager holds now (active, silenced or inhibited; not resolved).
+fn held(url: &str) -> Vec<serde_json::Value> {
+    reqwest::blocking::get(format!("{url}/api/v2/alerts"))
+        .and_then(reqwest::blocking::Response::json)
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs Prometheus Alertmanager (.ci/install installs it)"]
+fn built_in_alerts_page_through_a_real_alertmanager_and_resolve_when_the_run_ends() {
+    let am_dir = tempfile::tempdir().unwrap();
+    let config = "route:\n  receiver: nobody\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: nobody\n";
+    let alertmanager = crate::slo::Alertmanager::start(am_dir.path(), config);
+    let (_dir, serve, run) = burning_with(&["--alertmanager", &alertmanager.url]);
+    let ours = |alerts: &[serde_json::Value]| -> Option<serde_json::Value> {
+        alerts.iter().find(|a| a["labels"]["firedrill_run"] == run.as_str()).cloned()
+    };
+    assert!(
+        crate::kill::eventually(Duration::from_secs(20), || ours(&held(&alertmanager.url)).is_some()),
+        "the page never reached Alertmanager: {:?}",
+        held(&alertmanager.url)
+    );
+    let alert = ours(&held(&alertmanager.url)).unwrap();
+    let labels = &alert["labels"];
+    assert_eq!(labels["alertname"], "FiredrillBurnPage1h", "{alert}");
+    assert_eq!(
+        (&labels["drill"], &labels["team"], &labels["severity"]),
+        (&"api-burst".into(), &"payments".into(), &"page".into())
+    );
+    assert_eq!(labels["firedrill_rule"], "page-1h");
+    assert_eq!(alert["status"]["state"], "active", "{alert}");
+    // The run ends: the alert is resolved, not left to expire.
+    serve.verb(&["abort", "--as", "ana"]);
+    assert!(
+        crate::kill::eventually(Duration::from_secs(20), || ours(&held(&alertmanager.url)).is_none()),
+        "the alert was not resolved: {:?}",
+        held(&alertmanager.url)
+    );
 }

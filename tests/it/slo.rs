@@ -72,6 +72,11 @@ within = "60s"
 /// A daemon with an `http` proxy `api` in front of an upstream, and the drill `drill(api)`
 /// written as `drills/api-burst.toml` (the proxy's port is fixed up front so the drill can name it).
 pub fn daemon_with(drill: impl FnOnce(&str) -> String) -> (tempfile::TempDir, ServeProcess) {
+    daemon_with_args(drill, &[])
+}
+
+/// [`daemon_with`], with more arguments to `serve`.
+pub fn daemon_with_args(drill: impl FnOnce(&str) -> String, args: &[&str]) -> (tempfile::TempDir, ServeProcess) {
     let dir = tempfile::tempdir().unwrap();
     let upstream = upstream();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -80,7 +85,7 @@ pub fn daemon_with(drill: impl FnOnce(&str) -> String) -> (tempfile::TempDir, Se
     std::fs::write(dir.path().join("env.json"), proxies).unwrap();
     std::fs::create_dir_all(dir.path().join("drills")).unwrap();
     std::fs::write(dir.path().join("drills/api-burst.toml"), drill(&api)).unwrap();
-    let serve = ServeProcess::start_in(dir.path(), &["env.json"]);
+    let serve = ServeProcess::start_in(dir.path(), &[args, &["env.json"]].concat());
     (dir, serve)
 }
 
@@ -197,7 +202,7 @@ fn a_guardrail_stops_the_run_and_removes_the_fault() {
     assert!(proxies["api"]["toxics"].as_array().unwrap().is_empty(), "the fault came out: {proxies}");
 }
 
-/// Alertmanager from Debian's package (the test that needs it is ignored unless asked for).
+/// Alertmanager from Debian's package (the tests that need it are ignored unless asked for).
 fn alertmanager_binary() -> &'static str {
     let path = "/usr/bin/prometheus-alertmanager";
     assert!(
@@ -207,19 +212,47 @@ fn alertmanager_binary() -> &'static str {
     path
 }
 
-struct Alertmanager(std::process::Child);
+/// A real Alertmanager, stopped when dropped.
+pub struct Alertmanager {
+    child: std::process::Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Alertmanager {
+    /// Starts one in `dir` with `config` on a free port and waits until it is ready.
+    pub fn start(dir: &std::path::Path, config: &str) -> Self {
+        std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(alertmanager_binary())
+            .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let alertmanager = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let http = reqwest::blocking::Client::new();
+        let ready = eventually(Duration::from_secs(20), || {
+            http.get(format!("{}/-/ready", alertmanager.url)).send().is_ok_and(|r| r.status().is_success())
+        });
+        assert!(ready, "alertmanager did not come up");
+        alertmanager
+    }
+}
 
 impl Drop for Alertmanager {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 #[test]
 #[ignore = "needs Prometheus Alertmanager (.ci/install installs it)"]
 fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
-    let binary = alertmanager_binary();
     let (dir, serve) = daemon_with(drill);
 
     let config = format!(
@@ -227,24 +260,9 @@ fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
          receivers:\n  - name: firedrill\n    webhook_configs:\n      - url: http://{}/webhooks/alertmanager\n",
         serve.api
     );
-    std::fs::write(dir.path().join("alertmanager.yml"), config).unwrap();
-    let am_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _alertmanager = Alertmanager(
-        std::process::Command::new(binary)
-            .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
-            .arg(format!("--storage.path={}", dir.path().join("am-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let alertmanager = Alertmanager::start(dir.path(), &config);
+    let am = alertmanager.url.clone();
     let http = reqwest::blocking::Client::new();
-    let ready = eventually(Duration::from_secs(20), || {
-        http.get(format!("http://127.0.0.1:{am_port}/-/ready")).send().is_ok_and(|r| r.status().is_success())
-    });
-    assert!(ready, "alertmanager did not come up");
 
     let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -254,7 +272,7 @@ fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
         "annotations": {"summary": "wallet burns its budget"},
         "startsAt": starts_at,
     }]);
-    let posted = http.post(format!("http://127.0.0.1:{am_port}/api/v2/alerts")).json(&alert).send().unwrap();
+    let posted = http.post(format!("{am}/api/v2/alerts")).json(&alert).send().unwrap();
     assert!(posted.status().is_success(), "{}", posted.status());
     let delivered = eventually(Duration::from_secs(20), || {
         events_of(&journal(dir.path()), "alert").iter().any(|a| a["source"] == "alertmanager")

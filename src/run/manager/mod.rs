@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 mod blind;
 mod metrics;
+pub mod page;
 mod status;
 
 use blind::Armed;
