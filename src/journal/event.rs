@@ -359,6 +359,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fingerprint: Option<String>,
     },
+    /// An Alertmanager alert meant for this run (its `firedrill_run` label names the run, or its
+    /// `drill` label the drill) that the drill does not expect: noise a team should know about.
+    AlertNoise {
+        /// The alert's name.
+        name: String,
+        /// Alertmanager's `startsAt`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starts_at: Option<String>,
+        /// Alertmanager's fingerprint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
+    },
     /// A burn-rate rule stopped firing.
     AlertCleared {
         /// Where it came from.

@@ -533,14 +533,18 @@ impl<T: FaultTarget> Runner<'_, T> {
                 return Ok(Some((Outcome::Aborted, Some(format!("aborted by {by}")), Removal::Aborted)));
             }
             Command::Alert { name, labels, starts_at, fingerprint, reply } => {
+                // Whose alert it is: the run its `firedrill_run` label names; without one, a run
+                // of the drill its `drill` label names, or a run whose drill expects it.
                 let expected = self
                     .spec
                     .drill
                     .alerts
                     .iter()
                     .any(|a| a.name == name && a.labels.iter().all(|(k, v)| labels.get(k) == Some(v)));
-                let recorded = expected && self.alerts_seen.insert((fingerprint.clone(), starts_at.clone()));
-                if recorded {
+                let named = labels.get("drill").is_some_and(|d| *d == self.spec.drill.name);
+                let ours = labels.get("firedrill_run").map_or(expected || named, |run| *run == self.spec.run_id);
+                let recorded = ours && self.alerts_seen.insert((fingerprint.clone(), starts_at.clone()));
+                if recorded && expected {
                     self.log(Event::Alert {
                         source: AlertSource::Alertmanager,
                         name,
@@ -548,6 +552,8 @@ impl<T: FaultTarget> Runner<'_, T> {
                         starts_at: Some(starts_at),
                         fingerprint: Some(fingerprint),
                     })?;
+                } else if recorded {
+                    self.log(Event::AlertNoise { name, starts_at: Some(starts_at), fingerprint: Some(fingerprint) })?;
                 }
                 let _ = reply.send(recorded);
             }

@@ -171,6 +171,18 @@ pub struct Scorecard {
     /// The alerts the drill expected, and whether each fired in time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertScore>,
+    /// Alerts meant for the run that the drill did not expect (noise), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noise: Vec<NoiseAlert>,
+}
+
+/// An alert meant for the run that its drill did not expect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseAlert {
+    /// The alert's name.
+    pub name: String,
+    /// When it was received, from t0 (`None`: before the fault went in).
+    pub after_ms: Option<u64>,
 }
 
 /// One target a kill fault acted on.
@@ -341,6 +353,9 @@ impl Scorecard {
                     card.detection.human_ms = Some(since(record.t_ms));
                     card.detection.human_by = Some(by.clone());
                 }
+                Event::AlertNoise { name, .. } => {
+                    card.noise.push(NoiseAlert { name: name.clone(), after_ms: counts.then(|| since(record.t_ms)) });
+                }
                 Event::Alert { name, starts_at, .. }
                     if counts
                         && card.detection.machine_ms.is_none()
@@ -427,6 +442,7 @@ impl Scorecard {
             resolved_without_diagnosis: false,
             budget: None,
             alerts: Vec::new(),
+            noise: Vec::new(),
         }
     }
 

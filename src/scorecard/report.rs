@@ -99,6 +99,8 @@ pub struct DrillStats {
     pub detected_by_alerts: usize,
     /// Wrong diagnoses over all runs.
     pub wrong_diagnoses: usize,
+    /// Alerts meant for the runs that the drill did not expect (noise), over all runs.
+    pub alert_noise: usize,
     /// Hints used over all runs.
     pub hints: usize,
     /// Start of the latest run, ms since the epoch.
@@ -172,8 +174,13 @@ impl DrillStats {
     /// Who detected first, wrong diagnoses and hints, as a sentence.
     pub fn detection_sentence(&self) -> String {
         let blind = if self.blind_runs > 0 { format!(" Blind runs: {}.", self.blind_runs) } else { String::new() };
+        let noise = if self.alert_noise > 0 {
+            format!(" Unexpected alerts (noise): {}.", self.alert_noise)
+        } else {
+            String::new()
+        };
         format!(
-            "Detected first by people: {}; by alerts: {}. Wrong diagnoses: {}. Hints: {}.{blind}",
+            "Detected first by people: {}; by alerts: {}. Wrong diagnoses: {}. Hints: {}.{blind}{noise}",
             self.detected_by_people, self.detected_by_alerts, self.wrong_diagnoses, self.hints
         )
     }
@@ -288,6 +295,7 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
                 detected_by_people: runs.iter().filter(|c| first(c) == Some(true)).count(),
                 detected_by_alerts: runs.iter().filter(|c| first(c) == Some(false)).count(),
                 wrong_diagnoses: runs.iter().map(|c| c.wrong_diagnoses.len()).sum(),
+                alert_noise: runs.iter().map(|c| c.noise.len()).sum(),
                 hints: runs.iter().map(|c| c.hints.len()).sum(),
                 last_run_wall_ms: runs.iter().map(|c| c.started_wall_ms).max().unwrap_or(0),
                 runs: runs.len(),
@@ -340,6 +348,9 @@ pub fn text(report: &Report) -> String {
             "  detected first by people {} / by alerts {}; wrong diagnoses {}; hints {}; false alarms {}",
             d.detected_by_people, d.detected_by_alerts, d.wrong_diagnoses, d.hints, d.false_alarms
         );
+        if d.alert_noise > 0 {
+            let _ = writeln!(out, "  unexpected alerts (noise) {}", d.alert_noise);
+        }
         let _ = writeln!(
             out,
             "  mitigated with the fault still in {}; resolved without a matching diagnosis {}",

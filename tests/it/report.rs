@@ -62,6 +62,7 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
         kills: Vec::new(),
         budget: None,
         alerts: Vec::new(),
+        noise: Vec::new(),
     }
 }
 

@@ -364,3 +364,54 @@ fn a_traffic_spike_adds_to_the_drills_traffic_while_it_lasts() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(rate(&serve, Duration::from_secs(1)) < 0.5, "all traffic stops with the run");
 }
+
+/// A webhook payload of one firing alert with `labels`, starting now.
+fn firing(name: &str, labels: &str, fingerprint: &str) -> String {
+    let now = jiff::Timestamp::now().to_string();
+    format!(
+        r#"{{"version":"4","status":"firing","receiver":"firedrill","alerts":[{{"status":"firing",
+        "labels":{{"alertname":"{name}"{labels}}},"startsAt":"{now}","fingerprint":"{fingerprint}"}}]}}"#
+    )
+}
+
+#[test]
+fn alerts_are_taken_by_the_run_they_are_meant_for_and_the_unexpected_are_noise() {
+    let (dir, serve) = daemon_with(drill);
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let run = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
+    let fault_in = || events_of(&journal(dir.path()), "fault_applied").len() == 1;
+    assert!(eventually(Duration::from_secs(30), fault_in));
+    // Another run's alert, though the drill expects its name: not this run's.
+    let theirs = firing("WalletErrorBudgetBurn", r#","service":"wallet","firedrill_run":"someone-else-1""#, "f1");
+    assert!(post(&serve, &theirs).1.contains("\"delivered\":0"));
+    // An alert for nobody in particular that the drill does not expect: not recorded.
+    assert!(post(&serve, &firing("DiskFull", r#","host":"db1""#, "f2")).1.contains("\"delivered\":0"));
+    // Meant for this run (by run, or by drill) but not expected: noise, journaled.
+    let by_run = firing("FiredrillBurnPage6h", &format!(r#","firedrill_run":"{run}""#), "f3");
+    assert!(post(&serve, &by_run).1.contains("\"delivered\":1"));
+    assert!(post(&serve, &firing("LatencyHigh", r#","drill":"api-burst""#, "f4")).1.contains("\"delivered\":1"));
+    // Expected and meant for this run: an alert.
+    let ours = firing("WalletErrorBudgetBurn", &format!(r#","service":"wallet","firedrill_run":"{run}""#), "f5");
+    assert!(post(&serve, &ours).1.contains("\"delivered\":1"));
+    let records = journal(dir.path());
+    let noise: Vec<_> =
+        events_of(&records, "alert_noise").iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(noise, ["FiredrillBurnPage6h", "LatencyHigh"]);
+    assert!(
+        events_of(&records, "alert").iter().any(|a| a["name"] == "WalletErrorBudgetBurn" && a["fingerprint"] == "f5")
+    );
+    let (code, _, err) = serve.verb(&["abort", "--as", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    let card: serde_json::Value = {
+        let dir = dir.path().join("scorecards/payments");
+        let file = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    };
+    crate::harness::assert_scorecard_schema(&card);
+    let names: Vec<&str> = card["noise"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["FiredrillBurnPage6h", "LatencyHigh"], "{card}");
+    assert!(card["noise"][0]["after_ms"].is_u64(), "{card}");
+    let report = crate::verb::Verb::new(["report", "--format", "text"]).current_dir(dir.path()).run().code(0);
+    assert!(report.stdout.contains("unexpected alerts (noise) 2"), "{}", report.stdout);
+}
