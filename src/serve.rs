@@ -40,6 +40,8 @@ pub struct ServeOptions {
     pub caps: crate::proxy::budget::Caps,
     /// Alertmanagers (base URLs) the built-in burn-rate alerts are sent to.
     pub alertmanagers: Vec<String>,
+    /// A second bearer token that opens the webhooks and nothing else (for Alertmanager).
+    pub webhook_token: Option<String>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -55,6 +57,9 @@ pub enum ServeError {
         /// Where it would listen.
         address: SocketAddr,
     },
+    /// `--webhook-token` was given empty (bad input).
+    #[error("--webhook-token is empty: give it a secret, or leave it out")]
+    EmptyWebhookToken,
     /// The proxy files hold errors, one located line each (bad input).
     #[error("{}\nnothing was started; fix the proxy file(s) and try again", .0.join("\n"))]
     ProxyFiles(Vec<String>),
@@ -98,7 +103,7 @@ pub enum ServeError {
 impl ServeError {
     /// Whether the input (flags, files) is at fault rather than the machine.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::NoToken { .. } | Self::ProxyFiles(_))
+        matches!(self, Self::NoToken { .. } | Self::EmptyWebhookToken | Self::ProxyFiles(_))
     }
 }
 
@@ -119,6 +124,7 @@ pub struct Daemon {
     listener: TcpListener,
     control_listener: TcpListener,
     token: Option<String>,
+    webhook_token: Option<String>,
     /// Where built-in alerts are sent.
     alertmanagers: Vec<String>,
 }
@@ -130,6 +136,9 @@ impl Daemon {
             if !address.ip().is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
                 return Err(ServeError::NoToken { what, address });
             }
+        }
+        if options.webhook_token.as_deref().is_some_and(str::is_empty) {
+            return Err(ServeError::EmptyWebhookToken);
         }
         let configs = config::load_files(&options.files)
             .map_err(|errors| ServeError::ProxyFiles(errors.iter().map(ToString::to_string).collect()))?;
@@ -189,6 +198,7 @@ impl Daemon {
             listener,
             control_listener,
             token: options.token,
+            webhook_token: options.webhook_token,
             alertmanagers: options.alertmanagers,
         })
     }
@@ -201,6 +211,7 @@ impl Daemon {
             self.listener,
             self.registry.clone(),
             self.token.clone(),
+            self.webhook_token.clone(),
             webhooks,
             stop.clone(),
         ));

@@ -120,6 +120,7 @@ async fn demo(
         backlog: None,
         caps: crate::proxy::budget::Caps::default(),
         alertmanagers: Vec::new(),
+        webhook_token: None,
     };
     let daemon = Daemon::start(serve).await.map_err(|error| match Failure::from(error) {
         Failure::Failed(e) => Failure::Failed(anyhow!(

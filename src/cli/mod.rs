@@ -32,7 +32,7 @@ impl Cli {
     /// Whether this serves connections (the daemon, the demo, a shop service) rather than
     /// printing a result and exiting.
     pub fn serves(&self) -> bool {
-        matches!(self.command, Command::Serve { .. } | Command::Demo { .. } | Command::Shop { .. })
+        matches!(self.command, Command::Serve(_) | Command::Demo { .. } | Command::Shop { .. })
     }
 }
 
@@ -40,50 +40,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy daemon: the Toxiproxy-compatible admin API and the proxies in each `PROXY_FILE`.
-    Serve {
-        /// Address of the admin API. Anything but loopback requires --token.
-        #[arg(long, default_value = "127.0.0.1:8474", env = "FIREDRILL_API")]
-        api: SocketAddr,
-        /// Bearer token the admin API requires (required when --api is not loopback).
-        #[arg(long, env = "FIREDRILL_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Seed for toxicity and jitter draws, for repeatable runs.
-        #[arg(long, env = "FIREDRILL_SEED")]
-        seed: Option<u64>,
-        /// Address of the gRPC control API (runs, acknowledgements, diagnoses, …).
-        #[arg(long, default_value = crate::control::DEFAULT_ADDR, env = "FIREDRILL_CONTROL")]
-        control: SocketAddr,
-        /// Where drills are looked up by name.
-        #[arg(long, default_value = "drills")]
-        drills: PathBuf,
-        /// Where run journals are kept (`<dir>/runs/<run-id>.jsonl`).
-        #[arg(long, default_value = ".firedrill")]
-        data_dir: PathBuf,
-        /// Where scorecards are written (`<dir>/<team>/<run-id>.json`).
-        #[arg(long, default_value = "scorecards")]
-        scorecards: PathBuf,
-        /// Apply drills' faults through this Toxiproxy-compatible API (`host:port`) instead of
-        /// this daemon's own proxies.
-        #[arg(long, env = "FIREDRILL_TOXIPROXY")]
-        toxiproxy: Option<String>,
-        /// Listen backlog of the proxies and APIs (default: the system's maximum, somaxconn).
-        #[arg(long, env = "FIREDRILL_BACKLOG", value_parser = clap::value_parser!(u32).range(1..))]
-        backlog: Option<u32>,
-        /// Most proxied connections open at once across every proxy (default, and at most:
-        /// what the descriptor budget fits); a client over it is refused at once.
-        #[arg(long, env = "FIREDRILL_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
-        max_connections: Option<u64>,
-        /// Most proxied connections open at once on any one proxy (default: --max-connections).
-        #[arg(long, env = "FIREDRILL_MAX_PROXY_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
-        max_proxy_connections: Option<u64>,
-        /// Send the built-in burn-rate alerts to this Alertmanager (base URL, repeatable): they
-        /// route, page, silence and inhibit like any alert, and resolve when they clear.
-        #[arg(long = "alertmanager", value_name = "URL")]
-        alertmanagers: Vec<String>,
-        /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
-        #[arg(value_name = "PROXY_FILE")]
-        files: Vec<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Start a drill on the daemon (or, with --dry-run, show what it would touch).
     Run {
         /// The drill: a name from the daemon's drill directory (omit with --blind).
@@ -359,6 +316,81 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse(text)
 }
 
+/// What `firedrill serve` takes.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the admin API. Anything but loopback requires --token.
+    #[arg(long, default_value = "127.0.0.1:8474", env = "FIREDRILL_API")]
+    pub api: SocketAddr,
+    /// Bearer token the admin API requires (required when --api is not loopback).
+    #[arg(long, env = "FIREDRILL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seed for toxicity and jitter draws, for repeatable runs.
+    #[arg(long, env = "FIREDRILL_SEED")]
+    pub seed: Option<u64>,
+    /// Address of the gRPC control API (runs, acknowledgements, diagnoses, …).
+    #[arg(long, default_value = crate::control::DEFAULT_ADDR, env = "FIREDRILL_CONTROL")]
+    pub control: SocketAddr,
+    /// Where drills are looked up by name.
+    #[arg(long, default_value = "drills")]
+    pub drills: PathBuf,
+    /// Where run journals are kept (`<dir>/runs/<run-id>.jsonl`).
+    #[arg(long, default_value = ".firedrill")]
+    pub data_dir: PathBuf,
+    /// Where scorecards are written (`<dir>/<team>/<run-id>.json`).
+    #[arg(long, default_value = "scorecards")]
+    pub scorecards: PathBuf,
+    /// Apply drills' faults through this Toxiproxy-compatible API (`host:port`) instead of
+    /// this daemon's own proxies.
+    #[arg(long, env = "FIREDRILL_TOXIPROXY")]
+    pub toxiproxy: Option<String>,
+    /// Listen backlog of the proxies and APIs (default: the system's maximum, somaxconn).
+    #[arg(long, env = "FIREDRILL_BACKLOG", value_parser = clap::value_parser!(u32).range(1..))]
+    pub backlog: Option<u32>,
+    /// Most proxied connections open at once across every proxy (default, and at most:
+    /// what the descriptor budget fits); a client over it is refused at once.
+    #[arg(long, env = "FIREDRILL_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Most proxied connections open at once on any one proxy (default: --max-connections).
+    #[arg(long, env = "FIREDRILL_MAX_PROXY_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_proxy_connections: Option<u64>,
+    /// A second bearer token that opens `POST /webhooks/alertmanager` and nothing else: give it
+    /// to Alertmanager instead of --token (which can also reset every proxy).
+    #[arg(long, env = "FIREDRILL_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub webhook_token: Option<String>,
+    /// Send the built-in burn-rate alerts to this Alertmanager (base URL, repeatable): they
+    /// route, page, silence and inhibit like any alert, and resolve when they clear.
+    #[arg(long = "alertmanager", value_name = "URL")]
+    pub alertmanagers: Vec<String>,
+    /// Toxiproxy config files (JSON arrays of {name, listen, upstream, enabled}).
+    #[arg(value_name = "PROXY_FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+impl ServeArgs {
+    fn options(self) -> ServeOptions {
+        let dirs =
+            crate::run::manager::RunDirs { drills: self.drills, data: self.data_dir, scorecards: self.scorecards };
+        let caps = crate::proxy::budget::Caps {
+            max_connections: self.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_per_proxy: self.max_proxy_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        ServeOptions {
+            api: self.api,
+            token: self.token,
+            seed: self.seed,
+            files: self.files,
+            control: self.control,
+            dirs,
+            toxiproxy: self.toxiproxy,
+            backlog: self.backlog,
+            caps,
+            alertmanagers: self.alertmanagers,
+            webhook_token: self.webhook_token,
+        }
+    }
+}
+
 /// Formats of `firedrill report`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -439,30 +471,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     use remote as client;
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(e.into()));
     match cli.command {
-        Command::Serve {
-            api,
-            token,
-            seed,
-            control,
-            drills,
-            data_dir,
-            scorecards,
-            toxiproxy,
-            backlog,
-            max_connections,
-            max_proxy_connections,
-            alertmanagers,
-            files,
-        } => {
-            let dirs = crate::run::manager::RunDirs { drills, data: data_dir, scorecards };
-            let caps = crate::proxy::budget::Caps {
-                max_connections: max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-                max_per_proxy: max_proxy_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            };
-            let options =
-                ServeOptions { api, token, seed, files, control, dirs, toxiproxy, backlog, caps, alertmanagers };
-            runtime()?.block_on(serve(options))
-        }
+        Command::Serve(args) => runtime()?.block_on(serve(args.options())),
         Command::Run { drill, blind, within, team, responder, seed, dry_run, remote } => {
             if dry_run {
                 return runtime()?.block_on(client::dry_run(&remote.remote(), drill, team, seed));

@@ -27,6 +27,9 @@ struct Api {
     registry: Arc<Registry>,
     /// Required as `Authorization: Bearer <token>` when set (APIs bound beyond loopback).
     token: Option<Arc<str>>,
+    /// Also accepted, and only, for the extra routes under [`WEBHOOKS`]: a credential that can
+    /// post alerts and do nothing else.
+    webhook_token: Option<Arc<str>>,
     /// Numbers the responses' request ids.
     requests: Arc<AtomicU64>,
 }
@@ -61,12 +64,26 @@ fn parse(body: &Bytes) -> Result<Value, ApiError> {
 
 /// The router, ready to serve; exposed so tests can drive it in-process.
 pub fn router(registry: Arc<Registry>, token: Option<String>) -> Router {
-    router_with(registry, token, Router::new())
+    router_with(registry, token, None, Router::new())
 }
 
 /// The router with `extra` routes of the daemon (webhooks) behind the same guard.
-pub fn router_with(registry: Arc<Registry>, token: Option<String>, extra: Router) -> Router {
-    let api = Api { registry, token: token.map(Into::into), requests: Arc::default() };
+/// Where the extra routes of [`router_with`] live, the only paths the webhook token opens.
+pub const WEBHOOKS: &str = "/webhooks/";
+
+/// The API with `extra` routes (under [`WEBHOOKS`]); `webhook_token` opens those and nothing else.
+pub fn router_with(
+    registry: Arc<Registry>,
+    token: Option<String>,
+    webhook_token: Option<String>,
+    extra: Router,
+) -> Router {
+    let api = Api {
+        registry,
+        token: token.map(Into::into),
+        webhook_token: webhook_token.map(Into::into),
+        requests: Arc::default(),
+    };
     Router::new()
         .route("/version", get(version))
         .route("/metrics", get(metrics))
@@ -91,18 +108,19 @@ pub async fn serve(
     token: Option<String>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_with(listener, registry, token, Router::new(), shutdown).await
+    serve_with(listener, registry, token, None, Router::new(), shutdown).await
 }
 
-/// [`serve`] with extra routes.
+/// [`serve`] with extra routes and their token (see [`router_with`]).
 pub async fn serve_with(
     listener: TcpListener,
     registry: Arc<Registry>,
     token: Option<String>,
+    webhook_token: Option<String>,
     extra: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_router(listener, router_with(registry, token, extra), shutdown).await;
+    serve_router(listener, router_with(registry, token, webhook_token, extra), shutdown).await;
     Ok(())
 }
 
@@ -162,7 +180,9 @@ async fn guard(State(api): State<Api>, request: Request, next: Next) -> Response
         ApiError { status: StatusCode::FORBIDDEN, message: "User agent not allowed".into() }.into_response()
     } else if let Some(token) = &api.token {
         let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if crate::bearer_matches(given, token) {
+        let webhook = request.uri().path().starts_with(WEBHOOKS)
+            && api.webhook_token.as_deref().is_some_and(|t| crate::bearer_matches(given, t));
+        if webhook || crate::bearer_matches(given, token) {
             next.run(request).await
         } else {
             ApiError {

@@ -415,3 +415,37 @@ fn alerts_are_taken_by_the_run_they_are_meant_for_and_the_unexpected_are_noise()
     let report = crate::verb::Verb::new(["report", "--format", "text"]).current_dir(dir.path()).run().code(0);
     assert!(report.stdout.contains("unexpected alerts (noise) 2"), "{}", report.stdout);
 }
+
+#[test]
+fn the_webhook_token_posts_alerts_and_opens_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &["--token", "admin-secret", "--webhook-token", "hook-secret"]);
+    let http = reqwest::blocking::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = http.request(method, format!("http://{}{path}", serve.api)).body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    let payload = r#"{"version":"4","status":"firing","alerts":[]}"#;
+    let webhook = "/webhooks/alertmanager";
+    assert_eq!(call(reqwest::Method::POST, webhook, Some("hook-secret"), payload), 200);
+    assert_eq!(
+        call(reqwest::Method::POST, webhook, Some("admin-secret"), payload),
+        200,
+        "the admin token opens everything"
+    );
+    assert_eq!(call(reqwest::Method::POST, webhook, None, payload), 401);
+    assert_eq!(call(reqwest::Method::POST, webhook, Some("wrong"), payload), 401);
+    // The webhook token can do nothing else.
+    assert_eq!(call(reqwest::Method::POST, "/reset", Some("hook-secret"), ""), 401);
+    assert_eq!(call(reqwest::Method::GET, "/proxies", Some("hook-secret"), ""), 401);
+    assert_eq!(call(reqwest::Method::GET, "/proxies", Some("admin-secret"), ""), 200);
+    // An empty one would match an empty bearer: refused at start.
+    let ran =
+        crate::verb::Verb::new(["serve", "--api", "127.0.0.1:0", "--control", "127.0.0.1:0", "--webhook-token", ""])
+            .run();
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(ran.stderr.contains("--webhook-token is empty"), "{}", ran.stderr);
+}
