@@ -76,7 +76,7 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 13 rules found"), "{check:?}");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 14 rules found"), "{check:?}");
 
     // An hour of clean traffic at 10 requests/s (the windows hold real history, as in
     // production), then a constant error ratio. Each alert must be silent one second before the
@@ -364,4 +364,94 @@ fn built_in_alerts_page_through_a_real_alertmanager_and_resolve_when_the_run_end
         "the alert was not resolved: {:?}",
         held(&alertmanager.url)
     );
+}
+
+/// Debian's Prometheus server, which `.ci/install` installs.
+fn prometheus_binary() -> &'static str {
+    let path = "/usr/bin/prometheus";
+    assert!(Path::new(path).exists(), "this test needs {path}: .ci/install installs it (apt-get install prometheus)");
+    path
+}
+
+/// A real Prometheus, stopped when dropped.
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs Prometheus and Alertmanager (.ci/install installs them)"]
+fn a_fault_pages_through_prometheus_and_alertmanager_into_the_scorecard() {
+    // The drill expects the page of the rules `firedrill slo rules` writes for it.
+    let expected = "\n[[alerts]]\nname = \"FiredrillBurnPage1h\"\nwithin = \"2m\"\n";
+    let (dir, serve) = crate::slo::daemon_with(|api| {
+        format!(
+            "[drill]\nname = \"api-burst\"\ntitle = \"The API answers 503\"\nbriefing = \"Payments fail.\"\ntimebox = \"5m\"\n\n\
+             [targets]\nproduction = {{ detect = 1, diagnose = 2, mitigate = 3, resolve = 4 }}\n\n\
+             [[faults]]\nat = \"0s\"\nproxy = \"api\"\ntoxic = {{ type = \"http_error\", attributes = {{ status = 503 }} }}\n\n\
+             [answer]\ncomponent = \"api\"\nkind = \"errors\"\naccept = [\"api\"]\n\n\
+             [traffic]\nurl = \"http://{api}/pay\"\nrps = 20\nwarmup = \"1s\"\n\n\
+             [slo]\nobjective = 99.9\nproduction_rps = 100\n{expected}"
+        )
+    });
+    Verb::new(["slo", "rules", "--proxies", "env.json", "--out", "rules.yml"]).current_dir(dir.path()).run().code(0);
+    // Alertmanager sends every alert to the daemon's webhook.
+    let am_config = format!(
+        "route:\n  receiver: firedrill\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: firedrill\n    webhook_configs:\n      - url: http://{}/webhooks/alertmanager\n",
+        serve.api
+    );
+    let alertmanager = crate::slo::Alertmanager::start(dir.path(), &am_config);
+    // Prometheus scrapes the daemon every second and evaluates the generated rules.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         rule_files: [{rules}]\n\
+         alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n\
+         scrape_configs:\n  - job_name: firedrill\n    static_configs:\n      - targets: ['{api}']\n",
+        rules = dir.path().join("rules.yml").display(),
+        am = alertmanager.url.trim_start_matches("http://"),
+        api = serve.api,
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let _prometheus = Prometheus(
+        std::process::Command::new(prometheus_binary())
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::blocking::Client::new();
+    let ready = || http.get(format!("http://127.0.0.1:{port}/-/ready")).send().is_ok_and(|r| r.status().is_success());
+    assert!(crate::kill::eventually(Duration::from_secs(30), ready), "prometheus did not come up");
+
+    let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let paged = || {
+        crate::kill::events_of(&crate::kill::journal(dir.path()), "alert")
+            .iter()
+            .any(|a| a["source"] == "alertmanager" && a["name"] == "FiredrillBurnPage1h")
+    };
+    assert!(crate::kill::eventually(Duration::from_secs(90), paged), "the page never came back through Alertmanager");
+    serve.verb(&["abort", "--as", "ana"]);
+    let card: serde_json::Value = {
+        let cards = dir.path().join("scorecards/payments");
+        let file = std::fs::read_dir(cards).unwrap().next().unwrap().unwrap().path();
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    };
+    let page = card["alerts"].as_array().unwrap().iter().find(|a| a["name"] == "FiredrillBurnPage1h").unwrap();
+    assert_eq!(page["met"], true, "{card}");
+    eprintln!("through Prometheus and Alertmanager, the page came {} ms after t0", page["fired_after_ms"]);
+    // The drill-in-progress alert reached Alertmanager too (for inhibit rules), but the drill
+    // does not expect it: it is on the scorecard as noise, by its `drill` label.
+    let noise: Vec<&str> =
+        card["noise"].as_array().map(|n| n.iter().filter_map(|a| a["name"].as_str()).collect()).unwrap_or_default();
+    assert!(noise.contains(&"FiredrillDrillInProgress"), "{card}");
 }
