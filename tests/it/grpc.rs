@@ -114,11 +114,11 @@ async fn grpc_error_fails_calls_at_its_rate_on_an_open_connection() {
     let route = "/firedrill.control.v1.Control/Status";
     assert!(
         metrics.contains(&format!(
-            r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="Unavailable"}}"#
+            r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",grpc_service="firedrill.control.v1.Control",grpc_method="Status",code="Unavailable"}}"#
         ))
     );
     assert!(
-        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="OK"}}"#))
+        metrics.contains(&format!(r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",grpc_service="firedrill.control.v1.Control",grpc_method="Status",code="OK"}}"#))
     );
 
     assert_eq!(d.call("DELETE", "/proxies/wallet/toxics/unavailable", None).await.status, 204);
@@ -266,7 +266,7 @@ async fn an_upstream_that_does_not_answer_in_time_is_deadline_exceeded_for_a_grp
         "{metrics}"
     );
     assert!(metrics.contains(&format!(
-        r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",code="DeadlineExceeded"}} 1"#
+        r#"firedrill_grpc_responses_total{{proxy="wallet",route="{route}",grpc_service="firedrill.control.v1.Control",grpc_method="Status",code="DeadlineExceeded"}} 1"#
     )));
 }
 

@@ -206,10 +206,15 @@ pub fn render<'a>(proxies: impl Iterator<Item = (&'a str, &'a HttpMetrics)> + Cl
         "counter",
         "gRPC statuses seen by an http proxy, by route and code name (as grpc-go's metrics name them).",
         &|o, p, r, s| {
+            // A gRPC route is `/package.Service/Method`: named as grpc-go's metrics name them.
+            let (service, method) = r.trim_start_matches('/').split_once('/').unwrap_or(("", ""));
             for (code, n) in &s.grpc_codes {
                 let name = grpc_code_name(u32::from(*code));
-                let _ =
-                    writeln!(o, "firedrill_grpc_responses_total{{proxy=\"{p}\",route=\"{r}\",code=\"{name}\"}} {n}");
+                let _ = writeln!(
+                    o,
+                    "firedrill_grpc_responses_total{{proxy=\"{p}\",route=\"{r}\",grpc_service=\"{service}\",\
+                     grpc_method=\"{method}\",code=\"{name}\"}} {n}"
+                );
             }
         },
     );
