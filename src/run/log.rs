@@ -9,6 +9,8 @@ pub struct RunLog {
     records: std::sync::Mutex<Vec<Record>>,
     /// New records, for watchers; lagging watchers re-read [`RunLog::records`].
     live: tokio::sync::broadcast::Sender<Record>,
+    /// The live SLI's burn rate per window, updated every second (not journaled: samples are).
+    burn: std::sync::Mutex<Vec<(std::time::Duration, f64)>>,
 }
 
 /// How many records a slow watcher may fall behind before it must re-read.
@@ -16,7 +18,11 @@ const WATCH_BACKLOG: usize = 256;
 
 impl Default for RunLog {
     fn default() -> Self {
-        Self { records: std::sync::Mutex::default(), live: tokio::sync::broadcast::channel(WATCH_BACKLOG).0 }
+        Self {
+            records: std::sync::Mutex::default(),
+            live: tokio::sync::broadcast::channel(WATCH_BACKLOG).0,
+            burn: std::sync::Mutex::default(),
+        }
     }
 }
 
@@ -29,6 +35,15 @@ impl RunLog {
     /// Subscribes to new records; pair with [`RunLog::records`] and skip what was already seen.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Record> {
         self.live.subscribe()
+    }
+
+    /// The live SLI's burn rate per window (empty without an SLO, or before the first second).
+    pub fn burn_rates(&self) -> Vec<(std::time::Duration, f64)> {
+        self.burn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub(super) fn set_burn_rates(&self, rates: Vec<(std::time::Duration, f64)>) {
+        *self.burn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = rates;
     }
 
     pub(super) fn push(&self, record: Record) {

@@ -378,6 +378,7 @@ impl<T: FaultTarget> Runner<'_, T> {
             watch.t0(counts);
         }
         let (transitions, trip) = watch.second(counts);
+        self.log.set_burn_rates(watch.burn_rates());
         live.since_sample += 1;
         if live.since_sample >= SLI_SAMPLE_EVERY || transitions.iter().any(|t| t.firing) {
             live.since_sample = 0;

@@ -170,6 +170,11 @@ impl Watch {
         }
     }
 
+    /// The burn rate over each window of the rules (see [`Evaluator::burn_rates`]).
+    pub fn burn_rates(&self) -> Vec<(Duration, f64)> {
+        self.evaluator.burn_rates()
+    }
+
     /// Marks t0 (the first fault) at `counts`.
     pub fn t0(&mut self, counts: (u64, u64)) {
         if self.at_t0.is_none() {

@@ -90,6 +90,16 @@ impl Evaluator {
         changes
     }
 
+    /// The burn rate over each window the rules use, shortest first: the window's error ratio
+    /// over the budget's allowed ratio.
+    pub fn burn_rates(&self) -> Vec<(std::time::Duration, f64)> {
+        let mut windows: Vec<std::time::Duration> = self.rules.iter().flat_map(|r| [r.short, r.long]).collect();
+        windows.sort();
+        windows.dedup();
+        let allowed = self.objective.allowed();
+        windows.into_iter().map(|w| (w, if allowed > 0.0 { self.ratio(secs(w)).0 / allowed } else { 0.0 })).collect()
+    }
+
     /// The rules firing now.
     pub fn firing(&self) -> Vec<&str> {
         self.rules.iter().zip(&self.firing).filter(|(_, f)| **f).map(|(r, _)| r.name.as_str()).collect()

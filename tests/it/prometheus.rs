@@ -292,6 +292,17 @@ fn a_burning_run_shows_its_fault_its_alert_and_its_budget_and_the_daemon_itself(
         .find_map(|l| l.strip_prefix(&format!(r#"firedrill_budget_spent_ratio{{run="{run}",drill="api-burst"}} "#)))
         .and_then(|v| v.parse::<f64>().ok());
     assert!(spent.is_some_and(|s| s > 0.0), "{text}");
+    for window in ["5m", "30m", "1h", "6h", "3d"] {
+        let burn = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    r#"firedrill_slo_burn_rate{{run="{run}",drill="api-burst",window="{window}"}} "#
+                ))
+            })
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(burn.is_some_and(|b| b > 0.0), "{window}: {text}");
+    }
     assert!(text.contains(&format!("firedrill_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
     for series in [
         "process_cpu_seconds_total ",

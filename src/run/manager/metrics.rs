@@ -1,7 +1,7 @@
 //! The daemon's runs on `/metrics`: what is in progress and each drill's synthetic traffic, so
 //! dashboards can mark a drill and Prometheus can evaluate the rules of `firedrill slo rules`.
 //! Bounded: per run in progress (none once it ends) one `firedrill_run_active`, one
-//! `firedrill_fault_active` per fault in force, one `firedrill_alert_firing` per built-in
+//! `firedrill_fault_active` per fault in force, five `firedrill_slo_burn_rate` (one per window), one `firedrill_alert_firing` per built-in
 //! burn-rate alert firing (three rules at most) and one `firedrill_budget_spent_ratio`; two
 //! `firedrill_sli_events_total` series per drill that has run with synthetic traffic. Blind runs
 //! do not appear while they are sealed: their drill would give them away.
@@ -67,88 +67,112 @@ fn firing(records: &[Record]) -> Vec<String> {
     names
 }
 
+/// What `/metrics` shows of one run in progress.
+struct Active {
+    run: String,
+    drill: String,
+    team: String,
+    records: Vec<Record>,
+    burn: Vec<(std::time::Duration, f64)>,
+}
+
+impl Active {
+    /// `run="…",drill="…"`, escaped.
+    fn labels(&self) -> String {
+        format!("run=\"{}\",drill=\"{}\"", label(&self.run), label(&self.drill))
+    }
+}
+
+/// Writes a family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The per-run families of `active`.
+fn render_runs(out: &mut String, active: &[Active]) {
+    family(out, "firedrill_run_active", "gauge", "A drill run in progress (1 while it lasts; gone when it ends).");
+    for a in active {
+        let _ = writeln!(out, "firedrill_run_active{{{},team=\"{}\"}} 1", a.labels(), label(&a.team));
+    }
+    family(
+        out,
+        "firedrill_fault_active",
+        "gauge",
+        "A fault of a run in force now, by its index in the drill, kind and target (a proxy; the backend of a \
+         kill; `traffic` for a spike).",
+    );
+    for a in active {
+        for (fault, (kind, target)) in faults_in_force(&a.records) {
+            let (kind, target) = (label(&kind), label(&target));
+            let _ = writeln!(
+                out,
+                "firedrill_fault_active{{{},fault=\"{fault}\",kind=\"{kind}\",target=\"{target}\"}} 1",
+                a.labels()
+            );
+        }
+    }
+    family(out, "firedrill_alert_firing", "gauge", "A built-in burn-rate alert of a run firing now.");
+    for a in active {
+        for alert in firing(&a.records) {
+            let severity = if alert.starts_with("page") { "page" } else { "ticket" };
+            let _ = writeln!(
+                out,
+                "firedrill_alert_firing{{{},alert=\"{}\",severity=\"{severity}\"}} 1",
+                a.labels(),
+                label(&alert)
+            );
+        }
+    }
+    family(
+        out,
+        "firedrill_slo_burn_rate",
+        "gauge",
+        "A run's live SLI: the burn rate over each window of the built-in rules (the seconds before the run \
+         counted as good traffic).",
+    );
+    for a in active {
+        for (window, burn) in &a.burn {
+            let window = crate::slo::prometheus::prom_duration(*window);
+            let _ = writeln!(out, "firedrill_slo_burn_rate{{{},window=\"{window}\"}} {burn}", a.labels());
+        }
+    }
+    family(
+        out,
+        "firedrill_budget_spent_ratio",
+        "gauge",
+        "The production error budget a run's response would have spent so far (its production equivalent, as \
+         on the scorecard).",
+    );
+    for a in active {
+        let spent = crate::scorecard::Scorecard::from_journal(&a.records).ok().and_then(|c| c.budget);
+        if let Some(budget) = spent {
+            let _ = writeln!(out, "firedrill_budget_spent_ratio{{{}}} {}", a.labels(), budget.production_share);
+        }
+    }
+}
+
 impl Manager {
     /// The runs' series in Prometheus text format.
     pub fn metrics(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP firedrill_run_active A drill run in progress (1 while it lasts; gone when it ends).\n\
-             # TYPE firedrill_run_active gauge"
-        );
-        for (id, entry) in self.runs().iter() {
-            if entry.blind || entry.finished.borrow().is_some() {
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "firedrill_run_active{{run=\"{}\",drill=\"{}\",team=\"{}\"}} 1",
-                label(id),
-                label(&entry.drill),
-                label(&entry.team)
-            );
-        }
-        let active: Vec<(String, String, Vec<Record>)> = self
+        let active: Vec<Active> = self
             .runs()
             .iter()
             .filter(|(_, e)| !e.blind && e.finished.borrow().is_none())
-            .map(|(id, e)| (id.clone(), e.drill.clone(), e.log.records()))
+            .map(|(id, e)| Active {
+                run: id.clone(),
+                drill: e.drill.clone(),
+                team: e.team.clone(),
+                records: e.log.records(),
+                burn: e.log.burn_rates(),
+            })
             .collect();
-        let _ = writeln!(
-            out,
-            "# HELP firedrill_fault_active A fault of a run in force now, by its index in the drill, kind and \
-             target (a proxy; the backend of a kill; `traffic` for a spike).\n# TYPE firedrill_fault_active gauge"
-        );
-        for (run, drill, records) in &active {
-            for (fault, (kind, target)) in faults_in_force(records) {
-                let _ = writeln!(
-                    out,
-                    "firedrill_fault_active{{run=\"{}\",drill=\"{}\",fault=\"{fault}\",kind=\"{}\",target=\"{}\"}} 1",
-                    label(run),
-                    label(drill),
-                    label(&kind),
-                    label(&target)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP firedrill_alert_firing A built-in burn-rate alert of a run firing now.\n\
-             # TYPE firedrill_alert_firing gauge"
-        );
-        for (run, drill, records) in &active {
-            for alert in firing(records) {
-                let severity = if alert.starts_with("page") { "page" } else { "ticket" };
-                let _ = writeln!(
-                    out,
-                    "firedrill_alert_firing{{run=\"{}\",drill=\"{}\",alert=\"{}\",severity=\"{severity}\"}} 1",
-                    label(run),
-                    label(drill),
-                    label(&alert)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP firedrill_budget_spent_ratio The production error budget a run's response would have \
-             spent so far (its production equivalent, as on the scorecard).\n# TYPE firedrill_budget_spent_ratio gauge"
-        );
-        for (run, drill, records) in &active {
-            let spent = crate::scorecard::Scorecard::from_journal(records).ok().and_then(|c| c.budget);
-            if let Some(budget) = spent {
-                let _ = writeln!(
-                    out,
-                    "firedrill_budget_spent_ratio{{run=\"{}\",drill=\"{}\"}} {}",
-                    label(run),
-                    label(drill),
-                    budget.production_share
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP firedrill_sli_events_total Requests of drills' synthetic traffic (their SLI), by outcome, \
-             since the daemon started.\n# TYPE firedrill_sli_events_total counter"
+        let mut out = String::new();
+        render_runs(&mut out, &active);
+        family(
+            &mut out,
+            "firedrill_sli_events_total",
+            "counter",
+            "Requests of drills' synthetic traffic (their SLI), by outcome, since the daemon started.",
         );
         let totals = self.sli_totals.lock().unwrap_or_else(PoisonError::into_inner);
         for (drill, counts) in totals.iter() {
