@@ -163,7 +163,7 @@ where
     family(
         "firedrill_toxic_activations_total",
         "counter",
-        "Times a toxic started on a connection and applied (after its toxicity draw).",
+        "Times a toxic applied: started on a connection after its toxicity draw, or (request-level) hit a request.",
         &mut |out| {
             for (proxy, m) in proxies.clone() {
                 let map = m.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

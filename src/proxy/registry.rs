@@ -95,6 +95,7 @@ impl Proxy {
                 self.config.http,
                 self.toxics_tx.subscribe(),
                 self.http_metrics.clone(),
+                self.metrics.clone(),
                 seed,
             )
         });

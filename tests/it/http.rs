@@ -110,6 +110,12 @@ async fn http_error_answers_matching_requests_over_both_protocols() {
 
     let metrics = d.call("GET", "/metrics", None).await.text;
     assert!(metrics.contains(r#"firedrill_http_responses_total{proxy="web",route="/pay",code="503"} 2"#), "{metrics}");
+    // A request-level toxic counts its activations as a stream toxic does: the one present hit
+    // one request (the removed one's series went with it).
+    assert!(
+        metrics.contains(r#"firedrill_toxic_activations_total{proxy="web",toxic="tenant",type="http_error"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"firedrill_http_requests_total{proxy="web",route="/"}"#), "{metrics}");
     assert!(metrics.contains(r#"firedrill_http_request_duration_seconds_count{proxy="web",route="/pay"}"#));
 }

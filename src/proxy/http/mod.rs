@@ -128,6 +128,9 @@ struct State {
     probing: tokio::sync::Mutex<()>,
     toxics: watch::Receiver<ToxicList>,
     metrics: Arc<HttpMetrics>,
+    /// The proxy's own counters, where a request-level toxic's activations go beside the
+    /// stream toxics' (`firedrill_toxic_activations_total`).
+    activations: Arc<crate::proxy::metrics::ProxyMetrics>,
     rng: Mutex<SmallRng>,
     http1: Client<HttpConnector, ClientBody>,
     http2: upstream::H2Upstream,
@@ -156,6 +159,7 @@ impl HttpEngine {
         options: HttpOptions,
         toxics: watch::Receiver<ToxicList>,
         metrics: Arc<HttpMetrics>,
+        activations: Arc<crate::proxy::metrics::ProxyMetrics>,
         seed: u64,
     ) -> Self {
         let connect_timeout = Duration::from_millis(options.connect_timeout_ms);
@@ -170,6 +174,7 @@ impl HttpEngine {
         let state = Arc::new(State {
             toxics,
             metrics,
+            activations,
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             http2: upstream::H2Upstream::new(upstream.clone(), connect_timeout),
             upstream,
@@ -279,6 +284,7 @@ async fn handle(
         if !r.matcher.matches(request.method(), &route, request.headers()) || !state.draw(r.rate * toxic.toxicity) {
             continue;
         }
+        state.activations.toxic_activated(&toxic.name, toxic.kind.type_name());
         match &r.action {
             Action::Delay { latency, jitter } => {
                 // A zero delay costs no timer (and no trip through the timer wheel).
