@@ -350,7 +350,7 @@ fn built_in_alerts_page_through_a_real_alertmanager_and_resolve_when_the_run_end
     let am_dir = tempfile::tempdir().unwrap();
     let config = "route:\n  receiver: nobody\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: nobody\n";
     let alertmanager = crate::slo::Alertmanager::start(am_dir.path(), config);
-    let (_dir, serve, run) = burning_with(&["--alertmanager", &alertmanager.url]);
+    let (dir, serve, run) = burning_with(&["--alertmanager", &alertmanager.url]);
     let ours = |alerts: &[serde_json::Value]| -> Option<serde_json::Value> {
         alerts.iter().find(|a| a["labels"]["firedrill_run"] == run.as_str()).cloned()
     };
@@ -368,6 +368,22 @@ fn built_in_alerts_page_through_a_real_alertmanager_and_resolve_when_the_run_end
     );
     assert_eq!(labels["firedrill_rule"], "page-1h");
     assert_eq!(alert["status"]["state"], "active", "{alert}");
+    // Routed to a receiver — the daemon's own webhook, now that its address is known — the page
+    // comes back to the run it names, which did not expect it: noise on its journal.
+    let routed = format!(
+        "route:\n  receiver: firedrill\n  group_wait: 1s\n  group_interval: 1s\n\
+         receivers:\n  - name: firedrill\n    webhook_configs:\n      - url: http://{}/webhooks/alertmanager\n",
+        serve.api
+    );
+    std::fs::write(am_dir.path().join("alertmanager.yml"), routed).unwrap();
+    let reload = reqwest::blocking::Client::new().post(format!("{}/-/reload", alertmanager.url)).send().unwrap();
+    assert!(reload.status().is_success(), "{}", reload.status());
+    let back = || {
+        crate::kill::events_of(&crate::kill::journal(dir.path()), "alert_noise")
+            .iter()
+            .any(|a| a["name"] == "FiredrillBurnPage1h")
+    };
+    assert!(crate::kill::eventually(Duration::from_secs(30), back), "the page never reached the receiver");
     // The run ends: the alert is resolved, not left to expire.
     serve.verb(&["abort", "--as", "ana"]);
     assert!(
