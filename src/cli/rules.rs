@@ -11,6 +11,13 @@ use crate::drill::{self, Environment, SliSource};
 use crate::proxy::config::{self, Mode};
 use crate::slo::prometheus::{PromSli, SloRules, rule_file};
 
+/// The share of a window the proxies' counters cover, inverted: the window over the daemon's
+/// uptime, at least 1. A proxy's counters start with the daemon, so in a fresh dev Prometheus (or
+/// after a restart) the seconds before count as good traffic at the rate seen, as the daemon's
+/// own rules count them; after a window of uptime it is 1 and the ratio is the plain one.
+const HISTORY: &str = "clamp_min({window_seconds} / clamp_min(time() - max(process_start_time_seconds and on(job, instance) \
+                       firedrill_build_info), 1), 1)";
+
 /// Writes the rule file for `names` (every drill of `dir` if none) to `out`, or prints it.
 pub fn run(names: &[String], dir: &Path, proxy_files: &[PathBuf], out: Option<&Path>) -> Result<(), Failure> {
     let proxy_files =
@@ -47,12 +54,18 @@ pub fn run(names: &[String], dir: &Path, proxy_files: &[PathBuf], out: Option<&P
     let mut rules = Vec::new();
     for drill in &drills {
         let Some(slo) = &drill.slo else { continue };
-        let (bad, total) = match &slo.source {
-            SliSource::Proxy(proxy) if modes.get(proxy) == Some(&Mode::Http) => {
-                crate::proxy::http::metrics::sli_promql(proxy)
+        let (bad, total) = match (&slo.source, &drill.traffic) {
+            (SliSource::Proxy(proxy), _) => {
+                let (bad, total) = if modes.get(proxy) == Some(&Mode::Http) {
+                    crate::proxy::http::metrics::sli_promql(proxy)
+                } else {
+                    crate::proxy::metrics::tcp_sli_promql(proxy)
+                };
+                (bad, format!("({total})\n* {HISTORY}"))
             }
-            SliSource::Proxy(proxy) => crate::proxy::metrics::tcp_sli_promql(proxy),
-            SliSource::Traffic => crate::run::manager::traffic_sli_promql(&drill.name),
+            (SliSource::Traffic, Some(traffic)) => crate::run::manager::traffic_sli_promql(&drill.name, traffic.rps),
+            // Loading refuses an [slo] without a proxy or [traffic]; nothing to count.
+            (SliSource::Traffic, None) => continue,
         };
         rules.push(crate::slo::default_rules(slo.objective.period, slo.min_bad));
         let name = if slo.latency.is_some() { "latency" } else { "availability" };

@@ -11,7 +11,8 @@ use std::time::Duration;
 use super::{Objective, Rule, Severity};
 
 /// An SLI as Prometheus queries: the bad events and all events over a range, each with `{window}` where the
-/// range goes (`sum(increase(errors_total[{window}]))`).
+/// range goes (`sum(increase(errors_total[{window}]))`) and `{window_seconds}` where its length in
+/// seconds does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromSli {
     /// Bad events over `{window}`.
@@ -131,8 +132,9 @@ pub fn rule_file(slos: &[SloRules<'_>]) -> String {
         windows.dedup();
         for window in &windows {
             let range = prom_duration(*window);
-            let bad = slo.sli.bad.replace("{window}", &range);
-            let total = slo.sli.total.replace("{window}", &range);
+            let seconds = window.as_secs().to_string();
+            let bad = slo.sli.bad.replace("{window}", &range).replace("{window_seconds}", &seconds);
+            let total = slo.sli.total.replace("{window}", &range).replace("{window_seconds}", &seconds);
             for (record, expr) in
                 [(bad_series(*window), bad.clone()), (ratio_series(*window), format!("({bad})\n/\n({total})"))]
             {

@@ -78,9 +78,8 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
     );
     assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 14 rules found"), "{check:?}");
 
-    // An hour of clean traffic at 10 requests/s (the windows hold real history, as in
-    // production), then a constant error ratio. Each alert must be silent one second before the
-    // predicted second (rounded up to the 1 s evaluation) and firing at it.
+    // Traffic at 10 requests/s, then a constant error ratio. Each alert must be silent one second
+    // before the predicted second (rounded up to the 1 s evaluation) and firing at it.
     let objective = Objective::new(99.9, Duration::from_secs(30 * 86_400)).unwrap();
     let all = default_rules(objective.period, 0);
     let slo = firedrill::slo::prometheus::SloRules {
@@ -90,35 +89,44 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
         rules: &all,
         sli: firedrill::slo::prometheus::PromSli { bad: String::new(), total: String::new() },
     };
-    let clean = 3600_u64;
     let mut tests = String::from("rule_files: [rules.yml]\nevaluation_interval: 1s\ntests:\n");
     let mut predictions = Vec::new();
-    // (The 6 h and 3 d rules need 6 h and 3 d of history at this resolution: too slow for a test.)
-    for (rule, ratio) in [(&all[0], 1.0), (&all[0], 0.1)] {
-        let predicted = rule.time_to_fire(&objective, ratio).unwrap().as_secs_f64();
-        let at = predicted.ceil() as u64;
-        predictions.push((rule.name.clone(), ratio, predicted, at));
-        let span = at + 10;
-        let bad_per_second = 10.0 * ratio;
-        let (summary, description) = annotations(&slo, rule);
-        let severity = if rule.name.starts_with("page") { "page" } else { "ticket" };
-        let _ = write!(
-            tests,
-            "  - interval: 1s\n    input_series:\n\
-             \x20     - series: 'firedrill_http_requests_total{{proxy=\"api\",route=\"/pay\"}}'\n        values: '0+10x{total}'\n\
-             \x20     - series: 'firedrill_http_responses_total{{proxy=\"api\",route=\"/pay\",code=\"503\"}}'\n        values: '0x{before} 0+{bad_per_second}x{span}'\n\
-             \x20   alert_rule_test:\n\
-             \x20     - eval_time: {silent}s\n        alertname: {name}\n        exp_alerts: []\n\
-             \x20     - eval_time: {firing}s\n        alertname: {name}\n        exp_alerts:\n\
-             \x20         - exp_labels: {{severity: {severity}, drill: api-burst, slo: availability, firedrill_rule: {rule_name}}}\n\
-             \x20           exp_annotations: {{summary: {summary:?}, description: {description:?}}}\n",
-            total = clean + span,
-            before = clean - 1,
-            silent = clean + at - 1,
-            firing = clean + at,
-            name = alert_name(&rule.name),
-            rule_name = rule.name,
-        );
+    // (The 6 h and 3 d rules need 6 h and 3 d of series at this resolution: too slow for a test.)
+    // With an hour of clean history, as in production, and with none, as in a fresh dev
+    // Prometheus beside a fresh daemon: the seconds the counters do not cover count as good.
+    for clean in [3600_u64, 0] {
+        for (rule, ratio) in [(&all[0], 1.0), (&all[0], 0.1)] {
+            let predicted = rule.time_to_fire(&objective, ratio).unwrap().as_secs_f64();
+            let at = predicted.ceil() as u64;
+            predictions.push((rule.name.clone(), clean, ratio, predicted, at));
+            let span = at + 10;
+            let bad_per_second = 10.0 * ratio;
+            let bad = if clean == 0 {
+                format!("0+{bad_per_second}x{span}")
+            } else {
+                format!("0x{} 0+{bad_per_second}x{span}", clean - 1)
+            };
+            let (summary, description) = annotations(&slo, rule);
+            let severity = if rule.name.starts_with("page") { "page" } else { "ticket" };
+            let _ = write!(
+                tests,
+                "  - interval: 1s\n    input_series:\n\
+                 \x20     - series: 'firedrill_http_requests_total{{proxy=\"api\",route=\"/pay\"}}'\n        values: '0+10x{total}'\n\
+                 \x20     - series: 'firedrill_http_responses_total{{proxy=\"api\",route=\"/pay\",code=\"503\"}}'\n        values: '{bad}'\n\
+                 \x20     - series: 'process_start_time_seconds{{job=\"firedrill\",instance=\"d\"}}'\n        values: '0x{total}'\n\
+                 \x20     - series: 'firedrill_build_info{{job=\"firedrill\",instance=\"d\",version=\"0\"}}'\n        values: '1x{total}'\n\
+                 \x20   alert_rule_test:\n\
+                 \x20     - eval_time: {silent}s\n        alertname: {name}\n        exp_alerts: []\n\
+                 \x20     - eval_time: {firing}s\n        alertname: {name}\n        exp_alerts:\n\
+                 \x20         - exp_labels: {{severity: {severity}, drill: api-burst, slo: availability, firedrill_rule: {rule_name}}}\n\
+                 \x20           exp_annotations: {{summary: {summary:?}, description: {description:?}}}\n",
+                total = clean + span,
+                silent = clean + at - 1,
+                firing = clean + at,
+                name = alert_name(&rule.name),
+                rule_name = rule.name,
+            );
+        }
     }
     std::fs::write(dir.path().join("tests.yml"), &tests).unwrap();
     let test = std::process::Command::new(promtool)
@@ -128,7 +136,7 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
         .unwrap();
     assert!(
         test.status.success(),
-        "predictions (rule, error ratio, seconds, evaluation): {predictions:?}\n{}{}\n{tests}",
+        "predictions (rule, clean history, error ratio, seconds, evaluation): {predictions:?}\n{}{}\n{tests}",
         String::from_utf8_lossy(&test.stdout),
         String::from_utf8_lossy(&test.stderr)
     );
@@ -139,7 +147,7 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
     let report: serde_json::Value = serde_json::from_str(&budget.stdout).unwrap();
     let page = &report["error_ratios"][0]["rules"][0];
     assert_eq!(page["name"], "page-1h");
-    assert!((page["fires_after_seconds"].as_f64().unwrap() - predictions[1].2).abs() < 1e-6, "{page}");
+    assert!((page["fires_after_seconds"].as_f64().unwrap() - predictions[1].3).abs() < 1e-6, "{page}");
 }
 
 #[test]
@@ -422,7 +430,7 @@ fn a_fault_pages_through_prometheus_and_alertmanager_into_the_scorecard() {
              [[faults]]\nat = \"0s\"\nproxy = \"api\"\ntoxic = {{ type = \"http_error\", attributes = {{ status = 503 }} }}\n\n\
              [answer]\ncomponent = \"api\"\nkind = \"errors\"\naccept = [\"api\"]\n\n\
              [traffic]\nurl = \"http://{api}/pay\"\nrps = 20\nwarmup = \"1s\"\n\n\
-             [slo]\nobjective = 99.9\nproduction_rps = 100\n{expected}"
+             [slo]\nobjective = 99.99\nproduction_rps = 100\n{expected}"
         )
     });
     Verb::new(["slo", "rules", "--proxies", "env.json", "--out", "rules.yml"]).current_dir(dir.path()).run().code(0);
@@ -475,7 +483,12 @@ fn a_fault_pages_through_prometheus_and_alertmanager_into_the_scorecard() {
     };
     let page = card["alerts"].as_array().unwrap().iter().find(|a| a["name"] == "FiredrillBurnPage1h").unwrap();
     assert_eq!(page["met"], true, "{card}");
-    eprintln!("through Prometheus and Alertmanager, the page came {} ms after t0", page["fired_after_ms"]);
+    // `firedrill slo budget` predicts 5.18 s at 99.99 % and 100 % errors; a fresh Prometheus has
+    // no hour of history, and the rules count what it has not seen as good traffic, so the page
+    // is not early (a scrape interval of slack for where the samples fall).
+    let fired = page["fired_after_ms"].as_u64().unwrap();
+    eprintln!("through Prometheus and Alertmanager, the page came {fired} ms after t0 (predicted 5184 ms)");
+    assert!(fired >= 4_000, "the page came {fired} ms after t0, before 5.18 s less a scrape: {card}");
     // The drill-in-progress alert reached Alertmanager too (for inhibit rules), but the drill
     // does not expect it: it is on the scorecard as noise, by its `drill` label.
     let noise: Vec<&str> =

@@ -14,13 +14,16 @@ use super::Manager;
 use crate::journal::Record;
 use crate::journal::event::{AlertSource, Event};
 
-/// The synthetic-traffic SLI of `drill` as Prometheus queries over a `{window}` range, for rule
-/// files: (bad events, all events), from the series [`Manager::metrics`] renders.
-pub fn traffic_sli_promql(drill: &str) -> (String, String) {
+/// The synthetic-traffic SLI of `drill` (sent at `rps`) as Prometheus queries over a `{window}`
+/// range, for rule files: (bad events, all events), from the series [`Manager::metrics`]
+/// renders. The seconds of the window without traffic (before the run, or a dev Prometheus's
+/// short history) count as good requests at `rps`, as the daemon's own rules count them, so an
+/// alert fires when `firedrill slo budget` says it would after a steady state.
+pub fn traffic_sli_promql(drill: &str, rps: f64) -> (String, String) {
     let series = |outcome: &str| format!("firedrill_sli_events_total{{drill=\"{drill}\"{outcome}}}");
     (
         format!("(sum(increase({}[{{window}}])) or vector(0))", series(",outcome=\"bad\"")),
-        format!("sum(increase({}[{{window}}]))", series("")),
+        format!("clamp_min(sum(increase({}[{{window}}])), {rps} * {{window_seconds}})", series("")),
     )
 }
 
