@@ -2,7 +2,6 @@
 //! check rules` accepts them, and `promtool test rules` shows each alert firing at the second
 //! `firedrill slo budget` predicts for the same error ratio — and not a second before.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,6 +59,48 @@ fn rules() -> tempfile::TempDir {
     dir
 }
 
+/// One `promtool test rules` group: traffic at 10 requests/s sampled every `interval` seconds,
+/// `clean` seconds of it good, then `ratio` of it bad; `rule`'s alert must be silent the second
+/// before the second `firedrill slo budget` predicts (rounded up) and firing at it. Returns the
+/// group and (rule, clean, ratio, predicted seconds, evaluation second).
+fn test_group(
+    slo: &firedrill::slo::prometheus::SloRules<'_>,
+    rule: &firedrill::slo::Rule,
+    ratio: f64,
+    clean: u64,
+    interval: u64,
+) -> (String, (String, u64, f64, f64, u64)) {
+    let predicted = rule.time_to_fire(&slo.objective, ratio).unwrap().as_secs_f64();
+    let at = predicted.ceil() as u64;
+    let samples = (clean + at) / interval + 2;
+    let per_sample = 10 * interval;
+    let bad_per_sample = per_sample as f64 * ratio;
+    let bad = if clean == 0 {
+        format!("0+{bad_per_sample}x{samples}")
+    } else {
+        format!("0x{} 0+{bad_per_sample}x{}", clean / interval - 1, samples - clean / interval)
+    };
+    let (summary, description) = annotations(slo, rule);
+    let severity = if rule.name.starts_with("page") { "page" } else { "ticket" };
+    let group = format!(
+        "  - interval: {interval}s\n    input_series:\n\
+         \x20     - series: 'firedrill_http_requests_total{{proxy=\"api\",route=\"/pay\"}}'\n        values: '0+{per_sample}x{samples}'\n\
+         \x20     - series: 'firedrill_http_responses_total{{proxy=\"api\",route=\"/pay\",code=\"503\"}}'\n        values: '{bad}'\n\
+         \x20     - series: 'process_start_time_seconds{{job=\"firedrill\",instance=\"d\"}}'\n        values: '0x{samples}'\n\
+         \x20     - series: 'firedrill_build_info{{job=\"firedrill\",instance=\"d\",version=\"0\"}}'\n        values: '1x{samples}'\n\
+         \x20   alert_rule_test:\n\
+         \x20     - eval_time: {silent}s\n        alertname: {name}\n        exp_alerts: []\n\
+         \x20     - eval_time: {firing}s\n        alertname: {name}\n        exp_alerts:\n\
+         \x20         - exp_labels: {{severity: {severity}, drill: api-burst, slo: availability, firedrill_rule: {rule_name}}}\n\
+         \x20           exp_annotations: {{summary: {summary:?}, description: {description:?}}}\n",
+        silent = clean + at - 1,
+        firing = clean + at,
+        name = alert_name(&rule.name),
+        rule_name = rule.name,
+    );
+    (group, (rule.name.clone(), clean, ratio, predicted, at))
+}
+
 #[test]
 #[ignore = "needs promtool (Debian's prometheus; .ci/install installs it)"]
 fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
@@ -91,42 +132,21 @@ fn the_rules_pass_promtool_and_each_page_fires_when_slo_budget_says() {
     };
     let mut tests = String::from("rule_files: [rules.yml]\nevaluation_interval: 1s\ntests:\n");
     let mut predictions = Vec::new();
-    // (The 6 h and 3 d rules need 6 h and 3 d of series at this resolution: too slow for a test.)
-    // With an hour of clean history, as in production, and with none, as in a fresh dev
-    // Prometheus beside a fresh daemon: the seconds the counters do not cover count as good.
-    for clean in [3600_u64, 0] {
-        for (rule, ratio) in [(&all[0], 1.0), (&all[0], 0.1)] {
-            let predicted = rule.time_to_fire(&objective, ratio).unwrap().as_secs_f64();
-            let at = predicted.ceil() as u64;
-            predictions.push((rule.name.clone(), clean, ratio, predicted, at));
-            let span = at + 10;
-            let bad_per_second = 10.0 * ratio;
-            let bad = if clean == 0 {
-                format!("0+{bad_per_second}x{span}")
-            } else {
-                format!("0x{} 0+{bad_per_second}x{span}", clean - 1)
-            };
-            let (summary, description) = annotations(&slo, rule);
-            let severity = if rule.name.starts_with("page") { "page" } else { "ticket" };
-            let _ = write!(
-                tests,
-                "  - interval: 1s\n    input_series:\n\
-                 \x20     - series: 'firedrill_http_requests_total{{proxy=\"api\",route=\"/pay\"}}'\n        values: '0+10x{total}'\n\
-                 \x20     - series: 'firedrill_http_responses_total{{proxy=\"api\",route=\"/pay\",code=\"503\"}}'\n        values: '{bad}'\n\
-                 \x20     - series: 'process_start_time_seconds{{job=\"firedrill\",instance=\"d\"}}'\n        values: '0x{total}'\n\
-                 \x20     - series: 'firedrill_build_info{{job=\"firedrill\",instance=\"d\",version=\"0\"}}'\n        values: '1x{total}'\n\
-                 \x20   alert_rule_test:\n\
-                 \x20     - eval_time: {silent}s\n        alertname: {name}\n        exp_alerts: []\n\
-                 \x20     - eval_time: {firing}s\n        alertname: {name}\n        exp_alerts:\n\
-                 \x20         - exp_labels: {{severity: {severity}, drill: api-burst, slo: availability, firedrill_rule: {rule_name}}}\n\
-                 \x20           exp_annotations: {{summary: {summary:?}, description: {description:?}}}\n",
-                total = clean + span,
-                silent = clean + at - 1,
-                firing = clean + at,
-                name = alert_name(&rule.name),
-                rule_name = rule.name,
-            );
-        }
+    // The 1 h page with an hour of clean history, as in production, and with none, as in a fresh
+    // dev Prometheus beside a fresh daemon (the seconds the counters do not cover count as good);
+    // the 6 h page and the 3 d ticket with none, from samples a minute apart (the ratio still
+    // moves every second, as the uncovered part of the window shrinks).
+    for (rule, ratio, clean, interval) in [
+        (&all[0], 1.0, 3600, 1),
+        (&all[0], 0.1, 3600, 1),
+        (&all[0], 1.0, 0, 1),
+        (&all[0], 0.1, 0, 1),
+        (&all[1], 0.051, 0, 60),
+        (&all[2], 0.11, 0, 60),
+    ] {
+        let (group, prediction) = test_group(&slo, rule, ratio, clean, interval);
+        tests.push_str(&group);
+        predictions.push(prediction);
     }
     std::fs::write(dir.path().join("tests.yml"), &tests).unwrap();
     let test = std::process::Command::new(promtool)
