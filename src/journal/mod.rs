@@ -181,6 +181,24 @@ pub fn in_force(records: &[Record]) -> InForce {
     state
 }
 
+/// The built-in burn-rate alerts firing at the end of `records`, by rule, with the wall-clock
+/// ms each started firing (what `/metrics` and Alertmanager are told).
+pub fn builtin_firing(records: &[Record]) -> BTreeMap<String, u64> {
+    let mut firing = BTreeMap::new();
+    for record in records {
+        match &record.event {
+            Event::Alert { source: event::AlertSource::BurnRate, name, .. } => {
+                firing.entry(name.clone()).or_insert(record.wall_ms);
+            }
+            Event::AlertCleared { source: event::AlertSource::BurnRate, name } => {
+                firing.remove(name);
+            }
+            _ => {}
+        }
+    }
+    firing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +277,8 @@ mod tests {
             [((2, "c2".to_owned()), (Backend::Docker, KillAction::Stop))],
             "a kill needs no undo; a restored pause is undone already"
         );
+        // The burn-rate page fires; an Alertmanager alert clearing does not clear it.
+        assert_eq!(builtin_firing(&records).into_iter().collect::<Vec<_>>(), [("page-1h".to_owned(), 0)]);
         // An unknown reason is a corrupt journal (a torn last line alone would be dropped).
         let unknown = format!("{}\n{}\n", lines[2].replace("duration", "whenever"), lines[3]);
         assert!(matches!(parse(Path::new("f"), &unknown), Err(JournalError::Corrupt { line: 1, .. })));

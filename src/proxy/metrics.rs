@@ -19,7 +19,7 @@ pub struct ProxyMetrics {
     /// Clients refused at once: over the proxy's cap, over the daemon's, out of descriptors.
     refused: [AtomicU64; 3],
     /// Activations per (toxic name, toxic type); behind a lock, touched once per connection.
-    activations: Mutex<BTreeMap<(String, &'static str), u64>>,
+    activations: Mutex<BTreeMap<String, BTreeMap<&'static str, u64>>>,
 }
 
 impl ProxyMetrics {
@@ -73,13 +73,18 @@ impl ProxyMetrics {
     /// toxics present, however many come and go.
     pub fn forget_toxic(&self, name: &str) {
         let mut map = self.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|(toxic, _), _| toxic != name);
+        map.remove(name);
     }
 
-    /// A toxic started on a connection and its toxicity draw made it apply.
+    /// A toxic started on a connection and its toxicity draw made it apply, or a request-level
+    /// toxic hit a request (on every request it hits: no allocation once its series exists).
     pub fn toxic_activated(&self, name: &str, type_name: &'static str) {
         let mut map = self.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *map.entry((name.to_owned(), type_name)).or_default() += 1;
+        if let Some(types) = map.get_mut(name) {
+            *types.entry(type_name).or_default() += 1;
+        } else {
+            map.insert(name.to_owned(), BTreeMap::from([(type_name, 1)]));
+        }
     }
 }
 
@@ -167,7 +172,9 @@ where
         &mut |out| {
             for (proxy, m) in proxies.clone() {
                 let map = m.activations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for ((toxic, kind), n) in map.iter() {
+                for ((toxic, kind), n) in
+                    map.iter().flat_map(|(toxic, types)| types.iter().map(move |(k, n)| ((toxic, k), n)))
+                {
                     let _ = writeln!(
                         out,
                         "firedrill_toxic_activations_total{{proxy=\"{}\",toxic=\"{}\",type=\"{kind}\"}} {n}",

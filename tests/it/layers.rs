@@ -186,8 +186,7 @@ fn a_cycle_or_an_upward_import_is_caught() {
         "// crate::cli in a comment is no import\nuse crate::{proxy, run::Runner};\n",
     )
     .unwrap();
-    std::fs::write(src.join("run.rs"), "use crate::drill::Drill;\nfn f() -> crate::cli::Failure { todo!() }\n")
-        .unwrap();
+    std::fs::write(src.join("run.rs"), "use crate::drill::Drill;\nfn f(_: crate::cli::Failure) {}\n").unwrap();
     std::fs::write(src.join("cli.rs"), "use crate::run;\n").unwrap();
     std::fs::write(src.join("extra.rs"), "").unwrap();
     let problems = violations(src);

@@ -12,7 +12,7 @@ use std::sync::PoisonError;
 
 use super::Manager;
 use crate::journal::Record;
-use crate::journal::event::{AlertSource, Event};
+use crate::journal::event::Event;
 
 /// The synthetic-traffic SLI of `drill` (sent at `rps`) as Prometheus queries over a `{window}`
 /// range, for rule files: (bad events, all events), from the series [`Manager::metrics`]
@@ -53,21 +53,6 @@ fn faults_in_force(records: &[Record]) -> BTreeMap<usize, (String, String)> {
         }
     }
     faults
-}
-
-/// The built-in burn-rate alerts firing at the end of `records`.
-fn firing(records: &[Record]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for record in records {
-        match &record.event {
-            Event::Alert { source: AlertSource::BurnRate, name, .. } if !names.contains(name) => {
-                names.push(name.clone());
-            }
-            Event::AlertCleared { source: AlertSource::BurnRate, name } => names.retain(|n| n != name),
-            _ => {}
-        }
-    }
-    names
 }
 
 /// What `/metrics` shows of one run in progress.
@@ -116,7 +101,7 @@ fn render_runs(out: &mut String, active: &[Active]) {
     }
     family(out, "firedrill_alert_firing", "gauge", "A built-in burn-rate alert of a run firing now.");
     for a in active {
-        for alert in firing(&a.records) {
+        for alert in crate::journal::builtin_firing(&a.records).into_keys() {
             let severity = if alert.starts_with("page") { "page" } else { "ticket" };
             let _ = writeln!(
                 out,

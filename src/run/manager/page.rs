@@ -14,7 +14,6 @@ use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
 use super::Manager;
-use crate::journal::event::{AlertSource, Event};
 
 /// How often the alerts are looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -46,18 +45,7 @@ impl Manager {
     pub fn firing(&self) -> Vec<Firing> {
         let mut all = Vec::new();
         for (id, entry) in self.runs().iter().filter(|(_, e)| e.finished.borrow().is_none()) {
-            let mut firing: BTreeMap<String, u64> = BTreeMap::new();
-            for record in entry.log.records() {
-                match record.event {
-                    Event::Alert { source: AlertSource::BurnRate, name, .. } => {
-                        firing.entry(name).or_insert(record.wall_ms);
-                    }
-                    Event::AlertCleared { source: AlertSource::BurnRate, name } => {
-                        firing.remove(&name);
-                    }
-                    _ => {}
-                }
-            }
+            let firing = crate::journal::builtin_firing(&entry.log.records());
             let drill = if entry.blind { "blind".to_owned() } else { entry.drill.clone() };
             all.extend(firing.into_iter().map(|(rule, since_wall_ms)| Firing {
                 run: id.clone(),
