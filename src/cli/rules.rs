@@ -40,6 +40,11 @@ pub fn run(names: &[String], dir: &Path, proxy_files: &[PathBuf], out: Option<&P
     };
     let mut drills = Vec::new();
     let mut problems = Vec::new();
+    if let Some(bad) = names.iter().find(|n| !crate::is_plain_name(n)) {
+        return Err(Failure::BadInput(anyhow!(
+            "`{bad}` is not a drill name: drills are named (letters, digits, `-`, `_`), never given as paths"
+        )));
+    }
     for name in &names {
         let path = dir.join(format!("{name}.toml"));
         match drill::load(&path, &environment) {

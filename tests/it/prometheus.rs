@@ -183,6 +183,11 @@ fn rules_are_refused_for_a_drill_that_does_not_load() {
     let ran = Verb::new(["slo", "rules", "--proxies", "env.json", "typo"]).current_dir(dir.path()).run().code(2);
     assert!(ran.stderr.contains("drills/typo.toml:13:9: proxy `apj` is not in the environment"), "{}", ran.stderr);
     assert!(ran.stderr.contains("no rules were written"), "{}", ran.stderr);
+    let path = Verb::new(["slo", "rules", "--proxies", "env.json", "../drills/api-burst"])
+        .current_dir(dir.path())
+        .run()
+        .code(2);
+    assert!(path.stderr.contains("is not a drill name"), "{}", path.stderr);
 }
 
 /// The daemon's `/metrics`.
