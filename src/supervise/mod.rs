@@ -89,6 +89,8 @@ pub struct Supervisor {
     stop: CancellationToken,
     /// Where each replica's stdout and stderr go (`<id>.log`, capped); `None` discards them.
     logs: Option<logs::LogDir>,
+    /// Counts every change of a replica's status, for whoever waits on one (see [`Supervisor::changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Supervisor {
@@ -99,6 +101,7 @@ impl Default for Supervisor {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             logs: None,
+            changes: tokio::sync::watch::channel(0).0,
         }
     }
 }
@@ -138,6 +141,13 @@ impl Supervisor {
         if let Some(replica) = self.replicas.lock().unwrap_or_else(PoisonError::into_inner).get_mut(id) {
             change(replica);
         }
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that is told each time a replica's status may have changed (started, healthy,
+    /// exited, restarted): wait on it instead of polling [`Supervisor::ps`].
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Starts every replica of `services`; nothing starts if one of them is already up.
@@ -164,6 +174,7 @@ impl Supervisor {
                         last_exit: None,
                     },
                 );
+                self.changes.send_modify(|n| *n += 1);
                 started.push(id.clone());
                 let (me, service, stop) = (self.clone(), service.clone(), stop.clone());
                 self.tracker.spawn(async move { me.supervise(&service, replica, &id, stop).await });
@@ -213,6 +224,7 @@ impl Supervisor {
         }
         let names: Vec<String> = stops.into_iter().map(|(name, _)| name).collect();
         self.replicas.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, r| !names.contains(&r.service));
+        self.changes.send_modify(|n| *n += 1);
         names
     }
 

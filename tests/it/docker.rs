@@ -138,7 +138,12 @@ kill = { docker = { labels = { app = "wallet" } }, action = "pause", all = true 
     assert!(eventually(Duration::from_secs(10), || state(&a)["Paused"] == true && state(&b)["Paused"] == true));
     assert_eq!(state(&outside)["Paused"], false, "outside the label scope");
     // The fault's duration ends: both are unpaused, journaled, and seen back.
-    assert!(eventually(Duration::from_secs(15), || events_of(&journal(dir.path()), "target_recovered").len() == 2));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(15), || events_of(
+        &journal(dir.path()),
+        "target_recovered"
+    )
+    .len()
+        == 2));
     assert_eq!(state(&a)["Paused"], false);
     assert_eq!(state(&b)["Paused"], false);
     let records = journal(dir.path());
@@ -153,7 +158,12 @@ kill = { docker = { labels = { app = "wallet" } }, action = "pause", all = true 
     let started: Vec<String> = [&a, &b].iter().map(|c| state(c)["StartedAt"].to_string()).collect();
     let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(eventually(Duration::from_secs(20), || events_of(&journal(dir.path()), "target_recovered").len() == 3));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(20), || events_of(
+        &journal(dir.path()),
+        "target_recovered"
+    )
+    .len()
+        == 3));
     let now: Vec<String> = [&a, &b].iter().map(|c| state(c)["StartedAt"].to_string()).collect();
     assert_eq!(started.iter().zip(&now).filter(|(x, y)| x != y).count(), 1, "exactly one was restarted");
     serve.verb(&["abort", "--all"]);
@@ -215,7 +225,12 @@ fn a_crash_brings_the_restart_policy_into_play() {
     let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
     assert_eq!(code, Some(0), "{out}{err}");
     // Docker saw its process die and restarted it by policy: nobody started it.
-    assert!(eventually(Duration::from_secs(20), || events_of(&journal(dir.path()), "target_recovered").len() == 1));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(20), || events_of(
+        &journal(dir.path()),
+        "target_recovered"
+    )
+    .len()
+        == 1));
     let after = state(&a);
     assert_eq!(after["Running"], true);
     assert_ne!(after["StartedAt"], before["StartedAt"]);
@@ -393,7 +408,11 @@ fn a_crash_never_signals_a_pid_outside_the_containers_cgroup() {
     let (code, out, err) = serve.verb(&["run", "wallet-containers", "--team", "ops"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let failed = || events_of(&journal(dir.path()), "fault_failed");
-    assert!(eventually(Duration::from_secs(10), || !failed().is_empty()), "{:#?}", journal(dir.path()));
+    assert!(
+        crate::harness::until(dir.path(), Duration::from_secs(10), || !failed().is_empty()),
+        "{:#?}",
+        journal(dir.path())
+    );
     let error = failed()[0]["error"].as_str().unwrap().to_owned();
     assert!(error.contains("is not in the container's cgroup here"), "{error}");
     assert!(error.contains(&host), "the message names the engine: {error}");

@@ -87,16 +87,11 @@ fn without_run(name: &str) -> String {
 }
 
 /// The proxy's toxic names once they are `expected` (a run applies its faults just after `run`
-/// returns), or what they were after five seconds.
-fn toxics_become(serve: &ServeProcess, expected: &[&str]) -> Vec<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let names = toxics(serve);
-        if names == expected || std::time::Instant::now() > deadline {
-            return names;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// returns, then journals them under `dir`: each journal write is a moment to look), or what
+/// they were after five seconds.
+fn toxics_become(serve: &ServeProcess, dir: &Path, expected: &[&str]) -> Vec<String> {
+    crate::harness::until(dir, Duration::from_secs(5), || toxics(serve) == expected);
+    toxics(serve)
 }
 
 fn round_trip_ms(serve: &ServeProcess) -> u128 {
@@ -170,7 +165,10 @@ fn a_scripted_responder_runs_a_drill_to_its_scorecard() {
     assert!(out.contains("briefing: Checkout is slow."), "responders are told the briefing: {out}");
     assert!(!out.contains("latency|slow"), "but never the answer key: {out}");
     let run_id = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
-    assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
+    assert_eq!(
+        toxics_become(&serve, dir.path(), &["firedrill_0_latency_downstream"]),
+        ["firedrill_0_latency_downstream"]
+    );
     assert!(round_trip_ms(&serve) >= 195, "the fault is on the wire");
 
     let (code, out, _) = serve.verb(&["ack", "--as", "bo"]);
@@ -289,7 +287,7 @@ fn closing_the_terminal_takes_the_fault_off_an_external_toxiproxy() {
     let mut runner = ServeProcess::start_in(run_dir.path(), &["--toxiproxy", &external.api.to_string()]);
     let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert_eq!(toxics_become(&external, &["latency_downstream"]), ["latency_downstream"]);
+    assert_eq!(toxics_become(&external, run_dir.path(), &["latency_downstream"]), ["latency_downstream"]);
     runner.signal("HUP");
     let (code, _) = runner.wait(Duration::from_secs(10));
     assert_eq!(code, Some(0), "SIGHUP is an orderly stop");
@@ -365,7 +363,8 @@ fn taking_the_toxic_off_behind_the_runs_back_is_no_mitigation_and_resolve_is_ver
     // run put in is gone, so that is no mitigation with the fault still in.
     let journal = || std::fs::read_to_string(dir.path().join(format!(".firedrill/runs/{run_id}.jsonl"))).unwrap();
     assert!(
-        crate::kill::eventually(Duration::from_secs(20), || journal().contains(r#""type":"steady_state_lost""#)),
+        crate::harness::until(dir.path(), Duration::from_secs(20), || journal()
+            .contains(r#""type":"steady_state_lost""#)),
         "the probes saw the fault"
     );
     let (code, _, err) = serve.verb(&["ack", "--as", "ana"]);
@@ -376,9 +375,8 @@ fn taking_the_toxic_off_behind_the_runs_back_is_no_mitigation_and_resolve_is_ver
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 204);
-    // Twice the verification window (2 s) of good probes: nothing may be recorded.
-    // (An absence can only be seen by waiting it out.)
-    std::thread::sleep(Duration::from_secs(4));
+    // That good probes with no fault in force record no mitigation, however long they last, is
+    // seen on the paused clock (`runner::taking_the_runs_own_toxic_off_behind_its_back_…`).
     let journal = journal();
     assert!(journal.contains(r#""type":"ack""#) && !journal.contains(r#""type":"mitigated""#), "{journal}");
     let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
@@ -407,7 +405,10 @@ fn blind_mode_starts_an_unnamed_drill_at_an_unannounced_moment() {
     let sealed = serde_json::json!([{ "sealed": true, "team": "solo" }]);
     // Armed or started, status says the same: neither what nor when.
     assert_eq!(status(), sealed);
-    assert_eq!(toxics_become(&serve, &["firedrill_0_latency_downstream"]), ["firedrill_0_latency_downstream"]);
+    assert_eq!(
+        toxics_become(&serve, dir.path(), &["firedrill_0_latency_downstream"]),
+        ["firedrill_0_latency_downstream"]
+    );
     assert_eq!(status(), sealed, "a started blind drill looks like an armed one until acknowledged");
     let (code, _, err) = serve.verb(&["watch"]);
     assert_eq!(code, Some(2), "{err}");
@@ -448,7 +449,7 @@ fn blind_mode_draws_only_drills_with_a_fault_this_environment_can_run() {
     for seed in ["1", "2", "3", "4", "5", "6"] {
         let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", seed]);
         assert_eq!(code, Some(0), "{err}");
-        toxics_become(&serve, &["firedrill_0_latency_downstream"]);
+        toxics_become(&serve, dir.path(), &["firedrill_0_latency_downstream"]);
         let (_, out, _) = serve.verb(&["abort", "--all", "--as", "solo"]);
         assert!(out.contains("aborted run blind-"), "seed {seed}: {out}");
         let (_, json, _) = serve.verb(&["status", "--json"]);
@@ -473,14 +474,9 @@ fn a_blind_drill_that_cannot_start_says_so_in_status() {
     std::fs::copy(root.join("drills/wallet-crashloop.toml"), dir.path().join("drills/crashloop.toml")).unwrap();
     let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", "1"]);
     assert_eq!(code, Some(0), "{err}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let out = loop {
-        let (_, out, _) = serve.verb(&["status"]);
-        if out.contains("not started") || std::time::Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // The failed start is journaled and the arming removed: file changes to wait on.
+    crate::harness::until(dir.path(), Duration::from_secs(10), || serve.verb(&["status"]).1.contains("not started"));
+    let (_, out, _) = serve.verb(&["status"]);
     assert!(out.contains("the blind drill for team solo: not started: ") && out.contains("wallet"), "{out}");
     let (code, _, _) = serve.verb(&["ack", "--as", "solo"]);
     assert_eq!(code, Some(2), "nothing is armed any more");
@@ -576,10 +572,7 @@ fn a_blind_drill_due_while_the_daemon_was_down_gets_a_new_moment_when_it_is_back
         assert!(toxics(&serve).is_empty(), "nothing before the new moment");
     }
     let patience = Duration::from_millis(after.at_wall_ms.saturating_sub(now)) + Duration::from_secs(5);
-    let deadline = std::time::Instant::now() + patience;
-    while toxics(&serve).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::harness::until(dir.path(), patience, || !toxics(&serve).is_empty());
     assert_eq!(toxics(&serve), ["firedrill_0_latency_downstream"]);
     let (code, _, err) = serve.verb(&["ack", "--as", "solo"]);
     assert_eq!(code, Some(0), "the drill is running: {err}");
@@ -614,9 +607,35 @@ fn watch_follows_a_run_until_it_ends() {
     let serve = serve_in(dir.path());
     let run_id = start_run(&serve);
     let plain = spawn_watch(&serve, &run_id, false);
-    let live = spawn_watch(&serve, &run_id, true);
+    let mut live = spawn_watch(&serve, &run_id, true);
+    // The live view's screen, read as it is drawn: each chunk is an event to look at.
+    let (chunks, drawn) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut pty = live.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = pty.read(&mut buf) {
+            if chunks.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let mut read_until = |wanted: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !wanted(&String::from_utf8_lossy(&screen)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match drawn.recv_timeout(left) {
+                Ok(chunk) => screen.extend(chunk),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
     serve.verb(&["ack", "--as", "bo"]);
-    std::thread::sleep(Duration::from_millis(1500)); // let the live view redraw on its tick
+    // A redraw after the acknowledgement: the screen is cleared, then the ack is listed.
+    let redrawn = |s: &str| s.rfind("\u{1b}[2J").is_some_and(|at| s[at..].contains(" ack"));
+    assert!(read_until(&redrawn), "the live view redraws with the ack");
     serve.verb(&["resolve", "--as", "bo"]);
 
     let output = crate::verb::bounded(plain, "firedrill watch", crate::verb::LIMIT).unwrap();
@@ -627,8 +646,13 @@ fn watch_follows_a_run_until_it_ends() {
     assert!(!text.contains('\u{1b}'), "plain lines when stdout is not a terminal");
     assert!(!text.contains("accept") && !text.contains("answer"), "the answer key never reaches responders: {text}");
 
-    let output = crate::verb::bounded(live, "script … firedrill watch", crate::verb::LIMIT).unwrap();
-    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(read_until(&|s: &str| s.contains("resolved")), "the live view shows the end");
+    // The view exits at the end; its last screen is all there (the pty closes after it).
+    while let Ok(chunk) = drawn.recv_timeout(Duration::from_secs(10)) {
+        screen.extend(chunk);
+    }
+    assert_eq!(live.wait().unwrap().code(), Some(0));
+    let screen = String::from_utf8_lossy(&screen);
     assert!(screen.contains("\u{1b}[2J"), "the live view redraws in place");
     assert!(screen.contains("detect") && screen.contains("target") && screen.contains("resolved"), "{screen}");
 }
@@ -648,7 +672,7 @@ fn faults_go_through_an_external_toxiproxy_api_and_come_out_after_a_crash() {
     let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(
-        toxics_become(&external, &["latency_downstream"]),
+        toxics_become(&external, run_dir.path(), &["latency_downstream"]),
         ["latency_downstream"],
         "the fault is on the external proxy, named by toxiproxy_rust"
     );
@@ -699,7 +723,7 @@ fn faults_go_through_an_external_toxiproxy_api_and_come_out_after_a_crash() {
     let (code, out, err) = runner.verb(&["run", "slow-partner", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let all = ["bandwidth_upstream", "stranger_reset", "latency_downstream"];
-    assert_eq!(toxics_become(&external, &all), all);
+    assert_eq!(toxics_become(&external, run_dir.path(), &all), all);
     let (code, out, err) = runner.verb(&["abort", "--all"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(external.proxies()["partner"]["toxics"], theirs, "the strangers' toxics are untouched");

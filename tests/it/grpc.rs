@@ -204,11 +204,8 @@ async fn synthetic_grpc_traffic_counts_good_and_bad_calls() {
     let before = counts.get();
     let after = reach(20, before).await;
     assert_eq!(after.1 - before.1, after.0 - before.0, "every call failed: {before:?} -> {after:?}");
+    // That traffic stops when told is seen on the paused clock (`traffic_stops_when_told`).
     traffic.cancel();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let stopped = counts.get();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(counts.get(), stopped, "traffic stops when told");
     stop.cancel();
 }
 
@@ -312,4 +309,57 @@ async fn grpcio_sees_the_codes_the_toxics_name() {
     }
     assert_eq!(call(address).await.unwrap().unwrap(), "OK");
     stop.cancel();
+}
+
+/// A plain HTTP endpoint in this runtime (on the paused clock when the test's is) that counts
+/// the requests it answers.
+async fn counting_endpoint() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = [0; 1024];
+                // Keep-alive: one answer per request read.
+                while stream.read(&mut request).await.is_ok_and(|n| n > 0) {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, answered)
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_stops_when_told() {
+    use firedrill::drill::plan::{TrafficPlan, TrafficTarget};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let (url, answered) = counting_endpoint().await;
+    let plan = TrafficPlan {
+        target: TrafficTarget::Http(url),
+        rps: 100.0,
+        warmup: Duration::ZERO,
+        timeout: Duration::from_secs(1),
+    };
+    let traffic = CancellationToken::new();
+    let counts = firedrill::run::sli::start_traffic(&plan, None, &traffic);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (valid, bad) = counts.get();
+    assert!(valid >= 150 && bad == 0, "100 requests a second, all good: {valid} {bad}");
+    traffic.cancel();
+    // A request in flight may still finish within its timeout; then nothing, for ten minutes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (stopped, sent) = (counts.get(), answered.load(Ordering::SeqCst));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(counts.get(), stopped, "traffic stops when told");
+    assert_eq!(answered.load(Ordering::SeqCst), sent, "nothing more reached the endpoint");
 }

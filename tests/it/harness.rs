@@ -170,6 +170,8 @@ pub struct ServeProcess {
     /// The working directory, when the test did not give one.
     #[allow(dead_code)] // held so the directory lives as long as the daemon
     home: Option<tempfile::TempDir>,
+    /// Closed when the daemon's standard output does: when it has exited.
+    exited: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl ServeProcess {
@@ -221,9 +223,13 @@ impl ServeProcess {
             let _ = child.wait();
             panic!("no announcement from firedrill serve, got {first:?}");
         };
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines().map_while(Result::ok) {});
-        Self { child, api, control, home: None }
+        // Keep draining stdout so the daemon never blocks on a full pipe; its end is the exit.
+        let (closed, exited) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in reader.lines().map_while(Result::ok) {}
+            drop(closed);
+        });
+        Self { child, api, control, home: None, exited: std::sync::Mutex::new(exited) }
     }
 
     /// The daemon's process id.
@@ -250,13 +256,13 @@ impl ServeProcess {
     /// Waits for the exit, at most `limit`; returns the exit code and how long it took.
     pub fn wait(&mut self, limit: Duration) -> (Option<i32>, Duration) {
         let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.code(), started.elapsed());
+        // Waits on the event: the daemon's standard output closing (its services log to files).
+        match self.exited.lock().unwrap().recv_timeout(limit) {
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                (self.child.wait().unwrap().code(), started.elapsed())
             }
-            std::thread::sleep(Duration::from_millis(20));
+            _ => panic!("firedrill serve did not exit within {limit:?}"),
         }
-        panic!("firedrill serve did not exit within {limit:?}");
     }
 }
 
@@ -264,6 +270,30 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until `check` holds, re-checking it each time a file under `dir` changes (inotify), for
+/// at most `limit`: journals, scorecards and armed drills are files, so their changes are the
+/// events a test waits on. Returns whether `check` held.
+pub fn until(dir: &std::path::Path, limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    use notify::Watcher;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = tx.send(event);
+    })
+    .unwrap();
+    // Watching starts before the first check: a change between the two is never missed.
+    watcher.watch(dir, notify::RecursiveMode::Recursive).unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || rx.recv_timeout(left).is_err() {
+            return check();
+        }
     }
 }
 

@@ -297,7 +297,6 @@ async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_r
     server.abort();
     let _ = server.await;
     let (_, server) = counting_upstream(address, accepted.clone()).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(get(&one, proxy, "/").await.unwrap(), (200, "hello".into()));
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
     server.abort();

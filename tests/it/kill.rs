@@ -88,7 +88,39 @@ pub fn events_of(records: &[serde_json::Value], kind: &str) -> Vec<serde_json::V
     records.iter().filter(|r| r["type"] == kind).cloned().collect()
 }
 
-/// Polls `check` for up to `limit`.
+/// Waits until replica `id` of `supervisor` is as `wanted`, at most `limit`, woken by each of the
+/// supervisor's status changes.
+pub async fn replica_becomes(
+    supervisor: &firedrill::supervise::Supervisor,
+    id: &str,
+    limit: Duration,
+    wanted: impl Fn(&firedrill::supervise::ReplicaStatus) -> bool,
+) -> bool {
+    let mut changes = supervisor.changes();
+    let waited = tokio::time::timeout(limit, async {
+        loop {
+            if supervisor.replica(id).is_some_and(|r| wanted(&r)) {
+                return;
+            }
+            changes.changed().await.unwrap();
+        }
+    });
+    waited.await.is_ok()
+}
+
+/// Whether process `pid` ignores SIGTERM yet (`trap '' TERM` has run): a replica is up as soon as
+/// it is spawned, before its shell has read the trap.
+pub fn ignores_term(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+/// Polls `check` for up to `limit`: for state no event announces (a container's state in
+/// Docker, a metric on a scraped endpoint, Prometheus or Alertmanager, `/proc`, a port).
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {
@@ -122,8 +154,9 @@ fn a_killed_replica_comes_back_and_the_journal_has_both() {
     let (code, out, err) = serve.verb(&["run", "wallet-crash", "--team", "payments", "--seed", "3"]);
     assert_eq!(code, Some(0), "{out}{err}");
     // Two rounds, each seen back.
-    let recovered =
-        eventually(Duration::from_secs(30), || events_of(&journal(dir.path()), "target_recovered").len() >= 2);
+    let recovered = crate::harness::until(dir.path(), Duration::from_secs(30), || {
+        events_of(&journal(dir.path()), "target_recovered").len() >= 2
+    });
     let records = journal(dir.path());
     assert!(recovered, "{records:#?}");
     let killed = events_of(&records, "target_killed");
@@ -154,10 +187,8 @@ fn a_killed_replica_comes_back_and_the_journal_has_both() {
     assert!(kills[0]["recovered_after_ms"].as_u64().is_some(), "{kills:?}");
     assert_eq!(cards[0]["fault_kinds"], serde_json::json!(["kill"]));
 
-    // No more rounds after the run ended.
-    let after = events_of(&journal(dir.path()), "target_killed").len();
-    std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(events_of(&journal(dir.path()), "target_killed").len(), after);
+    // That no round follows the end of the run is seen on the paused clock, below
+    // (`paused::no_round_follows_the_end_of_a_run`).
 
     let (code, out, _) = serve.verb(&["down"]);
     assert_eq!(code, Some(0));
@@ -272,7 +303,7 @@ fn rounds_never_take_more_replicas_down_than_the_blast_radius() {
         let records = journal(dir.path());
         events_of(&records, "target_killed").len() + events_of(&records, "kill_skipped").len()
     };
-    let done = eventually(Duration::from_secs(20), || {
+    let done = crate::harness::until(dir.path(), Duration::from_secs(20), || {
         // Sampled while the rounds go on: replicas short of healthy, whatever the journal says.
         let (_, ps, _) = serve.verb(&["ps", "--json"]);
         let replicas: serde_json::Value = serde_json::from_str(&ps).unwrap_or_default();
@@ -345,23 +376,185 @@ fn a_grace_periods_sigkill_belongs_to_the_run_journaled_when_sent_and_never_sent
 
     // Left to run: the SIGKILL goes out when the grace period ends, and the journal says so.
     let first = pid().unwrap();
+    assert!(eventually(Duration::from_secs(10), || ignores_term(first as u32)), "the trap is set");
     assert_eq!(serve.verb(&["run", "wallet-crash", "--team", "payments"]).0, Some(0));
     let escalated = || events_of(&journal(dir.path()), "kill_escalated");
-    assert!(eventually(Duration::from_secs(15), || !escalated().is_empty()), "{:#?}", journal(dir.path()));
+    assert!(
+        crate::harness::until(dir.path(), Duration::from_secs(15), || !escalated().is_empty()),
+        "{:#?}",
+        journal(dir.path())
+    );
     assert!(escalated()[0]["detail"].as_str().unwrap().contains(&format!("SIGKILL to pid {first}")));
-    assert!(eventually(Duration::from_secs(10), || pid().is_some_and(|p| p != first)), "restarted");
+    assert!(
+        crate::harness::until(dir.path(), Duration::from_secs(10), || pid().is_some_and(|p| p != first)),
+        "restarted"
+    );
     assert_eq!(serve.verb(&["abort", "--all"]).0, Some(0));
 
     // Aborted inside the grace period: the SIGKILL is never sent.
     let second = pid().unwrap();
+    assert!(eventually(Duration::from_secs(10), || ignores_term(second as u32)), "the trap is set");
     let killed_before = events_of(&journal(dir.path()), "target_killed").len();
     assert_eq!(serve.verb(&["run", "wallet-crash", "--team", "payments"]).0, Some(0));
-    assert!(
-        eventually(Duration::from_secs(10), || events_of(&journal(dir.path()), "target_killed").len() > killed_before)
-    );
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || events_of(
+        &journal(dir.path()),
+        "target_killed"
+    )
+    .len()
+        > killed_before));
     assert_eq!(serve.verb(&["abort", "--all"]).0, Some(0));
-    // Past the grace period (an absence can only be seen by waiting it out).
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(pid(), Some(second), "the process that ignored SIGTERM still runs: no SIGKILL after the abort");
+    // Aborted: the run's end is journaled, with no SIGKILL before it. That none follows it,
+    // past the grace period, is seen on the paused clock (`paused::an_abort_inside_…`).
+    let ended = || events_of(&journal(dir.path()), "ended").len() == 2;
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), ended));
+    assert_eq!(pid(), Some(second), "the process that ignored SIGTERM still runs");
     assert_eq!(escalated().len(), 1, "only the first run's");
+}
+
+/// What must not happen once a run has ended, seen on tokio's paused clock: real supervised
+/// processes, the real runner and killers, and minutes of paused time instead of seconds of
+/// waiting. The clock is paused once the replicas are up.
+mod paused {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use firedrill::drill::{self, Environment};
+    use firedrill::fault::kill::Killers;
+    use firedrill::journal::Journal;
+    use firedrill::run::runner::{self, Command, RunSpec};
+    use firedrill::supervise::{ReplicaState, Supervisor, envfile};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{DRILL, events_of, replica_becomes};
+
+    /// A supervisor running `replicas` of `wallet` as `script` (for `sh -c`), each one up.
+    async fn wallets(script: &str, replicas: u32) -> Arc<Supervisor> {
+        let supervisor = Supervisor::new();
+        let text = format!(
+            "[[services]]\nname = \"wallet\"\ncommand = \"sh\"\nargs = [\"-c\", \"{script}\"]\nreplicas = {replicas}\n\
+             restart = {{ policy = \"always\", backoff = \"100ms\" }}\n"
+        );
+        supervisor.up(envfile::parse(Path::new("/tmp/env.toml"), &text).unwrap()).unwrap();
+        for n in 0..replicas {
+            let up = |r: &firedrill::supervise::ReplicaStatus| r.state == ReplicaState::Healthy;
+            assert!(replica_becomes(&supervisor, &format!("wallet-{n}"), Duration::from_secs(10), up).await);
+        }
+        supervisor
+    }
+
+    /// Starts `drill` as run `run-1` with a journal in `dir`.
+    fn start(
+        drill_text: &str,
+        supervisor: &Arc<Supervisor>,
+        dir: &Path,
+    ) -> (mpsc::Sender<Command>, tokio::task::JoinHandle<firedrill::scorecard::Scorecard>) {
+        let environment = Environment { proxies: ["partner".to_owned()].into(), ..Environment::default() };
+        let spec = RunSpec {
+            run_id: "run-1".into(),
+            drill: drill::parse(Path::new("wallet-crash.toml"), drill_text, &environment).unwrap(),
+            team: "payments".into(),
+            responder: None,
+            seed: 3,
+            blind: false,
+            armed_acks: Vec::new(),
+            sli_totals: None,
+        };
+        let journal = Journal::create(&dir.join("run-1.jsonl")).unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let kills = Killers::new(supervisor.clone());
+        let registry = firedrill::proxy::Registry::new(Some(1));
+        let task = tokio::spawn(async move {
+            runner::run(&spec, &registry, &kills, journal, rx, CancellationToken::new(), Arc::default()).await.unwrap()
+        });
+        (tx, task)
+    }
+
+    fn records(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(dir.join("run-1.jsonl")).unwrap();
+        let all: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        events_of(&all, kind)
+    }
+
+    /// Whether process `pid` is alive (not gone, not a zombie).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    }
+
+    #[tokio::test]
+    async fn no_round_follows_the_end_of_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let supervisor = wallets("exec sleep 600", 2).await;
+        tokio::time::pause();
+        let (tx, task) = start(DRILL, &supervisor, dir.path());
+        // Rounds every 2 s: the first at once, more in the next five seconds.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send(Command::Abort { by: "facilitator".into() }).await.unwrap();
+        task.await.unwrap();
+        let killed = records(dir.path(), "target_killed").len();
+        assert!(killed >= 2, "rounds ran while the run did");
+        tokio::time::resume();
+        // Whatever was killed is back; then ten minutes (300 rounds' worth) pass on the paused clock.
+        for n in 0..2 {
+            let up = |r: &firedrill::supervise::ReplicaStatus| r.state == ReplicaState::Healthy;
+            assert!(replica_becomes(&supervisor, &format!("wallet-{n}"), Duration::from_secs(10), up).await);
+        }
+        let pids: Vec<u32> = supervisor.replicas_of("wallet").iter().map(|r| r.pid.unwrap()).collect();
+        let restarts: u32 = supervisor.replicas_of("wallet").iter().map(|r| r.restarts).sum();
+        tokio::time::pause();
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        tokio::time::resume();
+        assert_eq!(records(dir.path(), "target_killed").len(), killed, "no round was journaled after the end");
+        assert!(pids.iter().all(|&p| alive(p)), "no replica was killed after the end");
+        let now: Vec<u32> = supervisor.replicas_of("wallet").iter().map(|r| r.pid.unwrap()).collect();
+        assert_eq!((now, supervisor.replicas_of("wallet").iter().map(|r| r.restarts).sum::<u32>()), (pids, restarts));
+        supervisor.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_abort_inside_the_grace_period_sends_no_sigkill() {
+        let drill_text = DRILL.replace(
+            "kill = { process = \"wallet\", count = 1, every = \"2s\", signal = \"SIGKILL\" }",
+            "kill = { process = \"wallet\", count = 1, signal = \"SIGTERM\", grace = \"1s\" }",
+        );
+        // A replica that ignores SIGTERM: only the follow-up SIGKILL would stop it.
+        let supervisor = wallets("trap '' TERM; exec sleep 600", 1).await;
+        let pid = supervisor.replica("wallet-0").unwrap().pid.unwrap();
+        assert!(super::eventually(Duration::from_secs(10), || super::ignores_term(pid)), "the trap is set");
+
+        // Left to run (the control): the SIGKILL goes out when the grace period ends.
+        let dir = tempfile::tempdir().unwrap();
+        tokio::time::pause();
+        let (tx, task) = start(&drill_text, &supervisor, dir.path());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let escalated = records(dir.path(), "kill_escalated");
+        assert_eq!(escalated.len(), 1, "the SIGKILL at the end of the grace period");
+        assert!(escalated[0]["detail"].as_str().unwrap().contains(&format!("SIGKILL to pid {pid}")));
+        tx.send(Command::Abort { by: "facilitator".into() }).await.unwrap();
+        task.await.unwrap();
+        tokio::time::resume();
+        let restarted = |r: &firedrill::supervise::ReplicaStatus| r.pid.is_some_and(|p| p != pid);
+        assert!(replica_becomes(&supervisor, "wallet-0", Duration::from_secs(10), restarted).await);
+        let up = |r: &firedrill::supervise::ReplicaStatus| r.state == ReplicaState::Healthy;
+        assert!(replica_becomes(&supervisor, "wallet-0", Duration::from_secs(10), up).await);
+
+        // Aborted inside the grace period: a minute of paused time later, no SIGKILL was sent.
+        let second = supervisor.replica("wallet-0").unwrap().pid.unwrap();
+        assert!(super::eventually(Duration::from_secs(10), || super::ignores_term(second)), "the trap is set");
+        let dir = tempfile::tempdir().unwrap();
+        tokio::time::pause();
+        let (tx, task) = start(&drill_text, &supervisor, dir.path());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(records(dir.path(), "target_killed").len(), 1, "the SIGTERM went out");
+        tx.send(Command::Abort { by: "facilitator".into() }).await.unwrap();
+        task.await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        tokio::time::resume();
+        assert!(records(dir.path(), "kill_escalated").is_empty(), "no SIGKILL after the abort");
+        assert!(alive(second), "the process that ignored SIGTERM still runs");
+        assert_eq!(supervisor.replica("wallet-0").unwrap().pid, Some(second));
+        supervisor.shutdown().await;
+    }
 }

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::harness::ServeProcess;
-use crate::kill::{events_of, eventually, journal};
+use crate::kill::{events_of, journal};
 
 /// What the fake API server saw and what it serves.
 #[derive(Default)]
@@ -147,7 +147,11 @@ fn a_pod_is_deleted_with_its_grace_period_and_its_replacement_is_seen_ready() {
     let serve = run_with(&config, dir.path());
     let (code, out, err) = serve.verb(&["run", "wallet-pods", "--team", "platform", "--seed", "1"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(eventually(Duration::from_secs(10), || !events_of(&journal(dir.path()), "target_recovered").is_empty()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || !events_of(
+        &journal(dir.path()),
+        "target_recovered"
+    )
+    .is_empty()));
     serve.verb(&["abort", "--all"]);
 
     let records = journal(dir.path());

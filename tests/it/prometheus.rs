@@ -236,7 +236,7 @@ fn runs_and_their_synthetic_traffic_are_on_metrics_and_blind_runs_are_not() {
             .filter_map(Result::ok)
             .any(|e| e.file_name().to_string_lossy().starts_with("blind-"))
     };
-    assert!(crate::kill::eventually(Duration::from_secs(20), started), "the blind run started");
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(20), started), "the blind run started");
     // Its traffic would have counted by now (20/s, 1 s warm-up) had it been shown.
     let journal = std::fs::read_dir(&journal_dir)
         .unwrap()
@@ -244,7 +244,7 @@ fn runs_and_their_synthetic_traffic_are_on_metrics_and_blind_runs_are_not() {
         .find(|e| e.file_name().to_string_lossy().starts_with("blind-"))
         .unwrap()
         .path();
-    assert!(crate::kill::eventually(Duration::from_secs(20), || std::fs::read_to_string(&journal)
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(20), || std::fs::read_to_string(&journal)
         .unwrap()
         .contains(r#""type":"fault_applied""#)));
     let sealed = metrics(&serve);

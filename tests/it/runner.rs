@@ -400,3 +400,94 @@ async fn before_the_fault_an_ack_is_a_false_alarm_and_the_rest_is_refused() {
     assert!(card.resolved_without_diagnosis);
     assert_eq!(card.mitigation, Some(firedrill::scorecard::Mitigation::Resolution));
 }
+
+/// A health endpoint for the steady-state probe, in this runtime (so it runs on the paused
+/// clock): it answers after 400 ms, past the probe's 200 ms, while the proxy holds a toxic and
+/// `fixed` is false; at once otherwise.
+async fn health_endpoint(registry: Arc<Registry>, fixed: Arc<std::sync::atomic::AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let (registry, fixed) = (registry.clone(), fixed.clone());
+            tokio::spawn(async move {
+                let mut request = [0; 1024];
+                let _ = stream.read(&mut request).await;
+                let toxic = !registry.toxics("partner").await.unwrap().is_empty();
+                if toxic && !fixed.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    url
+}
+
+/// Runs a one-fault drill whose steady state is `url`'s health, verified over a 2 s window.
+fn start_verified(
+    registry: &Arc<Registry>,
+    dir: &Path,
+    url: &str,
+) -> (mpsc::Sender<Command>, tokio::task::JoinHandle<Scorecard>) {
+    let text = format!(
+        "[drill]\nname = \"slow-partner\"\ntitle = \"Slow\"\nbriefing = \"Slow.\"\ntimebox = \"45m\"\n\n\
+         [targets]\nproduction = {{ detect = 6, diagnose = 30, mitigate = 45, resolve = 60 }}\n\n\
+         [[faults]]\nat = \"0s\"\nproxy = \"partner\"\ntoxic = {{ type = \"latency\", attributes = {{ latency = 400 }} }}\n\n\
+         [answer]\ncomponent = \"partner\"\nkind = \"latency\"\naccept = [\"partner\"]\n\n\
+         [verify]\nhttp = {{ url = \"{url}\", within = \"200ms\" }}\nsuccess_ratio = 1.0\nwindow = \"2s\"\n"
+    );
+    let environment = Environment { proxies: ["partner".to_owned()].into(), ..Environment::default() };
+    let mut spec = spec();
+    spec.drill = drill::parse(Path::new("slow-partner.toml"), &text, &environment).unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let journal = Journal::create(&dir.join("run-1.jsonl")).unwrap();
+    let registry = registry.clone();
+    let task = tokio::spawn(async move {
+        runner::run(&spec, &registry, &killers(), journal, rx, CancellationToken::new(), Arc::default()).await.unwrap()
+    });
+    (tx, task)
+}
+
+fn journaled(dir: &Path, kind: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join("run-1.jsonl")).unwrap();
+    text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"] == kind).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn taking_the_runs_own_toxic_off_behind_its_back_is_no_mitigation() {
+    // The control: the team fixes the service with the fault still in; the steady state holds
+    // for the window and the run records the mitigation.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry().await;
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = health_endpoint(registry.clone(), fixed.clone()).await;
+    let (tx, task) = start_verified(&registry, dir.path(), &url);
+    at_minute(0.05).await; // 3 s: the probes have failed
+    assert_eq!(journaled(dir.path(), "steady_state_lost"), 1);
+    let (reply, _) = oneshot::channel();
+    tx.send(Command::Ack { by: "ana".into(), reply }).await.unwrap();
+    fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+    at_minute(0.1).await; // 6 s later: two windows of good probes
+    assert_eq!(journaled(dir.path(), "mitigated"), 1, "mitigated with the fault still in");
+    tx.send(Command::Abort { by: "facilitator".into() }).await.unwrap();
+    task.await.unwrap();
+
+    // Taking the run's own toxic off through the admin API instead: the probes pass again, but
+    // no fault is in force any more. Ten minutes later, still no mitigation.
+    let dir = tempfile::tempdir().unwrap();
+    fixed.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (tx, task) = start_verified(&registry, dir.path(), &url);
+    at_minute(0.05).await;
+    assert_eq!(journaled(dir.path(), "steady_state_lost"), 1);
+    let (reply, _) = oneshot::channel();
+    tx.send(Command::Ack { by: "ana".into(), reply }).await.unwrap();
+    let name = toxic_names(&registry).await.pop().unwrap();
+    registry.remove_toxic("partner", &name).await.unwrap();
+    at_minute(10.0).await;
+    assert_eq!(journaled(dir.path(), "mitigated"), 0, "no mitigation with no fault in force");
+    tx.send(Command::Abort { by: "facilitator".into() }).await.unwrap();
+    task.await.unwrap();
+}

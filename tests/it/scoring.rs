@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::harness::ServeProcess;
-use crate::kill::{events_of, eventually, journal};
+use crate::kill::{events_of, journal};
 
 /// Wall-clock ms now.
 fn wall_ms() -> u64 {
@@ -127,7 +127,8 @@ toxic = { type = "http_delay", attributes = { latency = 400 } }"#;
 /// The run's scorecard, once written.
 fn scorecard(dir: &std::path::Path, team: &str) -> serde_json::Value {
     let path = dir.join("scorecards").join(team);
-    assert!(eventually(Duration::from_secs(20), || std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some())));
+    assert!(crate::harness::until(dir, Duration::from_secs(20), || std::fs::read_dir(&path)
+        .is_ok_and(|mut d| d.next().is_some())));
     let file = std::fs::read_dir(&path).unwrap().next().unwrap().unwrap().path();
     let card = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     crate::harness::assert_scorecard_schema(&card);
@@ -182,7 +183,7 @@ fn the_budget_of_a_short_impact_counts_every_request() {
     let (dir, serve, _, seen) = daemon(&[("slow-api", drill("slow-api", "2s", DELAY, ""))]);
     let (code, _, err) = serve.verb(&["run", "slow-api", "--team", "quick"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(eventually(Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
     // A short impact: 1.5 s of requests slower than the SLO's 200 ms, then resolved.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(serve.verb(&["ack", "--as", "ana"]).0, Some(0));
@@ -208,7 +209,7 @@ fn the_budget_of_a_short_impact_counts_every_request() {
 
 #[test]
 fn a_second_run_on_the_same_proxy_is_refused() {
-    let (_dir, serve, _, _) = daemon(&[
+    let (dir, serve, _, _) = daemon(&[
         ("slow-api", drill("slow-api", "1s", DELAY, "")),
         (
             "broken-api",
@@ -231,7 +232,7 @@ fn a_second_run_on_the_same_proxy_is_refused() {
     // team-a's run is untouched: its toxic is there under a name that carries its run.
     let toxics = serve.proxies()["api"]["toxics"].clone();
     assert!(
-        eventually(Duration::from_secs(5), || {
+        crate::harness::until(dir.path(), Duration::from_secs(5), || {
             serve.proxies()["api"]["toxics"].as_array().is_some_and(|t| t.len() == 1)
         }),
         "{toxics}"
@@ -252,7 +253,7 @@ fn a_crash_while_a_resolve_is_verified_keeps_every_phase() {
     let (dir, mut serve, _, _) = daemon(&[("slow-api", drill("slow-api", "1s", DELAY, verify))]);
     let (code, _, err) = serve.verb(&["run", "slow-api", "--team", "crash"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(eventually(Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
     assert_eq!(serve.verb(&["ack", "--as", "ana"]).0, Some(0));
     assert_eq!(serve.verb(&["diagnose", "--as", "ana", "api errors"]).0, Some(0));
     let resolve = std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
@@ -262,7 +263,11 @@ fn a_crash_while_a_resolve_is_verified_keeps_every_phase() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    assert!(eventually(Duration::from_secs(10), || !events_of(&journal(dir.path()), "resolve_declared").is_empty()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || !events_of(
+        &journal(dir.path()),
+        "resolve_declared"
+    )
+    .is_empty()));
     serve.signal("KILL");
     serve.wait(Duration::from_secs(10));
     // The verb ends with its daemon; bounded all the same.
@@ -286,10 +291,15 @@ fn pulses_and_pauses_are_never_a_mitigation() {
     let (dir, serve, _, _) = daemon(&[("pulsing", drill("pulsing", "1s", burst, verify))]);
     let (code, _, err) = serve.verb(&["run", "pulsing", "--team", "idle"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(eventually(Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
     // Someone acknowledges during the first pulse, then does nothing through every pause.
     assert_eq!(serve.verb(&["ack", "--as", "ana"]).0, Some(0));
-    assert!(eventually(Duration::from_secs(30), || events_of(&journal(dir.path()), "fault_removed").len() >= 3));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(30), || events_of(
+        &journal(dir.path()),
+        "fault_removed"
+    )
+    .len()
+        >= 3));
     assert_eq!(serve.verb(&["abort", "--as", "ana"]).0, Some(0));
     let card = scorecard(dir.path(), "idle");
     assert!(events_of(&journal(dir.path()), "mitigated").is_empty(), "no mitigation recorded");
@@ -320,7 +330,7 @@ fn blind_mode_answers_the_same_armed_as_before_its_fault() {
     // Started at once, its fault 8 s away (the warm-up).
     let (code, _, err) = serve.verb(&["run", "--blind", "--within", "1ms", "--team", "solo", "--seed", "3"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(eventually(Duration::from_secs(5), || !journal(dir.path()).is_empty()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(5), || !journal(dir.path()).is_empty()));
     let running = answers(&serve);
     assert!(events_of(&journal(dir.path()), "fault_applied").is_empty(), "still before the fault");
     assert_eq!(armed, running, "every answer the same, armed or running before the fault");
@@ -341,7 +351,7 @@ fn every_alert_of_a_large_payload_is_recorded() {
     let (dir, serve, _, _) = daemon(&[("slow-api", drill("slow-api", "0s", DELAY, &alerts))]);
     let (code, _, err) = serve.verb(&["run", "slow-api", "--team", "pager"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(eventually(Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || status(&serve)[0]["fault_in_ms"].is_u64()));
     let now = jiff::Timestamp::now().to_string();
     let payload: Vec<serde_json::Value> = (0..40)
         .map(|i| {

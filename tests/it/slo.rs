@@ -105,7 +105,8 @@ fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
     let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
     // The built-in page: 2 % of a 99.99 % budget at 100 % errors is 0.02 × 30 d × 0.0001 = 5.18 s.
-    assert!(eventually(Duration::from_secs(30), || !events_of(&journal(dir.path()), "alert").is_empty()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(30), || !events_of(&journal(dir.path()), "alert")
+        .is_empty()));
 
     // Alertmanager: a matching alert counts once however often it is sent; a stranger's does not.
     // The fixture's alert started days ago: already firing when the fault went in, it proves
@@ -135,7 +136,7 @@ fn an_error_burst_pages_in_time_and_the_budget_adds_up() {
     assert!(out.contains("; the alert page-1h detected it first, at 0:0"), "{out}");
     // After the burst (8 s) the errors stop: its fault comes out by itself; then the team resolves.
     let removed = || events_of(&journal(dir.path()), "fault_removed");
-    assert!(eventually(Duration::from_secs(30), || !removed().is_empty()), "the burst ended");
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(30), || !removed().is_empty()), "the burst ended");
     assert_eq!(removed()[0]["reason"], "duration");
     let (code, out, err) = serve.verb(&["resolve", "--as", "ana"]);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -194,7 +195,8 @@ fn a_guardrail_stops_the_run_and_removes_the_fault() {
     });
     let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(eventually(Duration::from_secs(30), || !events_of(&journal(dir.path()), "ended").is_empty()));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(30), || !events_of(&journal(dir.path()), "ended")
+        .is_empty()));
     let ended = &events_of(&journal(dir.path()), "ended")[0];
     assert_eq!(ended["outcome"], "guardrail");
     assert_eq!(ended["reason"], "guardrail: the SLI stayed below 50.0% for 2s");
@@ -274,7 +276,7 @@ fn a_real_alertmanager_delivers_an_expected_alert_to_the_run() {
     }]);
     let posted = http.post(format!("{am}/api/v2/alerts")).json(&alert).send().unwrap();
     assert!(posted.status().is_success(), "{}", posted.status());
-    let delivered = eventually(Duration::from_secs(20), || {
+    let delivered = crate::harness::until(dir.path(), Duration::from_secs(20), || {
         events_of(&journal(dir.path()), "alert").iter().any(|a| a["source"] == "alertmanager")
     });
     assert!(delivered, "Alertmanager's webhook never reached the run");
@@ -343,7 +345,7 @@ fn a_traffic_spike_adds_to_the_drills_traffic_while_it_lasts() {
     let (code, out, err) = serve.verb(&["run", "api-burst", "--team", "payments"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let applied = || events_of(&journal(dir.path()), "fault_applied");
-    assert!(eventually(Duration::from_secs(10), || !applied().is_empty()), "the spike went in");
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || !applied().is_empty()), "the spike went in");
     assert_eq!(applied()[0]["kind"], "spike");
     // The spike went in 2 s after a 1 s warm-up: phases count from there, and status says so.
     let (_, json, _) = serve.verb(&["status", "--json"]);
@@ -352,7 +354,7 @@ fn a_traffic_spike_adds_to_the_drills_traffic_while_it_lasts() {
     std::thread::sleep(Duration::from_millis(300));
     let during = rate(&serve, Duration::from_secs(2));
     let removed = || events_of(&journal(dir.path()), "fault_removed");
-    assert!(eventually(Duration::from_secs(10), || !removed().is_empty()), "the spike ended");
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(10), || !removed().is_empty()), "the spike ended");
     assert_eq!(removed()[0]["reason"], "duration");
     std::thread::sleep(Duration::from_millis(300));
     let after = rate(&serve, Duration::from_secs(2));
@@ -381,7 +383,7 @@ fn alerts_are_taken_by_the_run_they_are_meant_for_and_the_unexpected_are_noise()
     assert_eq!(code, Some(0), "{out}{err}");
     let run = out.lines().next().unwrap().trim_start_matches("started run ").to_owned();
     let fault_in = || events_of(&journal(dir.path()), "fault_applied").len() == 1;
-    assert!(eventually(Duration::from_secs(30), fault_in));
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(30), fault_in));
     // Another run's alert, though the drill expects its name: not this run's.
     let theirs = firing("WalletErrorBudgetBurn", r#","service":"wallet","firedrill_run":"someone-else-1""#, "f1");
     assert!(post(&serve, &theirs).1.contains("\"delivered\":0"));

@@ -17,13 +17,7 @@ async fn settle(
     id: &str,
     wanted: impl Fn(&firedrill::supervise::ReplicaStatus) -> bool,
 ) -> bool {
-    for _ in 0..200 {
-        if supervisor.replica(id).is_some_and(|r| wanted(&r)) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
+    crate::kill::replica_becomes(supervisor, id, Duration::from_secs(5), wanted).await
 }
 
 #[tokio::test]
@@ -41,8 +35,9 @@ async fn never_leaves_a_killed_replica_down_and_always_brings_it_back() {
     let old = supervisor.kill("once-0", Signal::KILL).unwrap();
     supervisor.kill("back-0", Signal::TERM).unwrap();
     assert!(settle(&supervisor, "once-0", |r| r.state == ReplicaState::Exited).await);
+    // `back-0`, killed at the same moment, has been restarted after its backoff and is healthy
+    // again: a restart of `once-0` would have come by now.
     assert!(settle(&supervisor, "back-0", |r| r.restarts == 1 && r.state == ReplicaState::Healthy).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let once = supervisor.replica("once-0").unwrap();
     assert_eq!((once.restarts, once.pid), (0, None), "never means never");
     assert_eq!(once.last_exit.as_deref(), Some("signal: 9 (SIGKILL)"));
@@ -93,6 +88,8 @@ async fn a_grace_period_ends_in_sigkill_for_a_process_that_ignores_the_signal() 
                 restart = { policy = \"never\" }\n";
     supervisor.up(services(text)).unwrap();
     assert!(settle(&supervisor, "stubborn-0", |r| r.state == ReplicaState::Healthy).await);
+    let pid = supervisor.replica("stubborn-0").unwrap().pid.unwrap();
+    assert!(crate::kill::eventually(Duration::from_secs(10), || crate::kill::ignores_term(pid)), "the trap is set");
     let killers = firedrill::fault::kill::Killers::new(supervisor.clone());
     let plan = KillPlan {
         selector: Selector::Process { service: "stubborn".into() },
@@ -139,11 +136,10 @@ async fn replica_output_goes_to_a_log_file_rotated_at_its_cap() {
     supervisor.up(services(text)).unwrap();
     let log = dir.path().join("chatty-0.log");
     let rotated = dir.path().join("chatty-0.log.1");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("done") {
-        assert!(std::time::Instant::now() < deadline, "stderr never reached the log");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (watched, file) = (dir.path().to_owned(), log.clone());
+    let done = move || std::fs::read_to_string(&file).unwrap_or_default().contains("done");
+    let written = tokio::task::spawn_blocking(move || crate::harness::until(&watched, Duration::from_secs(10), done));
+    assert!(written.await.unwrap(), "stderr never reached the log");
     let current = std::fs::read(&log).unwrap();
     let previous = std::fs::read(&rotated).unwrap();
     assert!(current.len() < 64 * 1024, "the live file stays under the cap: {}", current.len());

@@ -98,11 +98,12 @@ impl Manager {
                     let Arming { drill, team, responder, seed, .. } = arming;
                     if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number)).await {
                         tracing::error!(%err, "the blind drill could not start");
-                        armed::remove(&file);
-                        // Status says so, instead of the responder waiting for nothing.
+                        // Status says so, instead of the responder waiting for nothing; then the
+                        // arming's file goes (whoever watches the files sees status already say it).
                         if let Some(armed) = manager.armed().get_mut(&number) {
                             armed.failed = Some(err.to_string());
                         }
+                        armed::remove(&file);
                         return;
                     }
                 }
