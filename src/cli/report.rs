@@ -23,6 +23,7 @@ pub fn report(
     let filter = report::Filter { team: args.team, drill: args.drill, since_ms: Some(since_ms) };
     let mut built = report::build(&cards, &skipped, &filter);
     built.coverage = report::coverage(&cards, &report::catalogue(&args.drills), &filter, stale_ms);
+    built.glance = crate::scorecard::glance::build(&cards, &filter, &Policy::default(), crate::clock::wall_ms());
     let rendered = match format {
         ReportFormat::Text => report::text(&built),
         ReportFormat::Markdown => report::markdown(&built),

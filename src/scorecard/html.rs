@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
+use super::glance::{AlertRecord, Glance};
 use super::report::{DrillStats, Report};
 
 const WIDTH: u32 = 560;
@@ -19,15 +20,16 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A line chart of `actual` (points, `None` = not reached) against `target`, per run, in
-/// `unit`s; an empty string if plotters fails (the tables still stand).
-fn chart(title: &str, unit: &str, actual: &[Option<f64>], target: &[Option<f64>]) -> String {
+/// A line chart of `actual` (points, `None` = not reached) against `target`, per run (labelled
+/// with `dates`), in `unit`s; an empty string if plotters fails (the tables still stand). The top
+/// third is headroom, so the legend never hides a point.
+fn chart(title: &str, unit: &str, dates: &[String], actual: &[Option<f64>], target: &[Option<f64>]) -> String {
     let mut svg = String::new();
     let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE)?;
         let runs = actual.len().max(1);
-        let top = actual.iter().chain(target).flatten().copied().fold(0.0_f64, f64::max).max(1e-9) * 1.15;
+        let top = actual.iter().chain(target).flatten().copied().fold(0.0_f64, f64::max).max(1e-9) * 1.5;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 15))
             .margin(10)
@@ -36,10 +38,16 @@ fn chart(title: &str, unit: &str, actual: &[Option<f64>], target: &[Option<f64>]
             .build_cartesian_2d(0.5_f64..runs as f64 + 0.5, 0.0_f64..top)?;
         chart
             .configure_mesh()
-            .x_desc("run")
+            .x_desc("run start (UTC)")
             .y_desc(unit)
-            .x_labels(runs.min(10))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_labels(runs.min(6))
+            .x_label_formatter(&|x| {
+                let index = x.round() as usize;
+                if (x - x.round()).abs() > 0.01 || index == 0 {
+                    return String::new();
+                }
+                dates.get(index - 1).map_or_else(String::new, |d| d.get(5..).unwrap_or(d).to_owned())
+            })
             .draw()?;
         let points = |values: &[Option<f64>]| -> Vec<(f64, f64)> {
             values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as f64 + 1.0, v))).collect()
@@ -90,6 +98,7 @@ fn drill_section(out: &mut String, d: &DrillStats) {
     if recent.len() < d.history.len() {
         let _ = writeln!(out, "<p>The charts show the latest {} of {} runs.</p>", recent.len(), d.history.len());
     }
+    let dates: Vec<String> = recent.iter().map(|r| super::glance::date(r.started_wall_ms)).collect();
     out.push_str("<div class=\"charts\">\n");
     for (i, name) in PHASES.iter().enumerate() {
         let actual: Vec<Option<f64>> = recent.iter().map(|r| minutes(r.actual_ms[i])).collect();
@@ -98,16 +107,83 @@ fn drill_section(out: &mut String, d: &DrillStats) {
         let _ = writeln!(
             out,
             "<figure class=\"chart\" data-phase=\"{name}\">{}</figure>",
-            chart(&title, "minutes", &actual, &target)
+            chart(&title, "minutes", &dates, &actual, &target)
         );
     }
     if recent.iter().any(|r| r.budget_share.is_some()) {
         let spend: Vec<Option<f64>> = recent.iter().map(|r| r.budget_share.map(|s| s * 100.0)).collect();
         let none = vec![None; spend.len()];
-        let svg = chart("production-equivalent budget spend, % of the budget", "% of budget", &spend, &none);
+        let svg = chart("production-equivalent budget spend, % of the budget", "% of budget", &dates, &spend, &none);
         let _ = writeln!(out, "<figure class=\"chart\" data-phase=\"budget\">{svg}</figure>");
     }
     out.push_str("</div></section>\n");
+}
+
+/// The manager's ten-second answer: a team × drill grid of verdicts, last runs, phase trends and
+/// expected alerts, then the reasons behind every NOT READY.
+fn glance(out: &mut String, rows: &[Glance]) {
+    if rows.is_empty() {
+        return;
+    }
+    let mut teams: Vec<&str> = rows.iter().map(|g| g.team.as_str()).collect();
+    let mut drills: Vec<&str> = rows.iter().map(|g| g.drill.as_str()).collect();
+    teams.sort_unstable();
+    teams.dedup();
+    drills.sort_unstable();
+    drills.dedup();
+    let ready = rows.iter().filter(|g| g.ready).count();
+    let _ = writeln!(
+        out,
+        "<section id=\"glance\"><h2>At a glance</h2>\n<p>{ready} of {} team and drill pairs ready (the default \
+         readiness policy: each drill run twice in the last 60 days, the last two runs within every target, \
+         expected alerts on time). Trends compare the newer half of the runs with the older half.</p>",
+        rows.len()
+    );
+    out.push_str("<table class=\"glance\"><tr><th>team</th>");
+    for drill in &drills {
+        let _ = write!(out, "<th>{}</th>", escape(drill));
+    }
+    out.push_str("</tr>\n");
+    for team in &teams {
+        let _ = write!(out, "<tr><th>{}</th>", escape(team));
+        for drill in &drills {
+            let Some(g) = rows.iter().find(|g| g.team == *team && g.drill == *drill) else {
+                out.push_str("<td class=\"none\">never run</td>");
+                continue;
+            };
+            let (class, verdict) = if g.ready { ("ready", "READY") } else { ("not-ready", "NOT READY") };
+            let trends: Vec<String> =
+                PHASES.iter().zip(g.trends).map(|(phase, trend)| format!("{phase} {}", trend.words())).collect();
+            let alerts = if g.alerts == AlertRecord::default() {
+                String::new()
+            } else {
+                format!("<br>alerts: {} on time, {} late, {} never", g.alerts.on_time, g.alerts.late, g.alerts.never)
+            };
+            let _ = write!(
+                out,
+                "<td class=\"{class}\"><strong>{verdict}</strong><br>last run {}<br>{}{alerts}</td>",
+                g.last_run.as_deref().unwrap_or("none in the window"),
+                trends.join("<br>"),
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+    let failing: Vec<&Glance> = rows.iter().filter(|g| !g.ready).collect();
+    if !failing.is_empty() {
+        out.push_str("<h3>Why not ready</h3>\n<ul>\n");
+        for g in failing {
+            let _ = writeln!(
+                out,
+                "<li><strong>{} / {}</strong>: {}</li>",
+                escape(&g.team),
+                escape(&g.drill),
+                escape(&g.reasons.join("; "))
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</section>\n");
 }
 
 /// The whole report as HTML.
@@ -117,11 +193,14 @@ pub fn html(report: &Report) -> String {
          body { font-family: sans-serif; margin: 2em; color: #222; }\n\
          table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #bbb; padding: 2px 8px; text-align: right; }\n\
          td:first-child, th:first-child { text-align: left; } .charts { display: flex; flex-wrap: wrap; gap: 8px; }\n\
-         figure { margin: 0; }\n</style></head><body>\n<h1>firedrill report</h1>\n",
+         figure { margin: 0; }\n\
+         table.glance td { text-align: left; vertical-align: top; } td.ready { background: #d9f2d9; }\n\
+         td.not-ready { background: #f8d7d7; } td.none { color: #666; }\n</style></head><body>\n<h1>firedrill report</h1>\n",
     );
     if report.drills.is_empty() {
         out.push_str("<p>No scorecards match.</p>\n");
     }
+    glance(&mut out, &report.glance);
     for d in &report.drills {
         drill_section(&mut out, d);
     }

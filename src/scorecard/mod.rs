@@ -4,6 +4,7 @@
 //! Detection keeps its two sources apart: a responder's acknowledgement and an alert.
 
 pub mod budget;
+pub mod glance;
 pub mod html;
 pub mod readiness;
 pub mod report;

@@ -126,11 +126,20 @@ pub fn evaluate(
             .flat_map(|c| {
                 c.phases.iter().filter(|p| p.verdict != Verdict::Met).map(move |p| {
                     let phase = crate::wire_name(p.phase);
-                    format!(
-                        "{} {phase} {}",
-                        c.run_id,
-                        if p.verdict == Verdict::Missed { "missed" } else { "not reached" }
-                    )
+                    let on = super::glance::date(c.started_wall_ms);
+                    match (p.verdict, p.actual_ms) {
+                        (Verdict::Missed, Some(actual)) => {
+                            let human = |ms: u64| crate::duration::format(std::time::Duration::from_millis(ms));
+                            format!(
+                                "{} {phase} missed by {} ({} against {}) on {on}",
+                                c.run_id,
+                                human(actual.saturating_sub(p.target_ms)),
+                                human(actual),
+                                human(p.target_ms)
+                            )
+                        }
+                        _ => format!("{} {phase} not reached on {on}", c.run_id),
+                    }
                 })
             })
             .collect();

@@ -205,6 +205,9 @@ pub struct Report {
     pub coverage: Vec<Coverage>,
     /// Files that could not be read.
     pub skipped: Vec<SkippedFile>,
+    /// The manager's ten-second answer: per team and drill, the verdict, the last run and the
+    /// trends (filled by the caller, who knows the time and the policy).
+    pub glance: Vec<super::glance::Glance>,
 }
 
 /// A skipped file, as reported.
@@ -315,7 +318,7 @@ pub fn build(cards: &[Scorecard], skipped: &[Skipped], filter: &Filter) -> Repor
         .collect();
     let skipped =
         skipped.iter().map(|s| SkippedFile { path: s.path.display().to_string(), reason: s.reason.clone() }).collect();
-    Report { drills, coverage: Vec::new(), skipped }
+    Report { drills, coverage: Vec::new(), skipped, glance: Vec::new() }
 }
 
 /// `m:ss` for a duration in ms; `-` for none.

@@ -399,3 +399,67 @@ fn the_gate_reads_only_real_evidence() {
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(err.contains("typo.toml:") && err.contains("each must load"), "{err}");
 }
+
+#[test]
+fn the_managers_answer_has_a_verdict_a_date_and_a_trend_per_team_and_drill() {
+    use firedrill::scorecard::glance::{self, AlertRecord, Trend};
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let (cards, _) = store::read_all(dir.path());
+    let rows = glance::build(&cards, &Filter::default(), &Policy::default(), NOW_MS);
+    let pairs: Vec<(&str, &str, bool)> = rows.iter().map(|g| (g.team.as_str(), g.drill.as_str(), g.ready)).collect();
+    // NOT READY first; search's only run is 100 days old, out of the 60-day window.
+    assert_eq!(
+        pairs,
+        [
+            ("payments", "partner-latency", false),
+            ("payments", "partner-reset", false),
+            ("search", "partner-latency", false),
+        ]
+    );
+    let latency = &rows[0];
+    assert_eq!(latency.last_run.as_deref(), Some("2027-01-10"));
+    // Detect went 200 s, 90 s, 60 s: the newer half is faster than the older.
+    assert_eq!(latency.trends, [Trend::Faster; 4]);
+    assert_eq!(latency.alerts, AlertRecord::default());
+    assert_eq!(
+        latency.reasons,
+        ["the last 2 run(s) meet every phase target: partner-latency-2 diagnose missed by 1m40s (8m20s against \
+          6m40s) on 2026-12-26; partner-latency-2 mitigate missed by 1m40s (11m40s against 10m) on 2026-12-26"]
+    );
+    // partner-reset's older run never reached mitigation; its newer one did: too few to say.
+    assert_eq!(rows[1].trends, [Trend::TooFew; 4]);
+    assert_eq!(rows[2].last_run, None);
+    assert_eq!(rows[2].reasons[0], "run at least 2 times in the last 60d: 0 run(s) in the last 60d");
+
+    // A run that did not reach a phase the earlier ones reached: slower, whatever the times.
+    let mut worse = cards.clone();
+    worse.push(card("payments", "partner-latency", 4, 1, [Some(50), None, None, None]));
+    let rows = glance::build(&worse, &Filter::default(), &Policy::default(), NOW_MS);
+    assert_eq!(rows[0].trends, [Trend::Faster, Trend::Slower, Trend::Slower, Trend::Slower]);
+    assert_eq!(rows[0].last_run.as_deref(), Some("2027-01-14"));
+}
+
+#[test]
+fn the_html_report_opens_on_the_managers_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let out = crate::verb::Verb::new::<&str>([])
+        .args(["report", "--format", "html", "--since", "3650d", "--scorecards"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let html = String::from_utf8_lossy(&out.stdout);
+    let glance = html.find("<section id=\"glance\">").expect("the answer is there");
+    assert!(glance < html.find("<section class=\"drill\">").unwrap(), "before any drill's details");
+    // A team × drill grid: search never ran partner-reset.
+    let grid = &html[glance..html[glance..].find("</table>").unwrap() + glance];
+    assert_eq!(grid.matches("<tr><th>").count(), 3, "the drills, then a row per team: {grid}");
+    assert!(grid.contains("<th>partner-latency</th><th>partner-reset</th>"), "{grid}");
+    assert!(grid.contains("never run"), "{grid}");
+    assert!(grid.contains("NOT READY") && grid.contains("last run 20") && grid.contains("detect "), "{grid}");
+    assert!(html.contains("Why not ready") && html.contains("missed by 1m40s"), "reasons with amounts");
+    // The charts are labelled with dates, not run numbers.
+    assert!(html.contains("run start (UTC)") && !html.contains(">run<"));
+}
