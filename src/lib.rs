@@ -15,12 +15,14 @@
 //!   blast-radius rule of kill faults;
 //! - [`run`]: the runner and the manager of runs; [`scorecard`]: the scorecard, a pure function
 //!   of the journal, its files, reports and the readiness verdict;
-//! - [`control`]: the gRPC control API; [`serve`]: the daemon; [`shop`]: the example shop;
+//! - [`control`]: the gRPC control API; [`console`]: the game-day web console; [`serve`]: the
+//!   daemon; [`shop`]: the example shop;
 //! - [`cli`]: the edge — the command tree, every verb's printing, `firedrill demo` and
 //!   `firedrill validate`, and the one mapping of failures to exit codes.
 
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod control;
 pub mod drill;
 pub mod duration;
@@ -55,6 +57,13 @@ pub fn bearer_matches(header: &str, token: &str) -> bool {
 #[must_use]
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A team's name: it names the team's scorecard directory, so letters, digits, `-`, `_` and `.`
+/// (never first: not `.` or `..`), at most `max` characters.
+#[must_use]
+pub fn is_team_name(name: &str, max: usize) -> bool {
+    !name.starts_with('.') && name.len() <= max && is_plain_name(&name.replace('.', "_"))
 }
 
 #[cfg(test)]

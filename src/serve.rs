@@ -92,9 +92,6 @@ pub enum ServeError {
     /// The external Toxiproxy API cannot be used.
     #[error("cannot use the Toxiproxy API given by --toxiproxy")]
     Toxiproxy(#[source] crate::fault::FaultError),
-    /// The admin API stopped with an error.
-    #[error("admin API failed")]
-    Api(#[source] std::io::Error),
     /// The admin API's task panicked or was cancelled.
     #[error("admin API task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -121,6 +118,8 @@ pub struct Daemon {
     pub recovered: Vec<String>,
     /// The teams of blind drills an earlier daemon armed, waiting again.
     pub rearmed: Vec<String>,
+    /// The game-day console, under `/ui/` on the admin address.
+    pub console: Arc<crate::console::Console>,
     listener: TcpListener,
     control_listener: TcpListener,
     token: Option<String>,
@@ -192,6 +191,7 @@ impl Daemon {
             api,
             registry,
             control,
+            console: crate::console::Console::new(manager.clone(), options.token.clone()),
             manager,
             recovered,
             rearmed,
@@ -207,14 +207,10 @@ impl Daemon {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let stop = CancellationToken::new();
         let webhooks = crate::run::alertmanager::router(self.manager.clone());
-        let server = tokio::spawn(api::serve_with(
-            self.listener,
-            self.registry.clone(),
-            self.token.clone(),
-            self.webhook_token.clone(),
-            webhooks,
-            stop.clone(),
-        ));
+        // The console sits beside the API's guard, not behind it: the API refuses browsers.
+        let app = api::router_with(self.registry.clone(), self.token.clone(), self.webhook_token.clone(), webhooks)
+            .merge(crate::console::router(self.console.clone()));
+        let server = tokio::spawn(api::serve_router(self.listener, app, stop.clone()));
         let control =
             tokio::spawn(crate::control::serve(self.control_listener, self.manager.clone(), self.token, stop.clone()));
         let paging = CancellationToken::new();
@@ -239,11 +235,7 @@ impl Daemon {
         if closed > 0 {
             tracing::warn!(closed, "connections still open after the drain time were closed");
         }
-        match server.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(ServeError::Api(e)),
-            Err(e) => Err(ServeError::Task(e)),
-        }
+        server.await.map_err(ServeError::Task)
     }
 }
 

@@ -131,9 +131,13 @@ async fn demo(
         other @ Failure::BadInput(_) => other,
     })?;
     let (manager, control) = (daemon.manager.clone(), daemon.control);
+    let console = Console {
+        now: format!("http://{}/ui/", daemon.api),
+        join: format!("http://{}{}", daemon.api, daemon.console.responder_link()),
+    };
     let stop = CancellationToken::new();
     let serving = tokio::spawn(daemon.run(stop.clone().cancelled_owned()));
-    let outcome = practise(options, ports, &manager, control, work).await;
+    let outcome = practise(options, ports, &manager, control, work, &console).await;
     // Whatever happened: the run ends, the shop stops, the daemon stops.
     let _ = manager.abort_all("demo").await;
     let stopped = manager.supervisor().down().await;
@@ -145,12 +149,21 @@ async fn demo(
     outcome
 }
 
+/// Where the game-day console of the demo's daemon is.
+struct Console {
+    /// The Now page (the projector).
+    now: String,
+    /// The link a responder opens.
+    join: String,
+}
+
 async fn practise(
     options: &DemoOptions,
     ports: Ports,
     manager: &std::sync::Arc<Manager>,
     control: std::net::SocketAddr,
     work: &Path,
+    console: &Console,
 ) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(failed)?;
     let env_path = work.join("shop.toml");
@@ -232,6 +245,11 @@ async fn practise(
              \x20 firedrill mitigate                   # users are fine again, the fault still in\n\
              \x20 firedrill resolve                    # when you think it is fixed\n\
              Ctrl-C here ends the drill (as aborted) and stops everything.\n"
+        );
+        println!(
+            "Or in a browser: the console at {} (sign in as facilitator; the projector's view),\n\
+             and for each responder the link {}\n",
+            console.now, console.join
         );
         tokio::select! {
             () = crate::signal::shutdown_signal() => println!("\nCtrl-C: ending the drill"),

@@ -563,6 +563,12 @@ async fn serve(options: ServeOptions) -> Result<(), Failure> {
         proxies.len(),
         daemon.control
     );
+    say!(
+        "firedrill: console on http://{api}/ui/ (responders join at http://{api}{}, observers at http://{api}{})",
+        daemon.console.responder_link(),
+        daemon.console.observer_link(),
+        api = daemon.api,
+    );
     for proxy in proxies.values() {
         say!("firedrill: proxy {} {} -> {}", proxy.name, proxy.listen, proxy.upstream);
     }

@@ -71,11 +71,9 @@ fn who(by: &str) -> Result<String, Status> {
 
 /// A team names a scorecard directory: letters, digits, `-`, `_` and `.`, not starting with `.`.
 fn team(name: &str) -> Result<(), Status> {
-    // A plain name that may also hold dots, but not first (never `.` or `..`).
-    let fits = crate::is_plain_name(&name.replace('.', "_"));
     if name.is_empty() {
         Err(Status::invalid_argument("a run needs a team (--team TEAM)"))
-    } else if !fits || name.starts_with('.') || name.len() > MAX_NAME {
+    } else if !crate::is_team_name(name, MAX_NAME) {
         Err(Status::invalid_argument(format!(
             "team `{name}`: use letters, digits, `-`, `_` and `.` (not first), at most {MAX_NAME}; it names the \
              team's scorecard directory"

@@ -11,6 +11,8 @@ pub struct RunLog {
     live: tokio::sync::broadcast::Sender<Record>,
     /// The live SLI's burn rate per window, updated every second (not journaled: samples are).
     burn: std::sync::Mutex<Vec<(std::time::Duration, f64)>>,
+    /// Told of every record, with every other run's (the manager's counter of changes).
+    changes: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 /// How many records a slow watcher may fall behind before it must re-read.
@@ -22,11 +24,17 @@ impl Default for RunLog {
             records: std::sync::Mutex::default(),
             live: tokio::sync::broadcast::channel(WATCH_BACKLOG).0,
             burn: std::sync::Mutex::default(),
+            changes: None,
         }
     }
 }
 
 impl RunLog {
+    /// A log that also bumps `changes` on each record.
+    pub fn counting(changes: tokio::sync::watch::Sender<u64>) -> Self {
+        Self { changes: Some(changes), ..Self::default() }
+    }
+
     /// The records so far.
     pub fn records(&self) -> Vec<Record> {
         self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
@@ -49,5 +57,8 @@ impl RunLog {
     pub(super) fn push(&self, record: Record) {
         self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(record.clone());
         let _ = self.live.send(record);
+        if let Some(changes) = &self.changes {
+            changes.send_modify(|n| *n += 1);
+        }
     }
 }

@@ -186,17 +186,29 @@ fn glance(out: &mut String, rows: &[Glance]) {
     out.push_str("</section>\n");
 }
 
-/// The whole report as HTML.
+/// The report's style: in the page's head for the file, in the console's stylesheet there.
+pub const STYLE: &str = "\
+    .report table { border-collapse: collapse; margin: 0.5em 0; }\n\
+    .report td, .report th { border: 1px solid #bbb; padding: 2px 8px; text-align: right; }\n\
+    .report td:first-child, .report th:first-child { text-align: left; }\n\
+    .report .charts { display: flex; flex-wrap: wrap; gap: 8px; } .report figure { margin: 0; }\n\
+    .report table.glance td { text-align: left; vertical-align: top; } .report td.ready { background: #d9f2d9; }\n\
+    .report td.not-ready { background: #f8d7d7; } .report td.none { color: #666; }\n";
+
+/// The whole report as one HTML file.
 pub fn html(report: &Report) -> String {
-    let mut out = String::from(
+    format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>firedrill report</title>\n<style>\n\
-         body { font-family: sans-serif; margin: 2em; color: #222; }\n\
-         table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #bbb; padding: 2px 8px; text-align: right; }\n\
-         td:first-child, th:first-child { text-align: left; } .charts { display: flex; flex-wrap: wrap; gap: 8px; }\n\
-         figure { margin: 0; }\n\
-         table.glance td { text-align: left; vertical-align: top; } td.ready { background: #d9f2d9; }\n\
-         td.not-ready { background: #f8d7d7; } td.none { color: #666; }\n</style></head><body>\n<h1>firedrill report</h1>\n",
-    );
+         body {{ font-family: sans-serif; margin: 2em; color: #222; }}\n{STYLE}</style></head><body>\n\
+         <h1>firedrill report</h1>\n{}</body></html>\n",
+        body(report)
+    )
+}
+
+/// The report's content, in a `div class="report"`: the manager's answer, each drill, coverage
+/// and the files skipped (for a page of its own, or inside the console's).
+pub fn body(report: &Report) -> String {
+    let mut out = String::from("<div class=\"report\">\n");
     if report.drills.is_empty() {
         out.push_str("<p>No scorecards match.</p>\n");
     }
@@ -225,6 +237,6 @@ pub fn html(report: &Report) -> String {
         }
         out.push_str("</ul>\n");
     }
-    out.push_str("</body></html>\n");
+    out.push_str("</div>\n");
     out
 }

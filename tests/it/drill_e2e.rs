@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::harness::ServeProcess;
 
-const DRILL: &str = r#"
+pub const DRILL: &str = r#"
 [drill]
 name = "slow-partner"
 title = "The partner slows down"
@@ -32,7 +32,7 @@ text = "Time the calls to the partner."
 "#;
 
 /// A working directory with a drill, a proxy file in front of an echo service, and the daemon.
-fn setup(dir: &Path) -> Vec<String> {
+pub fn setup(dir: &Path) -> Vec<String> {
     let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = upstream.local_addr().unwrap();
     std::thread::spawn(move || {

@@ -167,6 +167,8 @@ pub struct ServeProcess {
     pub child: Child,
     pub api: SocketAddr,
     pub control: SocketAddr,
+    /// The console's announcement (`firedrill: console on … join at …`).
+    pub console: String,
     /// The working directory, when the test did not give one.
     #[allow(dead_code)] // held so the directory lives as long as the daemon
     home: Option<tempfile::TempDir>,
@@ -223,13 +225,16 @@ impl ServeProcess {
             let _ = child.wait();
             panic!("no announcement from firedrill serve, got {first:?}");
         };
+        // The second line announces the console and its join links.
+        let mut console = String::new();
+        reader.read_line(&mut console).unwrap();
         // Keep draining stdout so the daemon never blocks on a full pipe; its end is the exit.
         let (closed, exited) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for _ in reader.lines().map_while(Result::ok) {}
             drop(closed);
         });
-        Self { child, api, control, home: None, exited: std::sync::Mutex::new(exited) }
+        Self { child, api, control, console, home: None, exited: std::sync::Mutex::new(exited) }
     }
 
     /// The daemon's process id.

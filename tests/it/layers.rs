@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("fault", 2),
     ("run", 3),
     ("scorecard", 3),
+    ("console", 4),
     ("control", 4),
     ("serve", 4),
     ("shop", 4),

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod clients;
+mod console;
 mod demo;
 mod docker;
 mod drill_e2e;

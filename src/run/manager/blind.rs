@@ -90,6 +90,7 @@ impl Manager {
             acks: Vec::new(),
         };
         self.armed().insert(number, blind);
+        self.changed();
         let manager = self.clone();
         self.tracker.spawn(async move {
             tokio::select! {
@@ -103,12 +104,14 @@ impl Manager {
                         if let Some(armed) = manager.armed().get_mut(&number) {
                             armed.failed = Some(err.to_string());
                         }
+                        manager.changed();
                         armed::remove(&file);
                         return;
                     }
                 }
             }
             manager.armed().remove(&number);
+            manager.changed();
         });
     }
 
@@ -150,6 +153,7 @@ impl Manager {
             armed::remove(&blind.file);
             blind.cancel.cancel();
         }
+        self.changed();
         armed.len()
     }
 
@@ -168,6 +172,8 @@ impl Manager {
         let Some(blind) = armed.remove(&number) else { return 0 };
         armed::remove(&blind.file);
         blind.cancel.cancel();
+        drop(armed);
+        self.changed();
         1
     }
 }

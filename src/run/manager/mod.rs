@@ -167,6 +167,8 @@ pub struct Manager {
     counter: AtomicU64,
     /// Each drill's synthetic traffic, across this daemon's runs (not blind ones), for `/metrics`.
     sli_totals: Mutex<BTreeMap<String, Arc<crate::run::sli::Counts>>>,
+    /// Counts every change a viewer could see: a record of any run, a blind drill armed or gone.
+    changes: watch::Sender<u64>,
 }
 
 impl Manager {
@@ -182,7 +184,19 @@ impl Manager {
             tracker: TaskTracker::new(),
             counter: AtomicU64::new(0),
             sli_totals: Mutex::default(),
+            changes: watch::channel(0).0,
         })
+    }
+
+    /// Told of every change a viewer could see (a record of any run, a blind drill armed or
+    /// disarmed): wait on it, then look at [`Manager::status`]. It carries no detail, so it
+    /// says nothing a sealed view would not.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub(super) fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// The local services' supervisor (`firedrill up`).
@@ -254,6 +268,35 @@ impl Manager {
             http: self.proxies.http_names().await,
             external: matches!(self.proxies, crate::fault::Proxies::External(_)),
         })
+    }
+
+    /// Every drill file in the drill directory, by name, loaded against this daemon's
+    /// environment: the drill, or why it does not load here.
+    pub async fn catalogue(&self) -> Vec<(String, Result<crate::drill::Drill, String>)> {
+        let environment = self.environment().await;
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dirs.drills)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        paths.retain(|p| p.extension().is_some_and(|x| x == "toml"));
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|path| {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let loaded = match &environment {
+                    Ok(environment) => drill::load(&path, environment)
+                        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+                    Err(e) => Err(e.to_string()),
+                };
+                let name = loaded.as_ref().map_or(stem, |d| d.name.clone());
+                (name, loaded)
+            })
+            .collect()
+    }
+
+    /// Where this daemon writes scorecards.
+    pub fn scorecards_dir(&self) -> &Path {
+        &self.dirs.scorecards
     }
 
     /// What `run` would do with `drill` now, touching nothing: the drill found and checked as
@@ -338,7 +381,7 @@ impl Manager {
             sli_totals,
         };
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
-        let log = Arc::new(RunLog::default());
+        let log = Arc::new(RunLog::counting(self.changes.clone()));
         let (finished_tx, finished) = watch::channel(None);
         let entry = Entry {
             drill: spec.drill.name.clone(),
@@ -559,6 +602,11 @@ impl Manager {
         if let Some(mut finished) = finished {
             let _ = finished.wait_for(Option::is_some).await;
         }
+    }
+
+    /// Completes when the daemon begins to stop (for streams that would otherwise never end).
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.shutdown.clone().cancelled_owned()
     }
 
     /// Stops every run (as interrupted) and waits for their cleanup.
