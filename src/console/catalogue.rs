@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -185,6 +185,8 @@ pub async fn scorecards(
     let mut teams: Vec<&str> = cards.iter().map(|c| c.team.as_str()).collect();
     teams.sort_unstable();
     teams.dedup();
+    let mut runs: Vec<&crate::scorecard::Scorecard> = cards.iter().filter(|c| filter.keeps(c)).collect();
+    runs.sort_by_key(|c| std::cmp::Reverse(c.started_wall_ms));
     let content = html! {
         h1 { "Scorecards and readiness" }
         nav.teams {
@@ -192,6 +194,71 @@ pub async fn scorecards(
             @for team in &teams { " · " a href=(format!("/ui/scorecards?team={team}")) { (team) } }
         }
         (pages::trusted(crate::scorecard::html::body(&built)))
+        h2 { "Runs" }
+        ul.runs-list {
+            @for card in runs.iter().take(RUNS_LISTED) {
+                li {
+                    a href=(format!("/ui/scorecards/{}/{}", card.team, card.run_id)) { (card.run_id) }
+                    " · " (card.team) " · " (crate::scorecard::glance::date(card.started_wall_ms))
+                    " · " (card.outcome.map(crate::wire_name).unwrap_or_default())
+                }
+            }
+        }
     };
     super::html(pages::document(&frame, "Scorecards", &content))
+}
+
+/// How many runs the Scorecards page lists, newest first.
+const RUNS_LISTED: usize = 200;
+
+/// `GET /ui/scorecards/{team}/{run}`: one run's scorecard and its timeline (a debrief).
+pub async fn run(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path((team, run_id)): Path<(String, String)>,
+) -> Response {
+    let (id, session) = match signed_in(&console, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let frame = console.frame(Page::Scorecards, &id, &session);
+    let (cards, _) = store::read_all(console.manager.scorecards_dir());
+    let Some(card) = cards.into_iter().find(|c| c.team == team && c.run_id == run_id) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such scorecard").into_response();
+    };
+    let timeline: Vec<(u64, String)> = console
+        .manager
+        .ended_journal(&run_id)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| Some((r.t_ms, super::panel::describe(&r.event, true)?)))
+        .collect();
+    let content = html! {
+        h1 { (card.title) }
+        p.meta { "team " (card.team) " · run " code { (card.run_id) } " · " (crate::scorecard::glance::date(card.started_wall_ms))
+            " · " (card.outcome.map(crate::wire_name).unwrap_or_default())
+            @if let Some(reason) = &card.outcome_reason { " (" (reason) ")" } }
+        table.phases {
+            thead { tr { th { "phase" } th { "dev target" } th { "actual" } th { "verdict" } } }
+            tbody {
+                @for p in &card.phases {
+                    tr class=(crate::wire_name(p.verdict).replace('_', "-")) {
+                        td { (crate::wire_name(p.phase)) }
+                        td { (pages::clock(p.target_ms)) }
+                        td { @if let Some(ms) = p.actual_ms { (pages::clock(ms)) } @else { "—" } }
+                        td { (crate::wire_name(p.verdict).replace('_', " ")) }
+                    }
+                }
+            }
+        }
+        ul {
+            li { "detected first by " (card.detection.human_by.clone().or_else(|| card.detection.machine_alert.as_ref().map(|a| format!("alert {a}"))).unwrap_or_else(|| "nobody".into())) }
+            li { (card.wrong_diagnoses.len()) " wrong diagnosis(es), " (card.hints.len()) " hint(s), " (card.false_alarms.len()) " false alarm(s)" }
+            @if let Some(budget) = &card.budget { li { "production-equivalent budget spend: " (format!("{:.1} %", budget.production_share * 100.0)) } }
+            @for a in &card.alerts { li { "expected alert " (a.name) ": " (if a.met { "on time" } else if a.fired_after_ms.is_some() { "late" } else { "never fired" }) } }
+        }
+        h2 { "Timeline" }
+        ol.timeline { @for (at, what) in &timeline { li { span.at { (pages::clock(*at)) } " " (what) } } }
+    };
+    super::html(pages::document(&frame, "Scorecard", &content))
 }

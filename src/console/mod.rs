@@ -83,6 +83,12 @@ impl Console {
     }
 }
 
+/// The console's stylesheet, with the report's (the Scorecards page shows the report).
+async fn stylesheet() -> Response {
+    let css = format!("{CSS}{}", crate::scorecard::html::STYLE);
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], css).into_response()
+}
+
 fn cookie(headers: &HeaderMap) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
         let (name, value) = pair.trim().split_once('=')?;
@@ -107,7 +113,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/catalogue/start", post(catalogue::start))
         .route("/ui/catalogue/blind", post(catalogue::blind))
         .route("/ui/scorecards", get(catalogue::scorecards))
-        .route("/ui/assets/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route("/ui/scorecards/{team}/{run}", get(catalogue::run))
+        .route("/ui/assets/console.css", get(stylesheet))
         .route(
             "/ui/assets/console.js",
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }),

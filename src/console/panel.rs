@@ -9,7 +9,7 @@ use super::pages::{Panel, PhaseRow, RunPanel};
 
 /// One line of the timeline, or `None` for records people need not see (SLI samples). Unless
 /// `reveal`, what the faults are and what they hit stays out: that is what responders diagnose.
-fn describe(event: &Event, reveal: bool) -> Option<String> {
+pub fn describe(event: &Event, reveal: bool) -> Option<String> {
     if !reveal {
         match event {
             Event::FaultApplied { .. } => return Some("a fault went in".into()),

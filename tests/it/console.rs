@@ -246,6 +246,17 @@ mod browser {
     }
 }
 
+/// Clicks the submit button of the form posting to `action`, then waits until the page it leads
+/// to shows `shown` (a click returns before the form's navigation ends, on a busy machine).
+async fn submit(client: &fantoccini::Client, action: &str, shown: &str) {
+    use fantoccini::Locator;
+    let button = format!("form[action='{action}'] button");
+    client.find(Locator::Css(&button)).await.unwrap().click().await.unwrap();
+    let text = format!("//*[contains(normalize-space(.), \"{shown}\")]");
+    let waited = client.wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(&text)).await;
+    assert!(waited.is_ok(), "after {action}: no {shown:?} in {}", client.source().await.unwrap_or_default());
+}
+
 /// Saves a screenshot of what `client` shows as `name.png` under the tests' output directory.
 async fn screenshot(client: &fantoccini::Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
@@ -288,7 +299,7 @@ async fn a_game_day_in_the_browser() {
 
     // The facilitator signs in and opens Now (the projector): nothing runs yet.
     room.goto(&format!("{base}/ui/login")).await.unwrap();
-    room.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    submit(&room, "/ui/login", "No drill is running").await;
     assert!(room.find(Locator::Css("#live")).await.unwrap().text().await.unwrap().contains("No drill is running"));
     screenshot(&room, "now-idle").await;
 
@@ -296,17 +307,17 @@ async fn a_game_day_in_the_browser() {
     for (client, name) in [(&ana, "ana"), (&bo, "bo")] {
         client.goto(&format!("{base}{responder_link}")).await.unwrap();
         client.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
-        client.find(Locator::Css("form[action='/ui/name'] button")).await.unwrap().click().await.unwrap();
+        submit(client, "/ui/name", &format!("Acting as {name}")).await;
     }
     screenshot(&ana, "respond-idle").await;
 
     room.goto(&format!("{base}/ui/catalogue")).await.unwrap();
     screenshot(&room, "catalogue").await;
-    room.find(Locator::Css("form[action='/ui/catalogue/preview'] button")).await.unwrap().click().await.unwrap();
+    submit(&room, "/ui/catalogue/preview", "Start the drill").await;
     assert!(room.source().await.unwrap().contains("Start the drill"));
     screenshot(&room, "preview").await;
     room.find(Locator::Id("team")).await.unwrap().send_keys("payments").await.unwrap();
-    room.find(Locator::Css("form[action='/ui/catalogue/start'] button")).await.unwrap().click().await.unwrap();
+    submit(&room, "/ui/catalogue/start", "Started run").await;
     room.goto(&format!("{base}/ui/")).await.unwrap();
     // Back on Now: the run, its briefing, and a timer that moves (once the fault is in).
     let first = room.execute_async(TIMER, vec![serde_json::Value::Null]).await.unwrap();
@@ -321,7 +332,7 @@ async fn a_game_day_in_the_browser() {
         tokio::spawn(async move { room.execute_async(SEEN, vec!["ana acknowledged".into()]).await })
     };
     let clicked = firedrill::clock::wall_ms();
-    ana.find(Locator::Css("form[action='/ui/act/ack'] button")).await.unwrap().click().await.unwrap();
+    submit(&ana, "/ui/act/ack", "Acknowledged.").await;
     let seen = watcher.await.unwrap().unwrap().as_f64().unwrap() as u64;
     // From the click (form post, journal, event, new fragment) to the projector's page.
     assert!(seen.saturating_sub(clicked) < 1000, "seen {} ms after the click", seen.saturating_sub(clicked));
@@ -337,7 +348,7 @@ async fn a_game_day_in_the_browser() {
         let bo = bo.clone();
         tokio::spawn(async move { bo.execute_async(SEEN, vec!["hint for ana".into()]).await })
     };
-    ana.find(Locator::Css("form[action='/ui/act/hint'] button")).await.unwrap().click().await.unwrap();
+    submit(&ana, "/ui/act/hint", "Hint: ").await;
     updated.await.unwrap().unwrap();
     let typed = bo.find(Locator::Id("diagnosis")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(typed.as_deref(), Some("the data"), "typing survives an update");
@@ -346,13 +357,13 @@ async fn a_game_day_in_the_browser() {
     // bo guesses wrong, ana right; each sees their own answer; the key is nowhere in their pages.
     for (client, guess, said) in [(&bo, "the database is down", "Not that"), (&ana, "the partner is slow", "Right")] {
         client.find(Locator::Id("diagnosis")).await.unwrap().send_keys(guess).await.unwrap();
-        client.find(Locator::Css("form[action='/ui/act/diagnose'] button")).await.unwrap().click().await.unwrap();
+        submit(client, "/ui/act/diagnose", said).await;
         let page = client.source().await.unwrap();
         assert!(page.contains(said), "{page}");
         assert!(!page.contains("latency|slow") && !page.contains("accept"), "no answer key on a responder's page");
     }
     screenshot(&bo, "respond-wrong").await;
-    ana.find(Locator::Css("form[action='/ui/act/resolve'] button")).await.unwrap().click().await.unwrap();
+    submit(&ana, "/ui/act/resolve", "Resolved.").await;
     screenshot(&ana, "respond-resolved").await;
 
     // The scorecard is there for the manager, with the verdict grid first.
@@ -363,6 +374,17 @@ async fn a_game_day_in_the_browser() {
     let page = room.source().await.unwrap();
     assert!(page.contains("At a glance") && page.contains("payments / slow-partner"), "{page}");
     screenshot(&room, "scorecards").await;
+    // Each run's scorecard with its timeline, for the debrief: now the fault may be named.
+    let href = room.find(Locator::Css("ul.runs-list a")).await.unwrap().attr("href").await.unwrap().unwrap();
+    room.goto(&format!("{base}{href}")).await.unwrap();
+    let debrief = room.source().await.unwrap();
+    assert!(debrief.contains("Timeline") && debrief.contains("bo diagnosed"), "{debrief}");
+    assert!(debrief.contains("latency on partner") && debrief.contains("ana declared it resolved"), "{debrief}");
+    screenshot(&room, "scorecard").await;
+    // On a phone.
+    ana.set_window_size(390, 844).await.unwrap();
+    ana.goto(&format!("{base}/ui/")).await.unwrap();
+    screenshot(&ana, "now-phone").await;
 
     // A form without its CSRF token, sent from the browser with its session: refused.
     let status = ana

@@ -208,6 +208,16 @@ impl Manager {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The journal of an ended run, by id: `None` if there is no such run or it has not ended
+    /// (a run in progress is seen through [`Manager::status`], which keeps blind drills sealed).
+    pub fn ended_journal(&self, run_id: &str) -> Option<Vec<crate::journal::Record>> {
+        if !crate::is_plain_name(run_id) {
+            return None;
+        }
+        let records = crate::journal::read(&self.journal_dir().join(format!("{run_id}.jsonl"))).ok()?;
+        matches!(records.last()?.event, crate::journal::event::Event::Ended { .. }).then_some(records)
+    }
+
     fn journal_dir(&self) -> PathBuf {
         self.dirs.data.join("runs")
     }
