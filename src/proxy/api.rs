@@ -146,6 +146,8 @@ pub async fn serve_router(listener: TcpListener, app: Router, shutdown: Cancella
                 }
             },
         };
+        // Answers and events are small writes: sent at once, not held for the peer's ACK.
+        let _ = stream.set_nodelay(true);
         let waiter = gate.enter();
         // The first request's headers are in once the service is called: off the queue.
         let (arrival, app) = (Arc::clone(&waiter), hyper_util::service::TowerToHyperService::new(app.clone()));

@@ -336,6 +336,7 @@ async fn a_game_day_in_the_browser() {
     let seen = watcher.await.unwrap().unwrap().as_f64().unwrap() as u64;
     // From the click (form post, journal, event, new fragment) to the projector's page.
     assert!(seen.saturating_sub(clicked) < 1000, "seen {} ms after the click", seen.saturating_sub(clicked));
+    eprintln!("the ack reached the projector's page {} ms after the click", seen.saturating_sub(clicked));
     let updates: u64 =
         room.find(Locator::Css("body")).await.unwrap().attr("data-updates").await.unwrap().unwrap().parse().unwrap();
     assert!(updates >= 1, "the page was updated in place, not reloaded");

@@ -413,7 +413,8 @@ fn a_grace_periods_sigkill_belongs_to_the_run_journaled_when_sent_and_never_sent
 
 /// What must not happen once a run has ended, seen on tokio's paused clock: real supervised
 /// processes, the real runner and killers, and minutes of paused time instead of seconds of
-/// waiting. The clock is paused once the replicas are up.
+/// waiting. The clock is paused for what needs no real process to move: after the run's end,
+/// and (for the grace period) from the run's start to its SIGKILL.
 mod paused {
     use std::path::Path;
     use std::sync::Arc;
@@ -487,19 +488,27 @@ mod paused {
     async fn no_round_follows_the_end_of_a_run() {
         let dir = tempfile::tempdir().unwrap();
         let supervisor = wallets("exec sleep 600", 2).await;
-        tokio::time::pause();
+        // The run in real time (a round waits for the last one's replica to be back, which takes
+        // real processes real time), until its second round is journaled.
         let (tx, task) = start(DRILL, &supervisor, dir.path());
-        // Rounds every 2 s: the first at once, more in the next five seconds.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        let journals = dir.path().to_owned();
+        let two = move || records(&journals, "target_killed").len() >= 2;
+        let watched = dir.path().to_owned();
+        let rounds = tokio::task::spawn_blocking(move || crate::harness::until(&watched, Duration::from_secs(30), two));
+        assert!(rounds.await.unwrap(), "rounds ran while the run did");
         tx.send(Command::Abort { by: "facilitator".into() }).await.unwrap();
         task.await.unwrap();
         let killed = records(dir.path(), "target_killed").len();
-        assert!(killed >= 2, "rounds ran while the run did");
-        tokio::time::resume();
-        // Whatever was killed is back; then ten minutes (300 rounds' worth) pass on the paused clock.
+        // Whatever was killed is back: each replica restarted once per kill of it and up (a
+        // replica still shown up may be one whose SIGKILL the supervisor has not reaped yet).
+        // Then ten minutes (300 rounds' worth) pass on the paused clock.
+        let kills = records(dir.path(), "target_killed");
         for n in 0..2 {
-            let up = |r: &firedrill::supervise::ReplicaStatus| r.state == ReplicaState::Healthy;
-            assert!(replica_becomes(&supervisor, &format!("wallet-{n}"), Duration::from_secs(10), up).await);
+            let id = format!("wallet-{n}");
+            let of_it = u32::try_from(kills.iter().filter(|k| k["target"] == id.as_str()).count()).unwrap();
+            let back =
+                |r: &firedrill::supervise::ReplicaStatus| r.restarts == of_it && r.state == ReplicaState::Healthy;
+            assert!(replica_becomes(&supervisor, &id, Duration::from_secs(10), back).await, "{id}: {kills:?}");
         }
         let pids: Vec<u32> = supervisor.replicas_of("wallet").iter().map(|r| r.pid.unwrap()).collect();
         let restarts: u32 = supervisor.replicas_of("wallet").iter().map(|r| r.restarts).sum();
