@@ -27,6 +27,7 @@ pub mod control;
 pub mod drill;
 pub mod duration;
 pub mod fault;
+pub mod gameday;
 pub mod journal;
 pub mod located;
 pub mod probe;

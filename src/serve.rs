@@ -42,6 +42,8 @@ pub struct ServeOptions {
     pub alertmanagers: Vec<String>,
     /// A second bearer token that opens the webhooks and nothing else (for Alertmanager).
     pub webhook_token: Option<String>,
+    /// Where game-day plans are (`gamedays/*.toml`); those with a `start` are scheduled.
+    pub gamedays: PathBuf,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -120,6 +122,12 @@ pub struct Daemon {
     pub rearmed: Vec<String>,
     /// The game-day console, under `/ui/` on the admin address.
     pub console: Arc<crate::console::Console>,
+    /// The game days.
+    pub gamedays: Arc<crate::gameday::Gamedays>,
+    /// Game days a crash left open, closed at start (as interrupted).
+    pub closed_gamedays: Vec<String>,
+    /// The plans scheduled.
+    pub scheduled: Vec<String>,
     listener: TcpListener,
     control_listener: TcpListener,
     token: Option<String>,
@@ -176,6 +184,7 @@ impl Daemon {
         };
         let supervisor = crate::supervise::Supervisor::with_logs(options.dirs.data.join("logs"));
         let kills = crate::fault::kill::Killers::new(supervisor);
+        let data = options.dirs.data.clone();
         let manager = Manager::new(proxies, kills, options.dirs);
         // `/metrics` shows the runs beside the proxies. A weak reference: the registry must not
         // keep the manager (and its runs) alive.
@@ -187,11 +196,22 @@ impl Daemon {
         }));
         let recovered = manager.recover().await;
         let rearmed = manager.rearm();
+        let gamedays = crate::gameday::Gamedays::new(
+            manager.clone(),
+            options.gamedays.clone(),
+            &data,
+            crate::gameday::notify::Retry::default(),
+        );
+        let closed_gamedays = gamedays.recover();
+        let scheduled = gamedays.schedule_all(i64::try_from(crate::clock::wall_ms()).unwrap_or(i64::MAX));
         Ok(Self {
             api,
             registry,
             control,
-            console: crate::console::Console::new(manager.clone(), options.token.clone()),
+            console: crate::console::Console::new(manager.clone(), gamedays.clone(), options.token.clone()),
+            gamedays,
+            closed_gamedays,
+            scheduled,
             manager,
             recovered,
             rearmed,
@@ -212,14 +232,16 @@ impl Daemon {
             .merge(crate::console::router(self.console.clone()));
         let server = tokio::spawn(api::serve_router(self.listener, app, stop.clone()));
         let control =
-            tokio::spawn(crate::control::serve(self.control_listener, self.manager.clone(), self.token, stop.clone()));
+            tokio::spawn(crate::control::serve(self.control_listener, self.gamedays.clone(), self.token, stop.clone()));
         let paging = CancellationToken::new();
         let pager = (!self.alertmanagers.is_empty()).then(|| {
             let manager = Arc::downgrade(&self.manager);
             tokio::spawn(crate::run::manager::page::push(manager, self.alertmanagers.clone(), paging.clone()))
         });
         shutdown.await;
-        // Runs first: every fault comes out before the proxies go away.
+        // Game days first, so none starts its next drill; then runs: every fault comes out
+        // before the proxies go away.
+        self.gamedays.shutdown().await;
         self.manager.shutdown().await;
         self.manager.supervisor().shutdown().await;
         // The runs have ended: what was sent firing is sent resolved.

@@ -121,6 +121,8 @@ async fn demo(
         caps: crate::proxy::budget::Caps::default(),
         alertmanagers: Vec::new(),
         webhook_token: None,
+        // The demo schedules nothing: its game days are started by hand.
+        gamedays: work.join("gamedays"),
     };
     let daemon = Daemon::start(serve).await.map_err(|error| match Failure::from(error) {
         Failure::Failed(e) => Failure::Failed(anyhow!(

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::serve::{Daemon, ServeError, ServeOptions};
 
 pub mod demo;
+pub mod gameday;
 pub mod remote;
 pub mod report;
 pub mod rules;
@@ -123,8 +124,45 @@ pub enum Command {
         #[arg(value_name = "JOURNAL")]
         journal: PathBuf,
     },
-    /// Report on scorecards over time: per team, drill and phase, against the targets.
+    /// Game days: plans with roles, a schedule and a sequence of drills (list, show, calendar),
+    /// and the daemon's game days (start, status, end).
+    Gameday {
+        /// What to do.
+        #[command(subcommand)]
+        command: gameday::GamedayCommand,
+    },
+    /// Take a note, or answer a debrief question, in the game day's journal (the one in
+    /// progress, else the latest); `firedrill report --gameday ID` shows them.
+    Note {
+        /// The note.
+        text: String,
+        /// The debrief question it answers (1-based, as `firedrill gameday show` numbers them).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        question: Option<u32>,
+        /// The game day (default: the one in progress, else the latest).
+        #[arg(long = "gameday", value_name = "ID", default_value = "")]
+        id: String,
+        /// Who writes it (default: your login name).
+        #[arg(long = "as", value_name = "NAME", env = "FIREDRILL_RESPONDER")]
+        by: Option<String>,
+        /// Where the daemon is.
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Report on scorecards over time: per team, drill and phase, against the targets; or one
+    /// game day's write-up (--gameday), or one person's practice (--responder).
     Report {
+        /// One game day's write-up: every run, the timeline, phase results, budget impact and
+        /// the debrief's notes (Markdown, or --format html).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["responder", "team", "drill"])]
+        gameday: Option<String>,
+        /// One person's practice: runs, phases they drove, medians against targets, drills never
+        /// practised.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["team", "drill"])]
+        responder: Option<String>,
+        /// The daemon's data directory, where game-day journals are (with --gameday).
+        #[arg(long, default_value = ".firedrill")]
+        data_dir: PathBuf,
         /// Only this team.
         #[arg(long)]
         team: Option<String>,
@@ -340,6 +378,10 @@ pub struct ServeArgs {
     /// Where scorecards are written (`<dir>/<team>/<run-id>.json`).
     #[arg(long, default_value = "scorecards")]
     pub scorecards: PathBuf,
+    /// Where game-day plans are (`gamedays start` takes their names); every plan with a `start`
+    /// is scheduled and started on time.
+    #[arg(long, default_value = "gamedays")]
+    pub gamedays: PathBuf,
     /// Apply drills' faults through this Toxiproxy-compatible API (`host:port`) instead of
     /// this daemon's own proxies.
     #[arg(long, env = "FIREDRILL_TOXIPROXY")]
@@ -387,6 +429,7 @@ impl ServeArgs {
             caps,
             alertmanagers: self.alertmanagers,
             webhook_token: self.webhook_token,
+            gamedays: self.gamedays,
         }
     }
 }
@@ -519,7 +562,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Ps { json, remote } => runtime()?.block_on(client::ps(&remote.remote(), json)),
         Command::Down { remote } => runtime()?.block_on(client::down(&remote.remote())),
-        Command::Report { team, drill, since, stale, drills, format, out, scorecards } => {
+        Command::Gameday { command } => gameday::run(command),
+        Command::Note { text, question, id, by, remote } => {
+            let by = Act { run_id: String::new(), by, remote: RemoteArgs { addr: String::new(), token: None } }.by();
+            gameday::note(&remote.remote(), id, by, text, question)
+        }
+        Command::Report { gameday: Some(id), data_dir, format, out, scorecards, .. } => {
+            report::gameday(&gameday::journals(&data_dir), &scorecards, &id, format, out.as_deref())
+        }
+        Command::Report { responder: Some(name), since, drills, format, out, scorecards, .. } => {
+            report::responder(&scorecards, &name, &since, &drills, format, out.as_deref())
+        }
+        Command::Report { team, drill, since, stale, drills, format, out, scorecards, .. } => {
             let args = crate::scorecard::report::ReportArgs { team, drill, since, stale, drills };
             report::report(&scorecards, args, format, out.as_deref())
         }

@@ -23,11 +23,11 @@ pub struct Remote {
 
 /// A connected client.
 pub struct Client {
-    inner: ControlClient<Channel>,
+    pub(super) inner: ControlClient<Channel>,
     token: Option<String>,
 }
 
-fn failure(status: &tonic::Status) -> Failure {
+pub(super) fn failure(status: &tonic::Status) -> Failure {
     let error = anyhow!("{}", status.message());
     match status.code() {
         tonic::Code::NotFound
@@ -50,7 +50,7 @@ impl Client {
         Ok(Self { inner, token: remote.token.clone() })
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(super) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(value) = self.token.as_ref().and_then(|t| format!("Bearer {t}").parse().ok()) {
             request.metadata_mut().insert("authorization", value);

@@ -39,6 +39,65 @@ pub fn report(
     Ok(())
 }
 
+fn emit(rendered: &str, out: Option<&std::path::Path>) -> Result<(), Failure> {
+    if let Some(path) = out {
+        return std::fs::write(path, rendered)
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::Failed);
+    }
+    print!("{rendered}");
+    Ok(())
+}
+
+/// `firedrill report --gameday ID`: the day's write-up.
+pub fn gameday(
+    journals: &std::path::Path,
+    scorecards: &std::path::Path,
+    id: &str,
+    format: ReportFormat,
+    out: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let day = crate::gameday::report::gather(journals, scorecards, id).map_err(|e| match e {
+        crate::gameday::GamedayError::Io(_) => Failure::Failed(e.into()),
+        _ => Failure::BadInput(anyhow!("{e} (looked in {}; --data-dir names the daemon's)", journals.display())),
+    })?;
+    let rendered = match format {
+        ReportFormat::Text | ReportFormat::Markdown => crate::gameday::report::markdown(&day),
+        ReportFormat::Html => crate::gameday::report::html(&day),
+        ReportFormat::Json => {
+            let value = serde_json::json!({ "id": day.id, "journal": day.records, "runs": day.runs.iter().map(|(id, card)| serde_json::json!({"run_id": id, "scorecard": card})).collect::<Vec<_>>() });
+            serde_json::to_string_pretty(&value).map_err(|e| Failure::Failed(e.into()))? + "\n"
+        }
+    };
+    emit(&rendered, out)
+}
+
+/// `firedrill report --responder NAME`: one person's practice.
+pub fn responder(
+    root: &std::path::Path,
+    name: &str,
+    since: &str,
+    drills: &std::path::Path,
+    format: ReportFormat,
+    out: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let since = crate::duration::parse(since).map_err(|e| Failure::BadInput(anyhow!("--since: {e}")))?;
+    let since_ms = crate::clock::wall_ms().saturating_sub(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    let (cards, _) = store::read_all(root);
+    let catalogue: Vec<String> = report::catalogue(drills).into_keys().collect();
+    let practice = crate::scorecard::practice::practice(&cards, name, &catalogue, since_ms);
+    let rendered = match format {
+        ReportFormat::Text | ReportFormat::Markdown => crate::scorecard::practice::markdown(&practice),
+        ReportFormat::Json => serde_json::to_string_pretty(&practice).map_err(|e| Failure::Failed(e.into()))? + "\n",
+        ReportFormat::Html => {
+            return Err(Failure::BadInput(anyhow!(
+                "--responder writes text, markdown or json; --format html is for team reports and --gameday"
+            )));
+        }
+    };
+    emit(&rendered, out)
+}
+
 /// `firedrill readiness`: prints the verdict, writes JUnit if asked; NOT READY fails (exit 1).
 pub fn readiness(
     team: &str,

@@ -73,7 +73,10 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
         }
     }
     let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for file in files.iter().filter(|p| !is_proxy_file(p)) {
+    let (plans, drills): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        files.iter().filter(|p| !is_proxy_file(p)).partition(|p| crate::gameday::plan::is_plan(p));
+    validate_plans(&plans, &mut problems);
+    for file in drills {
         match drill::load(file, &environment) {
             Ok(drill) => {
                 if let Some(first) = names.insert(drill.name.clone(), file.clone()) {
@@ -123,6 +126,36 @@ pub fn run(paths: &[PathBuf]) -> Result<(), Failure> {
         eprintln!("{problem}");
     }
     Err(Failure::BadInput(anyhow!("{} problem(s) found; nothing was changed", problems.len())))
+}
+
+/// Checks game-day plans; their drill names against `drills/` beside them (or here).
+fn validate_plans(plans: &[&PathBuf], problems: &mut Vec<String>) {
+    for file in plans {
+        let known = super::gameday::drills_beside(file);
+        match crate::gameday::plan::load(file, known.as_deref()) {
+            Ok(plan) => {
+                let when = plan.when.as_ref().map_or_else(
+                    || "started by hand".to_owned(),
+                    |w| {
+                        format!(
+                            "from {} {}{}",
+                            w.start.format("%Y-%m-%d %H:%M"),
+                            w.zone.name(),
+                            w.repeat.as_ref().map_or_else(String::new, |r| format!(", {r}"))
+                        )
+                    },
+                );
+                println!("ok  {}  (game day {}: {} step(s), {when})", file.display(), plan.name, plan.sequence.len());
+                if known.is_none() {
+                    println!(
+                        "warning  {}: no drills/ directory beside it or here: its drill names were not checked",
+                        file.display()
+                    );
+                }
+            }
+            Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
+        }
+    }
 }
 
 /// What a drill's SLO makes impossible: burn-rate rules that can never fire, and expected

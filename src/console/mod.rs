@@ -50,12 +50,14 @@ pub struct Console {
     /// is on the machine facilitates.
     token: Option<String>,
     sessions: Sessions,
+    /// The daemon's game days: the kill switch ends the one in progress.
+    gamedays: Arc<crate::gameday::Gamedays>,
 }
 
 impl Console {
     /// A console over `manager`'s runs.
-    pub fn new(manager: Arc<Manager>, token: Option<String>) -> Arc<Self> {
-        Arc::new(Self { manager, token, sessions: Sessions::default() })
+    pub fn new(manager: Arc<Manager>, gamedays: Arc<crate::gameday::Gamedays>, token: Option<String>) -> Arc<Self> {
+        Arc::new(Self { manager, gamedays, token, sessions: Sessions::default() })
     }
 
     /// The path a responder opens to join (`/ui/join/CODE`).
@@ -368,8 +370,13 @@ async fn abort(
     Form(form): Form<std::collections::HashMap<String, String>>,
 ) -> Result<Response, Denied> {
     let (id, _) = posted(&console, &headers, &form, |r| r == Role::Facilitator, "only the facilitator aborts")?;
+    // The game day first: it must not start its next drill once the kill switch is pressed.
+    let day = console.gamedays.end_all("facilitator (console)").await;
     let aborted = console.manager.abort_all("facilitator (console)").await;
-    let flash = format!("Aborted {} run(s); disarmed {} blind drill(s).", aborted.runs.len(), aborted.disarmed);
+    let mut flash = format!("Aborted {} run(s); disarmed {} blind drill(s).", aborted.runs.len(), aborted.disarmed);
+    if let Some(day) = day {
+        flash = format!("{flash} Ended game day {day}.");
+    }
     console.sessions.update(&id, |s| s.flash = Some(flash));
     Ok(Redirect::to(PREFIX).into_response())
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::manager::Manager;
+use crate::gameday::Gamedays;
 
 /// The control API's default address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8475";
@@ -17,12 +17,12 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8475";
 /// `authorization: Bearer <token>`.
 pub async fn serve(
     listener: TcpListener,
-    manager: Arc<Manager>,
+    gamedays: Arc<Gamedays>,
     token: Option<String>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let service = proto::control_server::ControlServer::with_interceptor(
-        service::ControlService::new(manager),
+        service::ControlService::new(gamedays),
         move |request: tonic::Request<()>| {
             let Some(token) = &token else { return Ok(request) };
             let given = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();

@@ -8,10 +8,11 @@ use tonic::{Request, Response, Status};
 
 use super::proto::control_server::Control;
 use super::proto::{
-    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, DownReply, DryRunReply, HintReply,
-    PhaseStatus, PsReply, PsRequest, Replica, RunEvent, RunStatus, StartRequest, StatusReply, StatusRequest, UpRequest,
-    WatchRequest,
+    AbortReply, AbortRequest, ActRequest, DiagnoseReply, DiagnoseRequest, DownReply, DryRunReply, GamedayReply,
+    GamedayRequest, HintReply, NoteRequest, PhaseStatus, PsReply, PsRequest, Replica, RunEvent, RunStatus,
+    StartRequest, StatusReply, StatusRequest, UpRequest, WatchRequest,
 };
+use crate::gameday::{GamedayError, Gamedays};
 use crate::journal::Record;
 use crate::run::manager::{Manager, ManagerError, Route, RunView};
 use crate::run::runner::Refusal;
@@ -22,12 +23,13 @@ const WATCH_QUEUE: usize = 64;
 /// The control service of one daemon.
 pub struct ControlService {
     manager: Arc<Manager>,
+    gamedays: Arc<Gamedays>,
 }
 
 impl ControlService {
-    /// Serves `manager`'s runs.
-    pub fn new(manager: Arc<Manager>) -> Self {
-        Self { manager }
+    /// Serves the runs and game days of a daemon.
+    pub fn new(gamedays: Arc<Gamedays>) -> Self {
+        Self { manager: gamedays.manager().clone(), gamedays }
     }
 
     fn view(&self, run_id: &str) -> Result<RunStatus, Status> {
@@ -49,6 +51,21 @@ fn status(err: ManagerError) -> Status {
         | ManagerError::Conflict { .. } => Status::failed_precondition(err.to_string()),
         ManagerError::Run(_) | ManagerError::Arm(_) => Status::internal(err.to_string()),
         ManagerError::Proxies(_) => Status::unavailable(err.to_string()),
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // a `map_err` adapter: it takes what `map_err` gives
+fn gameday_status(err: GamedayError) -> Status {
+    match err {
+        GamedayError::NoPlan(_) | GamedayError::NoGameday(_) | GamedayError::NoneYet => {
+            Status::not_found(err.to_string())
+        }
+        GamedayError::BadPlan(_) | GamedayError::BadNote(_) => Status::invalid_argument(err.to_string()),
+        GamedayError::InProgress(_) | GamedayError::NoneInProgress | GamedayError::NotInProgress(_) => {
+            Status::failed_precondition(err.to_string())
+        }
+        GamedayError::Stopping => Status::unavailable(err.to_string()),
+        GamedayError::Io(_) => Status::internal(err.to_string()),
     }
 }
 
@@ -230,6 +247,8 @@ impl Control for ControlService {
         let r = request.into_inner();
         let by = who(&r.by)?;
         if r.all {
+            // The game day first: it must not start its next drill once the kill switch is pressed.
+            self.gamedays.end_all(&by).await;
             let done = self.manager.abort_all(&by).await;
             let disarmed = u32::try_from(done.disarmed).unwrap_or(u32::MAX);
             return Ok(Response::new(AbortReply { aborted: done.runs, disarmed }));
@@ -317,6 +336,41 @@ impl Control for ControlService {
         let supervisor = self.manager.supervisor();
         supervisor.up(services).map_err(|e| Status::already_exists(e.to_string()))?;
         Ok(Response::new(ps(supervisor)))
+    }
+
+    async fn gameday_start(&self, request: Request<GamedayRequest>) -> Result<Response<GamedayReply>, Status> {
+        let r = request.into_inner();
+        let by = who(&r.by)?;
+        let id = self.gamedays.start(&r.plan, &by).map_err(gameday_status)?;
+        Ok(Response::new(GamedayReply { id, json: String::new() }))
+    }
+
+    async fn gameday_end(&self, request: Request<GamedayRequest>) -> Result<Response<GamedayReply>, Status> {
+        let r = request.into_inner();
+        let by = who(&r.by)?;
+        let id = self.gamedays.end(&r.id, &by).await.map_err(gameday_status)?;
+        Ok(Response::new(GamedayReply { id, json: String::new() }))
+    }
+
+    async fn gameday_status(&self, request: Request<GamedayRequest>) -> Result<Response<GamedayReply>, Status> {
+        let r = request.into_inner();
+        let mut overview = self.gamedays.overview();
+        if !r.id.is_empty() {
+            overview.days.retain(|d| d.id == r.id);
+            if overview.days.is_empty() {
+                return Err(gameday_status(GamedayError::NoGameday(r.id)));
+            }
+        }
+        let json = serde_json::to_string(&overview).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(GamedayReply { id: self.gamedays.in_progress().unwrap_or_default(), json }))
+    }
+
+    async fn note(&self, request: Request<NoteRequest>) -> Result<Response<GamedayReply>, Status> {
+        let r = request.into_inner();
+        let by = who(&r.by)?;
+        let question = (r.question > 0).then_some(r.question as usize);
+        let id = self.gamedays.note(&r.id, &by, &r.text, question).map_err(gameday_status)?;
+        Ok(Response::new(GamedayReply { id, json: String::new() }))
     }
 
     async fn ps(&self, _request: Request<PsRequest>) -> Result<Response<PsReply>, Status> {

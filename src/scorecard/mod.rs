@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod glance;
 pub mod html;
+pub mod practice;
 pub mod readiness;
 pub mod report;
 pub mod store;
@@ -142,6 +143,13 @@ pub struct Scorecard {
     pub false_alarms: Vec<FalseAlarm>,
     /// Who named the cause correctly.
     pub diagnosed_by: Option<String>,
+    /// Who declared the mitigation the steady state confirmed (absent: none, or confirmed
+    /// without a declaration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mitigated_by: Option<String>,
+    /// Who declared the run resolved, when it counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
     /// Wrong diagnoses, in order.
     pub wrong_diagnoses: Vec<WrongDiagnosis>,
     /// Hints revealed, in order.
@@ -326,6 +334,7 @@ impl Scorecard {
         // Kinds by fault index: a fault that failed to go in practised nothing.
         let mut kinds = std::collections::BTreeMap::new();
         let (mut diagnosed, mut mitigated, mut declared) = (None, None, None);
+        let (mut mitigate_by, mut declared_by): (Option<String>, Option<String>) = (None, None);
         let mut resolved = None;
         for (position, record) in records.iter().enumerate().skip(1) {
             let counts = t0_at.is_some_and(|t0_at| position >= t0_at);
@@ -382,8 +391,15 @@ impl Scorecard {
                 Event::Hint { index, by, .. } => {
                     card.hints.push(HintUsed { at_ms: since(record.t_ms), index: *index, by: by.clone() });
                 }
-                Event::Mitigated { since_ms } if counts && mitigated.is_none() => mitigated = Some(since(*since_ms)),
-                Event::ResolveDeclared { .. } if counts => declared = Some(since(record.t_ms)),
+                Event::MitigateDeclared { by } if counts => mitigate_by = Some(by.clone()),
+                Event::Mitigated { since_ms } if counts && mitigated.is_none() => {
+                    mitigated = Some(since(*since_ms));
+                    card.mitigated_by = mitigate_by.take();
+                }
+                Event::ResolveDeclared { by, .. } if counts => {
+                    declared = Some(since(record.t_ms));
+                    declared_by = Some(by.clone());
+                }
                 Event::Ended { outcome, reason } => {
                     card.outcome = Some(*outcome);
                     card.outcome_reason.clone_from(reason);
@@ -391,6 +407,7 @@ impl Scorecard {
                     // not charged to the team. A crash during that verification keeps it.
                     if matches!(outcome, Outcome::Resolved | Outcome::Interrupted) {
                         resolved = declared;
+                        card.resolved_by = declared.and(declared_by.clone());
                     }
                 }
                 _ => {}
@@ -432,6 +449,8 @@ impl Scorecard {
             detection: Detection::default(),
             false_alarms: Vec::new(),
             diagnosed_by: None,
+            mitigated_by: None,
+            resolved_by: None,
             wrong_diagnoses: Vec::new(),
             hints: Vec::new(),
             faults_applied: 0,

@@ -57,7 +57,13 @@ async fn grpc_server(dir: &Path, stop: &CancellationToken) -> std::net::SocketAd
     let manager = Manager::new(Proxies::Local(registry), Killers::new(Supervisor::new()), dirs);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(firedrill::control::serve(listener, Arc::clone(&manager), None, stop.clone()));
+    let gamedays = firedrill::gameday::Gamedays::new(
+        Arc::clone(&manager),
+        dir.join("gamedays"),
+        &dir.join("data"),
+        firedrill::gameday::notify::Retry::default(),
+    );
+    tokio::spawn(firedrill::control::serve(listener, gamedays, None, stop.clone()));
     address
 }
 

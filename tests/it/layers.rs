@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("run", 3),
     ("scorecard", 3),
     ("console", 4),
+    ("gameday", 4),
     ("control", 4),
     ("serve", 4),
     ("shop", 4),

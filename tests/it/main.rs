@@ -8,6 +8,7 @@ mod console;
 mod demo;
 mod docker;
 mod drill_e2e;
+mod gameday;
 mod garbage;
 mod grpc;
 mod harness;

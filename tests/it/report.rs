@@ -54,6 +54,8 @@ fn card(team: &str, drill: &str, n: u32, days_ago: u64, seconds: [Option<u64>; 4
             machine_alert: n.is_multiple_of(2).then(|| "Latency".into()),
         },
         diagnosed_by: seconds[1].map(|_| "ana".into()),
+        mitigated_by: None,
+        resolved_by: None,
         wrong_diagnoses: Vec::new(),
         hints: Vec::new(),
         faults_applied: 1,

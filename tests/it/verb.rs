@@ -49,6 +49,12 @@ impl Verb {
         self
     }
 
+    /// Run in `dir`.
+    pub fn dir(mut self, dir: &std::path::Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// Without `key` in its environment.
     pub fn env_remove(mut self, key: &str) -> Self {
         self.command.env_remove(key);

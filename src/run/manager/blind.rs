@@ -97,7 +97,7 @@ impl Manager {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(delay) => {
                     let Arming { drill, team, responder, seed, .. } = arming;
-                    if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number)).await {
+                    if let Err(err) = manager.start_run(&drill, &team, responder, Some(seed), Some(number), true).await {
                         tracing::error!(%err, "the blind drill could not start");
                         // Status says so, instead of the responder waiting for nothing; then the
                         // arming's file goes (whoever watches the files sees status already say it).

@@ -332,7 +332,19 @@ impl Manager {
         responder: Option<String>,
         seed: Option<u64>,
     ) -> Result<String, ManagerError> {
-        self.start_run(drill, team, responder, seed, None).await
+        self.start_run(drill, team, responder, seed, None, false).await
+    }
+
+    /// Starts `drill` sealed, as a blind drill runs: status and watch name neither the drill nor
+    /// its faults until it ends (a game day's blind pick, drawn by the caller).
+    pub async fn start_sealed(
+        self: &Arc<Self>,
+        drill: &str,
+        team: &str,
+        responder: Option<String>,
+        seed: Option<u64>,
+    ) -> Result<String, ManagerError> {
+        self.start_run(drill, team, responder, seed, None, true).await
     }
 
     async fn start_run(
@@ -342,8 +354,8 @@ impl Manager {
         responder: Option<String>,
         seed: Option<u64>,
         armed: Option<u64>,
+        blind: bool,
     ) -> Result<String, ManagerError> {
-        let blind = armed.is_some();
         let path = self.find_drill(drill)?;
         let environment = self.environment().await?;
         let drill = drill::load(&path, &environment).map_err(|errors| {
