@@ -252,7 +252,7 @@ async fn a_scheduled_game_day_starts_on_time_and_ends_with_its_faults_out() {
     assert_eq!(daemon.schedule_all(now_ms()), ["side"]);
     std::fs::create_dir_all(data.join("gamedays")).unwrap();
     let journals = data.join("gamedays");
-    let started = |_: ()| daemon.overview().days.into_iter().find(|d| !d.runs.is_empty());
+    let started = |(): ()| daemon.overview().days.into_iter().find(|d| !d.runs.is_empty());
     let found = tokio::task::block_in_place(|| until(&journals, Duration::from_secs(30), || started(()).is_some()));
     assert!(found, "the scheduled game day started and started its drill");
     let day = started(()).unwrap();
@@ -321,7 +321,7 @@ fn a_plan_with_mistakes_is_refused_with_each_located() {
     let text = "[gameday]\ntitle = \"x\"\nteam = \"shop\"\nstart = \"2027-03-28 02:30\"\ntime_zone = \"Europe/Berlin\"\n\n\
                 [roles]\nresponders = [\"Bo <bo@nowhere\"]\n\n[[sequence]]\ndrill = \"sied\"\n\n[[sequence]]\nbreak = \"5 minutes\"\n";
     std::fs::write(dir.path().join("gamedays/bad.toml"), text).unwrap();
-    let ran = crate::verb::Verb::new(&["validate", "gamedays/bad.toml"]).dir(dir.path()).run();
+    let ran = crate::verb::Verb::new(["validate", "gamedays/bad.toml"]).dir(dir.path()).run();
     assert_eq!(ran.code, Some(2), "{}{}", ran.stdout, ran.stderr);
     for expected in [
         "gamedays/bad.toml:4:9: 2027-03-28 02:30:00 does not exist in Europe/Berlin",
@@ -337,7 +337,7 @@ fn a_plan_with_mistakes_is_refused_with_each_located() {
         "[gameday]\ntitle = \"x\"\nteam = \"shop\"\nrepeats = \"FREQ=DAILY\"\n",
     )
     .unwrap();
-    let ran = crate::verb::Verb::new(&["validate", "gamedays/bad.toml"]).dir(dir.path()).run();
+    let ran = crate::verb::Verb::new(["validate", "gamedays/bad.toml"]).dir(dir.path()).run();
     assert_eq!(ran.code, Some(2));
     assert!(ran.stderr.contains("gamedays/bad.toml:4:1: unknown field `repeats`"), "{}", ran.stderr);
 }
@@ -364,7 +364,7 @@ fn the_calendar_file_reads_back_in_python_icalendar_with_its_occurrences_and_att
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gamedays/fortnightly.toml");
     let ics = dir.path().join("shop.ics");
     let ran =
-        crate::verb::Verb::new(&["gameday", "calendar", plan.to_str().unwrap(), "--out", ics.to_str().unwrap()]).run();
+        crate::verb::Verb::new(["gameday", "calendar", plan.to_str().unwrap(), "--out", ics.to_str().unwrap()]).run();
     assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
     let script = r#"
 import sys, json, datetime, zoneinfo
@@ -424,4 +424,199 @@ print(json.dumps({
             "urn:firedrill:person:Dee OPT-PARTICIPANT Dee"
         ])
     );
+}
+
+/// `firedrill status --json`'s run of `drill` whose fault is in, if any.
+fn run_with_fault_in(serve: &ServeProcess, drill: &str) -> Option<String> {
+    let (_, out, _) = serve.verb(&["status", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).ok()?;
+    runs.as_array()?
+        .iter()
+        .find(|r| r["drill"] == drill && r["fault_in_ms"].is_u64() && r["outcome"].as_str().is_none_or(str::is_empty))
+        .and_then(|r| r["run_id"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn a_whole_game_day_on_the_shop_two_drills_and_a_break_down_to_its_write_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ports = Ports::free().unwrap();
+    for sub in ["proxies", "drills"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = ports.relocate(&std::fs::read_to_string(&path).unwrap());
+            std::fs::write(dir.path().join(sub).join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let exe = Path::new(env!("CARGO_BIN_EXE_firedrill"));
+    std::fs::write(dir.path().join("shop.toml"), firedrill::shop::environment(exe, ports)).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The receiver fails the first notification once: it is retried, in order.
+    let hook = runtime.block_on(receiver(1));
+    std::fs::create_dir(dir.path().join("gamedays")).unwrap();
+    let plan = format!(
+        r#"[gameday]
+title = "Shop game day"
+team = "shop"
+
+[roles]
+facilitator = "Ana"
+responders = ["Bo", "Cy"]
+observers = ["Dee"]
+
+[[sequence]]
+drill = "partner-503-burst"
+
+[[sequence]]
+break = "3s"
+
+[[sequence]]
+drill = "partner-latency"
+
+[environment]
+up = "../shop.toml"
+
+[debrief]
+questions = ["What told you first?", "What would have made it faster?"]
+
+[[notify]]
+url = "{}"
+format = "json"
+"#,
+        hook.url
+    );
+    std::fs::write(dir.path().join("gamedays/day.toml"), plan).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &["proxies/shop.json"]);
+    let (code, out, err) = serve.verb(&["gameday", "start", "day", "--as", "Ana"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let id = out.split_whitespace().nth(2).unwrap().to_owned();
+    // A second game day while this one runs is refused.
+    let (code, _, err) = serve.verb(&["gameday", "start", "day", "--as", "Ana"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is in progress"), "{err}");
+    for (drill, diagnosis) in
+        [("partner-503-burst", "the partner returns 503 errors"), ("partner-latency", "the partner is slow")]
+    {
+        let mut run = None;
+        assert!(
+            until(dir.path(), Duration::from_secs(90), || {
+                run = run_with_fault_in(&serve, drill);
+                run.is_some()
+            }),
+            "{drill}: the game day started it and its fault went in"
+        );
+        let run = run.unwrap();
+        for (verb, who) in [(vec!["ack"], "Bo"), (vec!["diagnose", diagnosis], "Cy"), (vec!["resolve"], "Bo")] {
+            let mut args = verb.clone();
+            args.extend(["--run", &run, "--as", who]);
+            let (code, out, err) = serve.verb(&args);
+            assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        }
+    }
+    let journal = dir.path().join(format!(".firedrill/gamedays/{id}.jsonl"));
+    let ended = || log::read(&journal).is_ok_and(|r| r.iter().any(|r| matches!(r.event, DayEvent::Ended { .. })));
+    assert!(until(dir.path(), Duration::from_secs(60), ended), "the day ended after its last step");
+    let (code, out, err) = serve.verb(&["gameday", "status", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let overview: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let day = &overview["days"][0];
+    assert_eq!(day["state"], "completed", "{day}");
+    assert_eq!(day["runs"].as_array().unwrap().len(), 2);
+    assert!(day["runs"].as_array().unwrap().iter().all(|r| r[2] == "resolved"), "{day}");
+
+    // The debrief, then the write-up.
+    for args in [
+        vec!["note", "The burn-rate page came before anyone looked", "--question", "1", "--as", "Dee"],
+        vec!["note", "Ask the partner for a status page", "--as", "Ana"],
+    ] {
+        let (code, out, err) = serve.verb(&args);
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(out.contains(&id), "{out}");
+    }
+    let (code, _, err) = serve.verb(&["note", "x", "--question", "3", "--as", "Dee"]);
+    assert_eq!(code, Some(2), "only two questions: {err}");
+    check_write_up(dir.path(), &id);
+    check_notifications(&runtime, &hook);
+    let _ = serve.verb(&["down"]);
+}
+
+/// The day's write-up, Markdown and HTML, and Bo's practice.
+fn check_write_up(dir: &Path, id: &str) {
+    let report = crate::verb::Verb::new(["report", "--gameday", id]).dir(dir).run();
+    assert_eq!(report.code, Some(0), "{}", report.stderr);
+    let text = report.stdout;
+    for expected in [
+        "# Shop game day — game day",
+        "2 drill(s) run, 2 resolved",
+        "| partner-503-burst | resolved |",
+        "| partner-latency | resolved |",
+        "step 2: a break of 3s",
+        "partner-503-burst: detected by Bo",
+        "partner-latency: diagnosed by Cy",
+        "resolved by Bo",
+        "of the production budget",
+        "### 1. What told you first?",
+        "- **Dee**: The burn-rate page came before anyone looked",
+        "### 2. What would have made it faster?\n\n_No answer recorded._",
+        "- **Ana**: Ask the partner for a status page",
+        "the game day completed",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    let html =
+        crate::verb::Verb::new(["report", "--gameday", id, "--format", "html", "--out", "day.html"]).dir(dir).run();
+    assert_eq!(html.code, Some(0), "{}", html.stderr);
+    let page = std::fs::read_to_string(dir.join("day.html")).unwrap();
+    assert!(page.contains("<table") && page.contains("The burn-rate page came before anyone looked"));
+    assert!(
+        !page.contains("<script") && !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "self-contained"
+    );
+    // One person's practice.
+    let practice = crate::verb::Verb::new(["report", "--responder", "Bo", "--drills", "drills"]).dir(dir).run();
+    assert_eq!(practice.code, Some(0), "{}", practice.stderr);
+    assert!(practice.stdout.contains("2 run(s)"), "{}", practice.stdout);
+    assert!(
+        practice.stdout.contains("| detect | 2 |") && practice.stdout.contains("| resolve | 2 |"),
+        "{}",
+        practice.stdout
+    );
+    assert!(
+        practice.stdout.contains("## Never practised") && practice.stdout.contains("wallet-blackhole"),
+        "{}",
+        practice.stdout
+    );
+}
+
+/// Every notification of the day arrived, in order, the first after one retry.
+fn check_notifications(runtime: &tokio::runtime::Runtime, hook: &Receiver) {
+    // Every notification arrived, in order, the first after one retry.
+    let events = || {
+        hook.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["event"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let expected = ["gameday_started", "drill_started", "drill_ended", "drill_started", "drill_ended", "gameday_ended"];
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while events().len() < expected.len() {
+                let notified = hook.got.notified();
+                if events().len() >= expected.len() {
+                    break;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap();
+    });
+    assert_eq!(events(), expected);
+    assert_eq!(hook.hits.load(Ordering::SeqCst), expected.len() + 1);
+    let last = hook.bodies.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last["outcome"], "completed");
+    assert_eq!(last["summary"].as_array().unwrap().len(), 2);
 }
