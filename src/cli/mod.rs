@@ -200,6 +200,10 @@ pub enum Command {
         /// Also write the verdict as JUnit XML here.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// The team file with its on-call rotation (`[team]` `on_call = [...]`), for a policy's
+        /// `every_on_call_practised_within` (default: `teams/TEAM.toml` when it exists).
+        #[arg(long)]
+        team_file: Option<PathBuf>,
         /// Where the drills are (the required set when the policy names none).
         #[arg(long, default_value = "drills")]
         drills: PathBuf,
@@ -577,8 +581,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let args = crate::scorecard::report::ReportArgs { team, drill, since, stale, drills };
             report::report(&scorecards, args, format, out.as_deref())
         }
-        Command::Readiness { team, policy, junit, drills, scorecards } => {
-            report::readiness(&team, policy.as_deref(), junit.as_deref(), &drills, &scorecards)
+        Command::Readiness { team, policy, junit, team_file, drills, scorecards } => {
+            let files = report::ReadinessFiles { policy, junit, team_file, drills, scorecards };
+            report::readiness(&team, &files)
         }
         Command::Replay { journal } => {
             let records = crate::journal::read(&journal).map_err(|e| Failure::BadInput(e.into()))?;

@@ -98,14 +98,24 @@ pub fn responder(
     emit(&rendered, out)
 }
 
+/// The files `firedrill readiness` reads and writes.
+pub struct ReadinessFiles {
+    /// The policy (default: [`Policy::default`]).
+    pub policy: Option<std::path::PathBuf>,
+    /// Where to write JUnit XML.
+    pub junit: Option<std::path::PathBuf>,
+    /// The team file (default: `teams/<team>.toml` when it exists).
+    pub team_file: Option<std::path::PathBuf>,
+    /// The drill directory.
+    pub drills: std::path::PathBuf,
+    /// The scorecards.
+    pub scorecards: std::path::PathBuf,
+}
+
 /// `firedrill readiness`: prints the verdict, writes JUnit if asked; NOT READY fails (exit 1).
-pub fn readiness(
-    team: &str,
-    policy: Option<&std::path::Path>,
-    junit_path: Option<&std::path::Path>,
-    drills: &std::path::Path,
-    root: &std::path::Path,
-) -> Result<(), Failure> {
+pub fn readiness(team: &str, files: &ReadinessFiles) -> Result<(), Failure> {
+    let (policy, junit_path, drills, root) =
+        (files.policy.as_deref(), files.junit.as_deref(), files.drills.as_path(), files.scorecards.as_path());
     // A readiness that fails on bad input must not leave an earlier verdict behind: a stale
     // green gate is worse than none.
     if let Some(path) = junit_path {
@@ -120,12 +130,18 @@ pub fn readiness(
         }
     }
     let started = std::time::Instant::now();
-    let policy = match policy {
-        Some(path) => Policy::load(path).map_err(|errors| {
-            Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
-        })?,
+    let located = |errors: Vec<crate::located::LocatedError>| {
+        Failure::BadInput(anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+    };
+    let mut policy = match policy {
+        Some(path) => Policy::load(path).map_err(located)?,
         None => Policy::default(),
     };
+    let default_team_file = std::path::Path::new("teams").join(format!("{team}.toml"));
+    let team_file = files.team_file.clone().or_else(|| default_team_file.is_file().then_some(default_team_file));
+    if let Some(path) = team_file {
+        policy.on_call = readiness::on_call_rotation(&path).map_err(located)?;
+    }
     let required = if policy.required_drills.is_empty() {
         readiness::required_drills(drills).map_err(|e| Failure::BadInput(e.into()))?
     } else {

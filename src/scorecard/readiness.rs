@@ -22,6 +22,12 @@ pub struct Policy {
     /// Whether scorecards that cannot be read (torn, from a newer firedrill, copies of a run) may
     /// be ignored; by default they make the verdict NOT READY, since they may hide a failure.
     pub allow_unreadable: bool,
+    /// Every person of the team's on-call rotation must have taken part in a run of the team
+    /// within this span (`90d`); unset: not required.
+    pub every_on_call_practised_within: Option<String>,
+    /// The on-call rotation, from the team file (`teams/<team>.toml`), not the policy file.
+    #[serde(skip)]
+    pub on_call: Vec<String>,
 }
 
 impl Default for Policy {
@@ -32,6 +38,8 @@ impl Default for Policy {
             window: "60d".into(),
             last_runs_meet_targets: 2,
             allow_unreadable: false,
+            every_on_call_practised_within: None,
+            on_call: Vec::new(),
         }
     }
 }
@@ -52,6 +60,7 @@ impl Policy {
         #[derive(Deserialize)]
         struct Window {
             window: Option<toml::Spanned<String>>,
+            every_on_call_practised_within: Option<toml::Spanned<String>>,
         }
         let mut errors = crate::located::Errors::new(path, text);
         let Some(policy) = errors.parse::<Self>() else { return Err(errors.into_list()) };
@@ -60,8 +69,84 @@ impl Policy {
             errors.at(&span, format!("window: {e} (write days as `60d`, or a duration such as `12h`)"));
             return Err(errors.into_list());
         }
+        if let Some(Err(e)) = policy.every_on_call_practised_within.as_deref().map(crate::duration::parse) {
+            let span = toml::from_str::<Window>(text)
+                .ok()
+                .and_then(|w| w.every_on_call_practised_within)
+                .map_or(0..0, |w| w.span());
+            errors.at(&span, format!("every_on_call_practised_within: {e} (write days as `90d`)"));
+            return Err(errors.into_list());
+        }
         Ok(policy)
     }
+}
+
+/// A team file (`teams/<team>.toml`): `[team]` with its `on_call` rotation.
+pub fn on_call_rotation(path: &std::path::Path) -> Result<Vec<String>, Vec<crate::located::LocatedError>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TeamFile {
+        team: TeamSection,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TeamSection {
+        #[serde(default)]
+        on_call: Vec<String>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let message = format!("cannot read the team file: {e}");
+        vec![crate::located::LocatedError { path: path.to_owned(), line: 1, column: 1, message }]
+    })?;
+    let mut errors = crate::located::Errors::new(path, &text);
+    errors.parse::<TeamFile>().map(|f| f.team.on_call).ok_or_else(|| errors.into_list())
+}
+
+/// The on-call requirement: each person of the rotation took part in one of the team's runs
+/// within the span.
+fn on_call_requirement(
+    policy: &Policy,
+    team: &str,
+    cards: &[Scorecard],
+    now_ms: u64,
+) -> Option<Result<Requirement, String>> {
+    let within = policy.every_on_call_practised_within.as_ref()?;
+    let span = match crate::duration::parse(within) {
+        Ok(span) => span,
+        Err(e) => return Some(Err(format!("every_on_call_practised_within: {e}"))),
+    };
+    let since = now_ms.saturating_sub(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
+    let name = format!("everyone on call practised within {within}");
+    if policy.on_call.is_empty() {
+        return Some(Ok(Requirement {
+            drill: "(on-call rotation)".into(),
+            name,
+            failure: Some(format!(
+                "the policy requires it but no on-call rotation is known: list it in teams/{team}.toml as                  `[team]` `on_call = [\"name\", …]` (or --team-file)"
+            )),
+        }));
+    }
+    let lapsed: Vec<String> = policy
+        .on_call
+        .iter()
+        .filter_map(|person| {
+            let last = cards
+                .iter()
+                .filter(|c| c.team == team && counts(c) && super::practice::took_part(c, person))
+                .map(|c| c.started_wall_ms)
+                .max();
+            match last {
+                Some(last) if last >= since => None,
+                Some(last) => Some(format!("{person} last practised on {}", super::glance::date(last))),
+                None => Some(format!("{person} never practised")),
+            }
+        })
+        .collect();
+    Some(Ok(Requirement {
+        drill: "(on-call rotation)".into(),
+        name,
+        failure: (!lapsed.is_empty()).then(|| lapsed.join("; ")),
+    }))
 }
 
 /// One requirement and whether it holds.
@@ -175,6 +260,9 @@ pub fn evaluate(
                 failure: (!missing.is_empty()).then(|| missing.join("; ")),
             });
         }
+    }
+    if let Some(requirement) = on_call_requirement(policy, team, cards, now_ms) {
+        out.push(requirement?);
     }
     Ok(out)
 }

@@ -465,3 +465,48 @@ fn the_html_report_opens_on_the_managers_answer() {
     // The charts are labelled with dates, not run numbers.
     assert!(html.contains("run start (UTC)") && !html.contains(">run<"));
 }
+
+#[test]
+fn readiness_can_require_everyone_on_call_to_have_practised() {
+    let day = 86_400_000;
+    // Bo acknowledged 10 days ago; Cy resolved 100 days ago; Dee never took part.
+    let mut recent = card("payments", "partner-latency", 1, 10, [Some(60), Some(200), Some(300), Some(600)]);
+    recent.detection.human_by = Some("Bo".into());
+    let mut old = card("payments", "partner-latency", 2, 100, [Some(60), Some(200), Some(300), Some(600)]);
+    old.resolved_by = Some("Cy".into());
+    let cards = [recent, old];
+    let required = ["partner-latency".to_owned()];
+    let policy = Policy {
+        every_on_call_practised_within: Some("90d".into()),
+        on_call: vec!["Bo".into(), "Cy".into(), "Dee".into()],
+        min_runs: 1,
+        last_runs_meet_targets: 1,
+        window: "365d".into(),
+        ..Policy::default()
+    };
+    let requirements = readiness::evaluate(&policy, "payments", &required, &cards, &[], NOW_MS).unwrap();
+    let on_call = requirements.iter().find(|r| r.drill == "(on-call rotation)").unwrap();
+    let failure = on_call.failure.as_deref().unwrap();
+    let cy_last = chrono::DateTime::from_timestamp_millis(i64::try_from(NOW_MS - 100 * day).unwrap()).unwrap();
+    assert_eq!(failure, format!("Cy last practised on {}; Dee never practised", cy_last.format("%Y-%m-%d")));
+    assert!(readiness::text("payments", &requirements).starts_with("NOT READY"));
+    // With Bo alone on call, it holds; with no rotation known, it fails and says where to list it.
+    let bo = Policy { on_call: vec!["Bo".into()], ..policy.clone() };
+    assert!(
+        readiness::evaluate(&bo, "payments", &required, &cards, &[], NOW_MS)
+            .unwrap()
+            .iter()
+            .all(|r| r.failure.is_none())
+    );
+    let nobody = Policy { on_call: vec![], ..policy };
+    let requirements = readiness::evaluate(&nobody, "payments", &required, &cards, &[], NOW_MS).unwrap();
+    assert!(requirements.iter().any(|r| r.failure.as_deref().is_some_and(|f| f.contains("teams/payments.toml"))));
+    // The span is checked where it is written.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, "min_runs = 1\nevery_on_call_practised_within = \"ninety days\"\n").unwrap();
+    let errors = Policy::load(&path).unwrap_err();
+    assert_eq!((errors[0].line, errors[0].column), (2, 34), "{errors:?}");
+    std::fs::write(&path, "[team]\non_call = [\"Bo\", \"Cy\"]\n").unwrap();
+    assert_eq!(readiness::on_call_rotation(&path).unwrap(), ["Bo", "Cy"]);
+}
