@@ -642,5 +642,11 @@ async fn serve(options: ServeOptions) -> Result<(), Failure> {
     for team in &daemon.rearmed {
         say!("firedrill: a blind drill for team {team}, armed before this daemon started, is armed again");
     }
+    for day in &daemon.closed_gamedays {
+        say!("firedrill: closed game day {day}, interrupted by a crash");
+    }
+    for plan in daemon.gamedays.overview().scheduled {
+        say!("firedrill: game day {} ({}) is scheduled; next {}", plan.plan, plan.title, plan.next_local);
+    }
     Ok(daemon.run(crate::signal::shutdown_signal()).await?)
 }

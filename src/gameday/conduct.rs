@@ -448,14 +448,16 @@ impl Gamedays {
         match supervisor.up(services) {
             Ok(names) => {
                 let mut changes = supervisor.changes();
+                // Not past the day's end or the daemon's stop.
                 let healthy = tokio::time::timeout(Duration::from_secs(60), async {
                     loop {
                         let ps = supervisor.ps();
                         if !ps.is_empty() && ps.iter().all(|r| r.state == crate::supervise::ReplicaState::Healthy) {
                             return;
                         }
-                        if changes.changed().await.is_err() {
-                            return;
+                        tokio::select! {
+                            changed = changes.changed() => if changed.is_err() { return },
+                            () = self.shutdown.cancelled() => return,
                         }
                     }
                 })
