@@ -9,6 +9,7 @@
 //! - Every response carries a strict Content-Security-Policy; every asset is in the binary.
 
 mod catalogue;
+mod gameday;
 pub mod pages;
 mod panel;
 pub mod session;
@@ -114,6 +115,11 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/ui/catalogue/preview", post(catalogue::preview))
         .route("/ui/catalogue/start", post(catalogue::start))
         .route("/ui/catalogue/blind", post(catalogue::blind))
+        .route("/ui/gameday", get(gameday::page))
+        .route("/ui/gameday/start", post(gameday::start))
+        .route("/ui/gameday/end", post(gameday::end))
+        .route("/ui/gameday/note", post(gameday::note))
+        .route("/ui/gameday/report/{id}", get(gameday::report))
         .route("/ui/scorecards", get(catalogue::scorecards))
         .route("/ui/scorecards/{team}/{run}", get(catalogue::run))
         .route("/ui/assets/console.css", get(stylesheet))

