@@ -145,11 +145,38 @@ fn validate_plans(plans: &[&PathBuf], problems: &mut Vec<String>) {
                         )
                     },
                 );
-                println!("ok  {}  (game day {}: {} step(s), {when})", file.display(), plan.name, plan.sequence.len());
+                let before = problems.len();
                 if known.is_none() {
                     println!(
                         "warning  {}: no drills/ directory beside it or here: its drill names were not checked",
                         file.display()
+                    );
+                }
+                // The environment it names: proxy files and the environment file, as the
+                // daemon will read them at the start of the day.
+                if let Err(errors) = crate::proxy::config::load_files(&plan.environment.proxies) {
+                    problems.extend(errors.iter().map(|e| format!("{e} (named by {})", file.display())));
+                }
+                if let Some(up) = &plan.environment.up {
+                    match std::fs::read_to_string(up) {
+                        Ok(text) => {
+                            if let Err(errors) = crate::supervise::envfile::parse(up, &text) {
+                                problems.extend(errors.iter().map(ToString::to_string));
+                            }
+                        }
+                        Err(e) => problems.push(format!(
+                            "{}: cannot read it ({e}), named by {}",
+                            up.display(),
+                            file.display()
+                        )),
+                    }
+                }
+                if problems.len() == before {
+                    println!(
+                        "ok  {}  (game day {}: {} step(s), {when})",
+                        file.display(),
+                        plan.name,
+                        plan.sequence.len()
                     );
                 }
             }

@@ -38,6 +38,32 @@ impl Proxies {
 }
 
 impl Proxies {
+    /// Creates each proxy of `configs` not there yet (by name); returns the names created. An
+    /// external API's proxies are its own: none is created there, and any missing is an error.
+    pub async fn ensure(&self, configs: Vec<crate::proxy::config::ProxyConfig>) -> Result<Vec<String>, FaultError> {
+        let present = self.names().await?;
+        let missing: Vec<_> = configs.into_iter().filter(|c| !present.contains(&c.name)).collect();
+        match self {
+            Self::Local(registry) => {
+                let mut created = Vec::new();
+                for config in missing {
+                    let proxy = config.name.clone();
+                    registry
+                        .create(config)
+                        .await
+                        .map_err(|source| FaultError::Proxy { proxy: proxy.clone(), source })?;
+                    created.push(proxy);
+                }
+                Ok(created)
+            }
+            Self::External(_) if missing.is_empty() => Ok(Vec::new()),
+            Self::External(_) => Err(FaultError::Refused(format!(
+                "the external Toxiproxy API has no proxy {}: create them there (firedrill does not create proxies on another API)",
+                missing.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
     /// Where each proxy listens and sends (`listen -> upstream`); an external API's proxies by
     /// name only.
     pub async fn addresses(&self) -> Result<Addresses, FaultError> {

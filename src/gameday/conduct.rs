@@ -278,6 +278,9 @@ impl Gamedays {
         if let Some(up) = &plan.environment.up {
             day.log.record(DayEvent::Environment { text: self.bring_up(up).await });
         }
+        if !plan.environment.proxies.is_empty() {
+            day.log.record(DayEvent::Environment { text: self.bring_proxies(&plan.environment.proxies).await });
+        }
         let starter = plan.roles.facilitator.as_ref().map_or_else(|| by.to_owned(), |p| p.name.clone());
         let mut runs: Vec<(String, String, String)> = Vec::new();
         for (index, step) in plan.sequence.iter().enumerate() {
@@ -432,6 +435,25 @@ impl Gamedays {
         let outcome =
             details.and_then(|d| d.card).and_then(|c| c.outcome).map_or_else(|| "unknown".to_owned(), crate::wire_name);
         (drill, outcome)
+    }
+
+    /// Creates the proxies of the plan's proxy files the daemon does not have yet; what
+    /// happened, in words. A drill whose proxy is still missing fails at its start, as it would
+    /// by hand.
+    async fn bring_proxies(&self, files: &[PathBuf]) -> String {
+        let shown = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+        let configs = match crate::proxy::config::load_files(files) {
+            Ok(configs) => configs,
+            Err(errors) => {
+                let errors = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                return format!("proxies not created: {errors}");
+            }
+        };
+        match self.manager.ensure_proxies(configs).await {
+            Ok(created) if created.is_empty() => format!("the proxies of {shown} were already there"),
+            Ok(created) => format!("created proxies {} from {shown}", created.join(", ")),
+            Err(e) => format!("proxies of {shown} not created: {e}"),
+        }
     }
 
     /// Brings the plan's environment file up; what happened, in words.

@@ -331,6 +331,18 @@ fn a_plan_with_mistakes_is_refused_with_each_located() {
     ] {
         assert!(ran.stderr.contains(expected), "{expected:?} in\n{}", ran.stderr);
     }
+    // The environment it names is read as the daemon will: a broken proxy file, a missing
+    // environment file.
+    std::fs::write(dir.path().join("broken.json"), "[{\"name\": \"x\"}]").unwrap();
+    std::fs::write(
+        dir.path().join("gamedays/bad.toml"),
+        "[gameday]\ntitle = \"x\"\nteam = \"shop\"\n\n[[sequence]]\ndrill = \"side\"\n\n\
+         [environment]\nproxies = [\"../broken.json\"]\nup = \"../absent.toml\"\n",
+    )
+    .unwrap();
+    let ran = crate::verb::Verb::new(["validate", "gamedays/bad.toml"]).dir(dir.path()).run();
+    assert_eq!(ran.code, Some(2), "{}{}", ran.stdout, ran.stderr);
+    assert!(ran.stderr.contains("broken.json") && ran.stderr.contains("absent.toml"), "{}", ran.stderr);
     // An unknown key is a typo, never ignored.
     std::fs::write(
         dir.path().join("gamedays/bad.toml"),
@@ -476,6 +488,7 @@ drill = "partner-latency"
 
 [environment]
 up = "../shop.toml"
+proxies = ["../proxies/shop.json"]
 
 [debrief]
 questions = ["What told you first?", "What would have made it faster?"]
@@ -487,7 +500,8 @@ format = "json"
         hook.url
     );
     std::fs::write(dir.path().join("gamedays/day.toml"), plan).unwrap();
-    let serve = ServeProcess::start_in(dir.path(), &["proxies/shop.json"]);
+    // A daemon without proxies: the plan's environment brings them.
+    let serve = ServeProcess::start_in(dir.path(), &[]);
     let (code, out, err) = serve.verb(&["gameday", "start", "day", "--as", "Ana"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let id = out.split_whitespace().nth(2).unwrap().to_owned();
@@ -517,6 +531,14 @@ format = "json"
     let journal = dir.path().join(format!(".firedrill/gamedays/{id}.jsonl"));
     let ended = || log::read(&journal).is_ok_and(|r| r.iter().any(|r| matches!(r.event, DayEvent::Ended { .. })));
     assert!(until(dir.path(), Duration::from_secs(60), ended), "the day ended after its last step");
+    let environment: Vec<String> = records(&journal)
+        .into_iter()
+        .filter_map(|e| match e {
+            DayEvent::Environment { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert!(environment.iter().any(|t| t.contains("created proxies") && t.contains("shop.json")), "{environment:?}");
     let (code, out, err) = serve.verb(&["gameday", "status", "--json"]);
     assert_eq!(code, Some(0), "{err}");
     let overview: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -199,6 +199,14 @@ impl Manager {
         self.changes.send_modify(|n| *n += 1);
     }
 
+    /// Creates each proxy of `configs` the daemon does not have yet; returns the names created.
+    pub async fn ensure_proxies(
+        &self,
+        configs: Vec<crate::proxy::config::ProxyConfig>,
+    ) -> Result<Vec<String>, ManagerError> {
+        self.proxies.ensure(configs).await.map_err(|e| ManagerError::Proxies(e.describe()))
+    }
+
     /// The local services' supervisor (`firedrill up`).
     pub fn supervisor(&self) -> &Arc<crate::supervise::Supervisor> {
         self.kills.supervisor()
