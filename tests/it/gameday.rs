@@ -240,6 +240,55 @@ async fn an_armed_plan_survives_a_restart_and_what_passed_meanwhile_is_reported_
     daemon.shutdown().await;
 }
 
+/// `firedrill gameday status --json` of a daemon.
+fn overview(serve: &ServeProcess) -> serde_json::Value {
+    let (code, out, err) = serve.verb(&["gameday", "status", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_real_daemon_killed_and_restarted_keeps_its_armed_plan_and_reports_what_passed_as_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("drills")).unwrap();
+    std::fs::create_dir_all(dir.path().join("gamedays")).unwrap();
+    std::fs::write(dir.path().join("drills/side.toml"), SIDE_DRILL).unwrap();
+    // Daily since three days ago, at a whole second an hour from now: the next one is in an hour.
+    let day = 86_400_000;
+    let first = (now_ms() / 1000 + 3600) * 1000;
+    let text = plan(&utc(first - 3 * day), "repeat = \"FREQ=DAILY\"", "http://127.0.0.1:9/hook");
+    std::fs::write(dir.path().join("gamedays/side.toml"), text).unwrap();
+    let mut serve = ServeProcess::start_in(dir.path(), &[]);
+    let seen = overview(&serve);
+    assert_eq!(seen["scheduled"][0]["plan"], "side", "{seen}");
+    assert_eq!(seen["scheduled"][0]["next_ms"], first, "{seen}");
+    assert!(seen["days"].as_array().unwrap().is_empty(), "what passed before the first daemon is not missed: {seen}");
+    let armed = dir.path().join(".firedrill/gamedays/armed/side.json");
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&armed).unwrap()).unwrap();
+    assert_eq!(kept["next_ms"], first);
+
+    // Killed without a chance to tidy up, and down (as far as the armed file tells) for two days.
+    serve.signal("KILL");
+    serve.wait(Duration::from_secs(10));
+    std::fs::write(&armed, serde_json::json!({ "next_ms": first - 2 * day }).to_string()).unwrap();
+    let serve = ServeProcess::start_in(dir.path(), &[]);
+    let seen = overview(&serve);
+    let missed: Vec<(i64, String)> = seen["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["started_ms"].as_i64().unwrap(), d["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(missed, [(first - day, "missed".into()), (first - 2 * day, "missed".into())], "{seen}");
+    assert_eq!(seen["scheduled"][0]["next_ms"], first, "armed again for the next one: {seen}");
+    let (_, runs, _) = serve.verb(&["status", "--json"]);
+    assert_eq!(runs.trim(), "[]", "nothing was started late");
+    let (code, out, err) = serve.verb(&["gameday", "status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("missed (no firedrill daemon was running at its start)"), "{out}");
+    assert!(out.contains("scheduled  side  Side day — next"), "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_game_day_starts_on_time_and_ends_with_its_faults_out() {
     let dir = tempfile::tempdir().unwrap();
