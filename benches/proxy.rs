@@ -1,55 +1,103 @@
-//! `cargo bench --bench proxy`: the fault proxy against a direct connection, in one run.
+//! `cargo bench --bench proxy`: firedrill against the proxies people would run instead, in one run.
 //!
-//! Measures, on loopback, with the real `firedrill serve` binary in its own process:
-//! bulk throughput (direct, through the proxy, through a `noop` toxic), small round trips
-//! (p50/p99 and the microseconds added), the accuracy of a 100 ms latency toxic, and the memory
-//! per idle proxied connection with 10,000 connections open. Every figure is the median of
-//! several interleaved rounds; ratios are against the direct baseline measured in the same run.
+//! Measures, on loopback, with every proxy in its own process — the real `firedrill serve`, the
+//! real Toxiproxy 2.12 and noxious 1.0.4 (`../shared/anchors/`), socat — and a direct connection:
+//! bulk throughput both ways with no toxic and with a zero `latency` toxic each way, 64-byte round
+//! trips (p50/p99 and the microseconds added), the cost of adding and removing a toxic with 1,000
+//! connections open, and the memory per idle connection at 10,000 connections. Then what only
+//! firedrill has: the accuracy of a 100 ms latency toxic, the window under latency, connection
+//! churn. Every timed figure is the median of interleaved rounds (every peer in every round);
+//! ratios are inside this one run. A peer whose binary is missing is left out, and said so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "proxy/peers.rs"]
+mod peers;
 
 use common::Daemon;
+use peers::{HoldServer, Peer, zero_latency};
 
 const BULK_BYTES: usize = 1 << 30;
+/// A transfer stops at `BULK_BYTES` or after this long, whichever comes first (a peer whose
+/// latency toxic collapses bulk transfer would otherwise take minutes).
+const BULK_TIME: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 5;
 const ROUND_TRIPS: usize = 20_000;
 const LATENCY_SAMPLES: usize = 500;
 const IDLE_CONNECTIONS: usize = 10_000;
-/// This machine's hard limit on descriptors (20,000) is below the 2 per connection a single
-/// daemon needs for 10,000 connections, so the idle connections are spread over two daemons.
-const DAEMONS_FOR_IDLE: usize = 2;
+/// This machine's hard limit on descriptors (20,000) is below the 2 per connection a proxy
+/// needs for 10,000 connections, so the idle connections are spread over two instances of each.
+const INSTANCES_FOR_IDLE: usize = 2;
+const TOXIC_CONNECTIONS: usize = 1_000;
+const TOXIC_CHANGES: usize = 20;
 
 fn main() {
     if std::env::args().any(|a| a == "--hold-server") {
-        hold_server();
+        HoldServer::serve();
         return;
     }
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and libtest-style probes: nothing to list.
     }
-    let daemon = Daemon::start();
     let sink = spawn_server(sink_connection);
+    let source = spawn_server(source_connection);
     let echo = spawn_server(echo_connection);
 
     println!("firedrill proxy benchmark — medians of {ROUNDS} interleaved rounds, loopback, one run\n");
+    let mut peers = vec![Peer::direct(), Peer::firedrill()];
+    for started in [Peer::toxiproxy(), Peer::noxious(), Peer::socat()] {
+        match started {
+            Ok(peer) => peers.push(peer),
+            Err(why) => println!("left out: {why}"),
+        }
+    }
+    println!("measured: {}\n", peers.iter().map(|p| p.name).collect::<Vec<_>>().join(", "));
+    let daemon = peers[1].daemon().unwrap();
     if std::env::var_os("FIREDRILL_BENCH_ONLY_CHURN").is_some() {
-        churn(&daemon, echo);
+        churn(daemon, echo);
         return;
     }
-    throughput(&daemon, sink);
-    round_trips(&daemon, echo);
-    latency_accuracy(&daemon, echo);
-    latency_window(&daemon, sink);
-    churn(&daemon, echo);
+    let mut targets = Targets::default();
+    throughput(&peers, sink, source, &mut targets);
+    round_trips(&peers, echo, &mut targets);
+    toxic_cost(&peers, echo);
     if std::env::var_os("FIREDRILL_BENCH_SKIP_IDLE").is_none() {
-        idle_memory();
+        idle_memory(&peers, &mut targets);
     }
+    targets.print();
+    latency_accuracy(daemon, echo);
+    latency_window(daemon, sink);
+    churn(daemon, echo);
+}
+
+/// The issue's targets, each a ratio inside this run: (what, firedrill's figure, the bar, met).
+#[derive(Default)]
+struct Targets(Vec<(String, String, bool)>);
+
+impl Targets {
+    fn check(&mut self, what: String, detail: String, met: bool) {
+        self.0.push((what, detail, met));
+    }
+
+    fn print(&self) {
+        println!("\ntargets");
+        for (what, detail, met) in &self.0 {
+            println!("  {:7} {what}: {detail}", if *met { "met" } else { "NOT MET" });
+        }
+    }
+}
+
+/// The best figure among the peers other than direct and firedrill: (name, value).
+fn best_peer(figures: &[(&'static str, f64)], higher_is_better: bool) -> Option<(&'static str, f64)> {
+    figures
+        .iter()
+        .filter(|(name, _)| !matches!(*name, "direct" | "firedrill"))
+        .copied()
+        .reduce(|a, b| if (b.1 > a.1) == higher_is_better { b } else { a })
 }
 
 // ----- churn: short connections, toxic changes, the admin API meanwhile ------------------------
@@ -166,10 +214,6 @@ impl Daemon {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
             .sum()
     }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
-    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -198,6 +242,12 @@ fn sink_connection(mut stream: TcpStream) {
     let _ = stream.write_all(b"k");
 }
 
+/// Writes until the reader goes away.
+fn source_connection(mut stream: TcpStream) {
+    let chunk = vec![0x5A_u8; 256 * 1024];
+    while stream.write_all(&chunk).is_ok() {}
+}
+
 fn echo_connection(mut stream: TcpStream) {
     stream.set_nodelay(true).unwrap();
     let mut buf = [0; 4096];
@@ -205,17 +255,6 @@ fn echo_connection(mut stream: TcpStream) {
         if n == 0 || stream.write_all(&buf[..n]).is_err() {
             return;
         }
-    }
-}
-
-/// Child-process mode: accept connections and hold them open, reading nothing.
-fn hold_server() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    println!("{}", listener.local_addr().unwrap());
-    std::io::stdout().flush().unwrap();
-    let mut held = Vec::new();
-    for stream in listener.incoming().map_while(Result::ok) {
-        held.push(stream);
     }
 }
 
@@ -230,50 +269,104 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-/// Sends `BULK_BYTES` and waits for the sink's acknowledgement; returns GB/s.
-fn bulk(address: SocketAddr) -> f64 {
-    bulk_of(address, BULK_BYTES)
-}
-
-/// Sends `bytes` and waits for the sink's acknowledgement; returns GB/s.
-fn bulk_of(address: SocketAddr, bytes: usize) -> f64 {
+/// Sends `bytes` (or for `limit`, whichever ends first) and waits for the sink's
+/// acknowledgement of all of it; returns GB/s.
+fn bulk_of(address: SocketAddr, bytes: usize, limit: Duration) -> f64 {
     let chunk = vec![0xA5_u8; 256 * 1024];
     let mut stream = TcpStream::connect(address).unwrap();
     let started = Instant::now();
-    for _ in 0..bytes / chunk.len() {
+    let mut sent = 0;
+    while sent < bytes && started.elapsed() < limit {
         stream.write_all(&chunk).unwrap();
+        sent += chunk.len();
     }
     stream.shutdown(Shutdown::Write).unwrap();
     let mut ack = [0; 1];
     stream.read_exact(&mut ack).unwrap();
-    bytes as f64 / started.elapsed().as_secs_f64() / 1e9
+    sent as f64 / started.elapsed().as_secs_f64() / 1e9
 }
 
-fn throughput(daemon: &Daemon, sink: SocketAddr) {
-    let plain = daemon.proxy("bulk", sink);
-    let toxic = daemon.proxy("bulk_noop", sink);
-    daemon.post("/proxies/bulk_noop/toxics", r#"{"type":"noop","stream":"upstream"}"#);
-    // The C floor copies with a buffer as large as firedrill's splice pipe.
-    let socat = Socat::start(sink, &["-b", "1048576"]);
-    let (mut direct, mut fast, mut noop, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+/// Reads `BULK_BYTES` (or for `BULK_TIME`) from a source; returns GB/s.
+fn bulk_down(address: SocketAddr) -> f64 {
+    let mut buf = vec![0_u8; 256 * 1024];
+    let mut stream = TcpStream::connect(address).unwrap();
+    let started = Instant::now();
+    let mut got = 0;
+    while got < BULK_BYTES && started.elapsed() < BULK_TIME {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the source closed");
+        got += n;
+    }
+    got as f64 / started.elapsed().as_secs_f64() / 1e9
+}
+
+/// Bulk throughput both ways through every peer, with no toxic and (where it takes toxics) with
+/// a zero `latency` toxic each way.
+fn throughput(peers: &[Peer], sink: SocketAddr, source: SocketAddr, targets: &mut Targets) {
+    // (peer, case) -> the rounds' figures; the cases in a fixed order.
+    let cases = ["up, no toxic", "down, no toxic", "up, latency 0", "down, latency 0"];
+    let mut fronts = Vec::new();
+    for peer in peers {
+        let plain = (peer.front("bulk_up", sink), peer.front("bulk_down", source));
+        let toxic = peer.has_toxics().then(|| {
+            let up = peer.front("bulk_up_t", sink);
+            let down = peer.front("bulk_down_t", source);
+            for (proxy, stream) in [("bulk_up_t", "upstream"), ("bulk_up_t", "downstream")]
+                .into_iter()
+                .chain([("bulk_down_t", "upstream"), ("bulk_down_t", "downstream")])
+            {
+                peer.add_toxic(proxy, &zero_latency(&format!("zero_{stream}"), stream));
+            }
+            (up, down)
+        });
+        fronts.push((plain, toxic));
+    }
+    let mut figures = vec![[(); 4].map(|()| Vec::new()); peers.len()];
     for _ in 0..ROUNDS {
-        direct.push(bulk(sink));
-        fast.push(bulk(plain));
-        noop.push(bulk(toxic));
-        if let Some(socat) = &socat {
-            floor.push(bulk(socat.1));
+        for (i, ((up, down), toxic)) in fronts.iter().enumerate() {
+            figures[i][0].push(bulk_of(*up, BULK_BYTES, BULK_TIME));
+            figures[i][1].push(bulk_down(*down));
+            if let Some((up, down)) = toxic {
+                figures[i][2].push(bulk_of(*up, BULK_BYTES, BULK_TIME));
+                figures[i][3].push(bulk_down(*down));
+            }
         }
     }
-    let (d, f, n) = (median(&mut direct), median(&mut fast), median(&mut noop));
-    println!("bulk throughput, 1 GiB per round");
-    println!("  direct                  {d:6.2} GB/s");
-    println!("  firedrill, no toxic     {f:6.2} GB/s   {:.2}x direct   (target >= 0.80x)", f / d);
-    println!("  firedrill, noop toxic   {n:6.2} GB/s   {:.2}x direct", n / d);
-    if floor.is_empty() {
-        println!("  (socat not found: no C floor; `apt-get install socat` adds one)");
-    } else {
-        let c = median(&mut floor);
-        println!("  socat (C, own process)  {c:6.2} GB/s   {:.2}x direct   (1 MiB buffer)", c / d);
+    let medians: Vec<[Option<f64>; 4]> =
+        figures.into_iter().map(|f| f.map(|mut v| (!v.is_empty()).then(|| median(&mut v)))).collect();
+    println!("bulk throughput, up to 1 GiB or {} s per transfer, GB/s (x direct)", BULK_TIME.as_secs());
+    print!("  {:12}", "");
+    for case in cases {
+        print!("  {case:>22}");
+    }
+    println!();
+    let direct = medians[0];
+    for (peer, row) in peers.iter().zip(&medians) {
+        print!("  {:12}", peer.name);
+        for (c, figure) in row.iter().enumerate() {
+            // The zero-latency cases have no direct figure: their ratio is to the direct one
+            // with no toxic (the toxic's whole cost, proxy included).
+            let base = direct[c % 2].unwrap();
+            match figure {
+                Some(v) => print!("  {:>22}", format!("{v:6.2} ({:.2}x)", v / base)),
+                None => print!("  {:>22}", "—"),
+            }
+        }
+        println!();
+    }
+    for (c, case) in cases.iter().enumerate() {
+        let row: Vec<(&'static str, f64)> =
+            peers.iter().zip(&medians).filter_map(|(p, m)| m[c].map(|v| (p.name, v))).collect();
+        let ours = row.iter().find(|(n, _)| *n == "firedrill").unwrap().1;
+        if c < 2 {
+            if let Some((best, theirs)) = best_peer(&row, true) {
+                let detail = format!("firedrill {ours:.2} GB/s, best peer {best} {theirs:.2} ({:.2}x)", ours / theirs);
+                targets.check(format!("throughput {case} >= the best peer's"), detail, ours >= theirs);
+            }
+        } else if let Some(&(_, theirs)) = row.iter().find(|(n, _)| *n == "Toxiproxy") {
+            let detail = format!("firedrill {ours:.2} GB/s, Toxiproxy {theirs:.2} ({:.2}x)", ours / theirs);
+            targets.check(format!("throughput {case} >= 1.5x Toxiproxy's"), detail, ours >= 1.5 * theirs);
+        }
     }
 }
 
@@ -295,92 +388,66 @@ fn rtt(address: SocketAddr) -> (f64, f64) {
     (us(percentile(&samples, 0.5)), us(percentile(&samples, 0.99)))
 }
 
-/// The floor to compare against: the smallest tokio proxy there is (`copy_bidirectional` per
-/// connection, its own process-less runtime thread), in front of the same upstream.
-fn minimal_tokio_proxy(upstream: SocketAddr) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            while let Ok((mut client, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
-                    client.set_nodelay(true).unwrap();
-                    server.set_nodelay(true).unwrap();
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-        });
-    });
-    address
-}
-
-/// A second floor, outside tokio and in its own process like firedrill: `socat` (C, a `select`
-/// loop, plain read/write, a forked process per connection), if the machine has it.
-struct Socat(Child, SocketAddr);
-
-impl Socat {
-    fn start(upstream: SocketAddr, options: &[&str]) -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = Command::new("socat")
-            .args(options)
-            .args([
-                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay"),
-                format!("TCP:{upstream},nodelay"),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let socat = Self(child, SocketAddr::from(([127, 0, 0, 1], port)));
-        let ready = (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            TcpStream::connect(socat.1).is_ok()
-        });
-        ready.then_some(socat)
-    }
-}
-
-impl Drop for Socat {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn round_trips(daemon: &Daemon, echo: SocketAddr) {
-    let proxied = daemon.proxy("rtt", echo);
-    let minimal = minimal_tokio_proxy(echo);
-    let mut figures = [(); 6].map(|()| Vec::new());
-    let socat = Socat::start(echo, &[]);
-    let mut socat_figures = (Vec::new(), Vec::new());
+fn round_trips(peers: &[Peer], echo: SocketAddr, targets: &mut Targets) {
+    let fronts: Vec<SocketAddr> = peers.iter().map(|p| p.front("rtt", echo)).collect();
+    let mut figures = vec![(Vec::new(), Vec::new()); peers.len()];
     for _ in 0..ROUNDS {
-        for (i, address) in [echo, proxied, minimal].into_iter().enumerate() {
+        for (i, &address) in fronts.iter().enumerate() {
             let (p50, p99) = rtt(address);
-            figures[2 * i].push(p50);
-            figures[2 * i + 1].push(p99);
-        }
-        if let Some(socat) = &socat {
-            let (p50, p99) = rtt(socat.1);
-            socat_figures.0.push(p50);
-            socat_figures.1.push(p99);
+            figures[i].0.push(p50);
+            figures[i].1.push(p99);
         }
     }
-    let [d50, d99, p50, p99, m50, m99] = figures.map(|mut f| median(&mut f));
-    if socat_figures.0.is_empty() {
-        println!("\n(socat not found: no C floor; `apt-get install socat` adds one)");
-    } else {
-        let (s50, s99) = (median(&mut socat_figures.0), median(&mut socat_figures.1));
-        println!("\nsocat (C, own process)   p50 {s50:7.1} us   p99 {s99:7.1} us   added p50 {:7.1} us", s50 - d50);
+    let medians: Vec<(f64, f64)> = figures.into_iter().map(|(mut a, mut b)| (median(&mut a), median(&mut b))).collect();
+    let (d50, d99) = medians[0];
+    println!("\nround trips, 64 bytes, {ROUND_TRIPS} per round, microseconds");
+    println!("  {:12}  {:>8}  {:>8}  {:>10}  {:>10}", "", "p50", "p99", "added p50", "added p99");
+    for (peer, (p50, p99)) in peers.iter().zip(&medians) {
+        println!("  {:12}  {p50:8.1}  {p99:8.1}  {:+10.1}  {:+10.1}", peer.name, p50 - d50, p99 - d99);
     }
-    println!("\nround trips, 64 bytes, {ROUND_TRIPS} per round");
-    println!("  direct                 p50 {d50:7.1} us   p99 {d99:7.1} us");
-    println!("  firedrill              p50 {p50:7.1} us   p99 {p99:7.1} us");
-    println!("  minimal tokio proxy    p50 {m50:7.1} us   p99 {m99:7.1} us   (copy_bidirectional, for the floor)");
-    println!("  added by firedrill     p50 {:7.1} us   p99 {:7.1} us   (target p50 <= 15 us)", p50 - d50, p99 - d99);
-    println!("  added by the minimal   p50 {:7.1} us   p99 {:7.1} us", m50 - d50, m99 - d99);
+    for (what, pick) in [("p50", 0), ("p99", 1)] {
+        let added: Vec<(&'static str, f64)> =
+            peers.iter().zip(&medians).map(|(p, m)| (p.name, if pick == 0 { m.0 - d50 } else { m.1 - d99 })).collect();
+        let ours = added[1].1;
+        if let Some((best, theirs)) = best_peer(&added, false) {
+            let detail = format!("firedrill {ours:+.1} us, best peer {best} {theirs:+.1} us");
+            targets.check(format!("added round trip {what} <= the best peer's"), detail, ours <= theirs);
+        }
+    }
+}
+
+/// What adding and removing a toxic costs with `TOXIC_CONNECTIONS` connections open through the
+/// proxy (each has carried a byte each way, so each is fully set up on both sides).
+fn toxic_cost(peers: &[Peer], echo: SocketAddr) {
+    println!("\nadding and removing a toxic with {TOXIC_CONNECTIONS} connections open, {TOXIC_CHANGES} times, ms");
+    println!("  {:12}  {:>9}  {:>9}  {:>12}  {:>12}", "", "add p50", "add max", "remove p50", "remove max");
+    for peer in peers.iter().filter(|p| p.has_toxics()) {
+        let front = peer.front("toxic_cost", echo);
+        let mut streams: Vec<TcpStream> = (0..TOXIC_CONNECTIONS).map(|_| TcpStream::connect(front).unwrap()).collect();
+        let round_trip_all = |streams: &mut [TcpStream]| {
+            for stream in streams {
+                let mut byte = [0_u8; 1];
+                stream.write_all(b"x").unwrap();
+                stream.read_exact(&mut byte).unwrap();
+            }
+        };
+        round_trip_all(&mut streams);
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        for _ in 0..TOXIC_CHANGES {
+            add.push(peer.add_toxic("toxic_cost", &zero_latency("zero", "downstream")).as_secs_f64() * 1e3);
+            remove.push(peer.remove_toxic("toxic_cost", "zero").as_secs_f64() * 1e3);
+        }
+        // Every connection still carries bytes both ways afterwards.
+        round_trip_all(&mut streams);
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let (add_max, remove_max) = (max(&add), max(&remove));
+        println!(
+            "  {:12}  {:9.2}  {add_max:9.2}  {:12.2}  {remove_max:12.2}",
+            peer.name,
+            median(&mut add),
+            median(&mut remove)
+        );
+    }
 }
 
 fn latency_accuracy(daemon: &Daemon, echo: SocketAddr) {
@@ -410,7 +477,7 @@ fn latency_window(daemon: &Daemon, sink: SocketAddr) {
     let proxied = daemon.proxy("bulk_latency", sink);
     daemon
         .post("/proxies/bulk_latency/toxics", r#"{"type":"latency","stream":"upstream","attributes":{"latency":50}}"#);
-    let mut rates: Vec<f64> = (0..ROUNDS).map(|_| bulk_of(proxied, BYTES) * 1e3).collect();
+    let mut rates: Vec<f64> = (0..ROUNDS).map(|_| bulk_of(proxied, BYTES, Duration::from_secs(60)) * 1e3).collect();
     let rate = median(&mut rates);
     let window = 4.0 * 1.048_576 / 0.050; // MB per second: 4 MiB per 50 ms
     println!("\nbulk under a 50 ms latency toxic, 64 MiB per round");
@@ -420,55 +487,48 @@ fn latency_window(daemon: &Daemon, sink: SocketAddr) {
     );
 }
 
-fn idle_memory() {
-    let mut holder = Killed(
-        Command::new(std::env::current_exe().unwrap()).arg("--hold-server").stdout(Stdio::piped()).spawn().unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(holder.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let upstream: SocketAddr = line.trim().parse().unwrap();
-
-    let daemons: Vec<Daemon> = (0..DAEMONS_FOR_IDLE).map(|_| Daemon::start()).collect();
-    let proxies: Vec<SocketAddr> = daemons.iter().map(|d| d.proxy("idle", upstream)).collect();
-    // Warm up each daemon's runtime so the baseline includes its steady-state allocations.
-    for &proxy in &proxies {
-        drop(TcpStream::connect(proxy).unwrap());
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let before: u64 = daemons.iter().map(Daemon::rss_kib).sum();
-
-    let per_daemon = IDLE_CONNECTIONS / DAEMONS_FOR_IDLE;
-    let mut clients = Vec::with_capacity(IDLE_CONNECTIONS);
-    for (daemon, &proxy) in daemons.iter().zip(&proxies) {
-        for batch in 0..per_daemon / 500 {
-            for _ in 0..500 {
-                clients.push(TcpStream::connect(proxy).unwrap());
-            }
-            let want = (batch + 1) * 500;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while daemon.open_connections() < want {
-                assert!(Instant::now() < deadline, "connections did not open");
-                std::thread::sleep(Duration::from_millis(20));
+/// RSS per idle connection: `IDLE_CONNECTIONS` connections that never carry a byte, spread over
+/// `INSTANCES_FOR_IDLE` fresh instances of each peer, each in front of an upstream that accepts
+/// and holds them.
+fn idle_memory(peers: &[Peer], targets: &mut Targets) {
+    println!("\nidle connections: {IDLE_CONNECTIONS} open across {INSTANCES_FOR_IDLE} instances of each proxy");
+    let mut figures = Vec::new();
+    for peer in peers.iter().filter(|p| p.pid().is_some()) {
+        let mut upstream = HoldServer::start();
+        let instances: Vec<Peer> = (0..INSTANCES_FOR_IDLE)
+            .map(|_| match peer.name {
+                "firedrill" => Peer::firedrill(),
+                "Toxiproxy" => Peer::toxiproxy().unwrap(),
+                _ => Peer::noxious().unwrap(),
+            })
+            .collect();
+        let fronts: Vec<SocketAddr> = instances.iter().map(|p| p.front("idle", upstream.address)).collect();
+        // Warm each up so the baseline includes its steady-state allocations.
+        for &front in &fronts {
+            drop(TcpStream::connect(front).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let rss = || instances.iter().map(|p| rss_kib(p.pid().unwrap())).sum::<u64>();
+        let before = rss();
+        let mut clients = Vec::with_capacity(IDLE_CONNECTIONS);
+        for &front in &fronts {
+            for _ in 0..IDLE_CONNECTIONS / INSTANCES_FOR_IDLE {
+                clients.push(TcpStream::connect(front).unwrap());
             }
         }
+        // The warm-up connections may or may not have reached the upstream before they closed.
+        upstream.wait_accepted(IDLE_CONNECTIONS);
+        std::thread::sleep(Duration::from_millis(300));
+        let after = rss();
+        let per = (after.saturating_sub(before)) as f64 / IDLE_CONNECTIONS as f64;
+        println!("  {:12}  RSS before {before:7} KiB, after {after:7} KiB: {per:5.1} KiB per connection", peer.name);
+        figures.push((peer.name, per));
+        drop(clients);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let after: u64 = daemons.iter().map(Daemon::rss_kib).sum();
-    let per_connection = (after - before) as f64 * 1024.0 / IDLE_CONNECTIONS as f64;
-    println!("\nidle connections: {IDLE_CONNECTIONS} open across {DAEMONS_FOR_IDLE} daemons (descriptor limit 20,000)");
-    println!(
-        "  RSS before {before} KiB, after {after} KiB: {:.1} KiB per connection   (target <= 20 KiB)",
-        per_connection / 1024.0
-    );
-    drop(clients);
-}
-
-/// A child process that is killed and reaped when dropped, even when the benchmark panics.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+    println!("  (socat forks a process per connection: not measured at 10,000)");
+    let ours = figures.iter().find(|(n, _)| *n == "firedrill").unwrap().1;
+    if let Some((best, theirs)) = best_peer(&figures, false) {
+        let detail = format!("firedrill {ours:.1} KiB, best peer {best} {theirs:.1} KiB");
+        targets.check("idle memory per connection <= the best peer's".into(), detail, ours <= theirs);
     }
 }
