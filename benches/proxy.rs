@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -235,10 +235,21 @@ fn spawn_server(handler: fn(TcpStream)) -> SocketAddr {
     address
 }
 
-/// Reads to end of stream, then acknowledges with one byte.
+/// Reads a length (8 bytes, big-endian), then that many bytes, then acknowledges with one byte:
+/// no half-close, which Toxiproxy does not forward.
 fn sink_connection(mut stream: TcpStream) {
     let mut buf = vec![0; 256 * 1024];
-    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+    let mut length = [0; 8];
+    if stream.read_exact(&mut length).is_err() {
+        return;
+    }
+    let mut left = u64::from_be_bytes(length);
+    while left > 0 {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => left = left.saturating_sub(n as u64),
+            _ => return,
+        }
+    }
     let _ = stream.write_all(b"k");
 }
 
@@ -269,35 +280,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-/// Sends `bytes` (or for `limit`, whichever ends first) and waits for the sink's
-/// acknowledgement of all of it; returns GB/s.
-fn bulk_of(address: SocketAddr, bytes: usize, limit: Duration) -> f64 {
-    let chunk = vec![0xA5_u8; 256 * 1024];
-    let mut stream = TcpStream::connect(address).unwrap();
+/// Sends `chunks` chunks, announced by their length first, and waits for the sink's
+/// acknowledgement of all of them; how long that took.
+fn send_chunks(address: SocketAddr, chunks: usize, chunk: &[u8]) -> std::io::Result<Duration> {
+    let mut stream = TcpStream::connect(address)?;
     let started = Instant::now();
-    let mut sent = 0;
-    while sent < bytes && started.elapsed() < limit {
-        stream.write_all(&chunk).unwrap();
-        sent += chunk.len();
+    stream.write_all(&((chunks * chunk.len()) as u64).to_be_bytes())?;
+    for _ in 0..chunks {
+        stream.write_all(chunk)?;
     }
-    stream.shutdown(Shutdown::Write).unwrap();
     let mut ack = [0; 1];
-    stream.read_exact(&mut ack).unwrap();
-    sent as f64 / started.elapsed().as_secs_f64() / 1e9
+    stream.read_exact(&mut ack)?;
+    Ok(started.elapsed())
+}
+
+/// Sends up to `bytes`, as much as fits in `limit`, and waits for the sink's acknowledgement of
+/// all of it; returns GB/s. A probe of a sixteenth of it measures the rate first.
+fn bulk_of(address: SocketAddr, bytes: usize, limit: Duration) -> std::io::Result<f64> {
+    let chunk = vec![0xA5_u8; 256 * 1024];
+    let chunks = bytes / chunk.len();
+    let probe = (chunks / 16).max(1);
+    let took = send_chunks(address, probe, &chunk)?;
+    let fit = ((limit.as_secs_f64() * probe as f64 / took.as_secs_f64()) as usize).clamp(probe, chunks);
+    let (n, took) = if fit == probe { (probe, took) } else { (fit, send_chunks(address, fit, &chunk)?) };
+    Ok((n * chunk.len()) as f64 / took.as_secs_f64() / 1e9)
 }
 
 /// Reads `BULK_BYTES` (or for `BULK_TIME`) from a source; returns GB/s.
-fn bulk_down(address: SocketAddr) -> f64 {
+fn bulk_down(address: SocketAddr) -> std::io::Result<f64> {
     let mut buf = vec![0_u8; 256 * 1024];
-    let mut stream = TcpStream::connect(address).unwrap();
+    let mut stream = TcpStream::connect(address)?;
     let started = Instant::now();
     let mut got = 0;
     while got < BULK_BYTES && started.elapsed() < BULK_TIME {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "the source closed");
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         got += n;
     }
-    got as f64 / started.elapsed().as_secs_f64() / 1e9
+    Ok(got as f64 / started.elapsed().as_secs_f64() / 1e9)
 }
 
 /// Bulk throughput both ways through every peer, with no toxic and (where it takes toxics) with
@@ -322,13 +344,20 @@ fn throughput(peers: &[Peer], sink: SocketAddr, source: SocketAddr, targets: &mu
         fronts.push((plain, toxic));
     }
     let mut figures = vec![[(); 4].map(|()| Vec::new()); peers.len()];
+    // A transfer a peer breaks (closes before all bytes are through) is reported, not measured.
+    let mut failed = Vec::new();
     for _ in 0..ROUNDS {
         for (i, ((up, down), toxic)) in fronts.iter().enumerate() {
-            figures[i][0].push(bulk_of(*up, BULK_BYTES, BULK_TIME));
-            figures[i][1].push(bulk_down(*down));
+            let mut transfers = vec![(0, bulk_of(*up, BULK_BYTES, BULK_TIME)), (1, bulk_down(*down))];
             if let Some((up, down)) = toxic {
-                figures[i][2].push(bulk_of(*up, BULK_BYTES, BULK_TIME));
-                figures[i][3].push(bulk_down(*down));
+                transfers.push((2, bulk_of(*up, BULK_BYTES, BULK_TIME)));
+                transfers.push((3, bulk_down(*down)));
+            }
+            for (c, result) in transfers {
+                match result {
+                    Ok(rate) => figures[i][c].push(rate),
+                    Err(err) => failed.push(format!("{} {}: {err}", peers[i].name, cases[c])),
+                }
             }
         }
     }
@@ -348,11 +377,14 @@ fn throughput(peers: &[Peer], sink: SocketAddr, source: SocketAddr, targets: &mu
             // with no toxic (the toxic's whole cost, proxy included).
             let base = direct[c % 2].unwrap();
             match figure {
-                Some(v) => print!("  {:>22}", format!("{v:6.2} ({:.2}x)", v / base)),
+                Some(v) => print!("  {:>22}", format!("{v:6.3} ({:.2}x)", v / base)),
                 None => print!("  {:>22}", "—"),
             }
         }
         println!();
+    }
+    for failure in &failed {
+        println!("  a transfer failed: {failure}");
     }
     for (c, case) in cases.iter().enumerate() {
         let row: Vec<(&'static str, f64)> =
@@ -477,7 +509,8 @@ fn latency_window(daemon: &Daemon, sink: SocketAddr) {
     let proxied = daemon.proxy("bulk_latency", sink);
     daemon
         .post("/proxies/bulk_latency/toxics", r#"{"type":"latency","stream":"upstream","attributes":{"latency":50}}"#);
-    let mut rates: Vec<f64> = (0..ROUNDS).map(|_| bulk_of(proxied, BYTES, Duration::from_secs(60)) * 1e3).collect();
+    let mut rates: Vec<f64> =
+        (0..ROUNDS).map(|_| bulk_of(proxied, BYTES, Duration::from_secs(60)).unwrap() * 1e3).collect();
     let rate = median(&mut rates);
     let window = 4.0 * 1.048_576 / 0.050; // MB per second: 4 MiB per 50 ms
     println!("\nbulk under a 50 ms latency toxic, 64 MiB per round");
