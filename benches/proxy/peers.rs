@@ -46,20 +46,12 @@ impl Peer {
 
     /// The real Toxiproxy 2.12 (Go), if its binary is there.
     pub fn toxiproxy() -> Result<Self, String> {
-        let binary = anchor("toxiproxy-server")?;
-        let port = free_port();
-        let mut command = Command::new(binary);
-        command.args(["-host", "127.0.0.1", "-port", &port.to_string()]).env("LOG_LEVEL", "error");
-        Self::api_peer("Toxiproxy", command, port)
+        Self::anchored("Toxiproxy", "toxiproxy-server", ["-host", "-port"], ("LOG_LEVEL", "error"))
     }
 
     /// noxious 1.0.4 (Rust, tokio), if its binary is there.
     pub fn noxious() -> Result<Self, String> {
-        let binary = anchor("noxious-server")?;
-        let port = free_port();
-        let mut command = Command::new(binary);
-        command.args(["--host", "127.0.0.1", "--port", &port.to_string()]).env("RUST_LOG", "error");
-        Self::api_peer("noxious", command, port)
+        Self::anchored("noxious", "noxious-server", ["--host", "--port"], ("RUST_LOG", "error"))
     }
 
     /// socat, if it is installed; `-b 1048576` copies with a buffer as large as firedrill's
@@ -72,8 +64,22 @@ impl Peer {
         Ok(Self { name: "socat", kind: Kind::Socat { children: Mutex::new(Vec::new()) } })
     }
 
-    fn api_peer(name: &'static str, mut command: Command, port: u16) -> Result<Self, String> {
-        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| format!("{e}"))?;
+    /// A peer of `../shared/anchors/` on the Toxiproxy admin API: started with its host and port
+    /// flags on a free loopback port, quiet logging (`env`), and answering `/version`.
+    fn anchored(
+        name: &'static str,
+        binary: &str,
+        [host, port_flag]: [&str; 2],
+        env: (&str, &str),
+    ) -> Result<Self, String> {
+        let port = free_port();
+        let child = Command::new(anchor(binary)?)
+            .args([host, "127.0.0.1", port_flag, &port.to_string()])
+            .env(env.0, env.1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{e}"))?;
         let child = Killed(child);
         let api = SocketAddr::from(([127, 0, 0, 1], port));
         let http = client();
