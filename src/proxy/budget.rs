@@ -1,9 +1,8 @@
-//! Descriptors and connection caps. Each proxied connection holds two sockets, and up to two
-//! splice pipes (two descriptors each) once bytes flow, and a timer per direction while a
-//! latency toxic waits. Descriptors go to connections first, within a budget that keeps a
-//! reserve for the admin and control APIs, journals and the supervisor: past the budget a pipe
-//! or a timer is simply not made (the connection copies in user space, waits on tokio's
-//! timer), and past the connection cap a new client is refused at once, so the APIs always
+//! Descriptors and connection caps. Each proxied connection holds two sockets, and a timer per
+//! direction while a latency toxic waits. Descriptors go to connections first, within a budget
+//! that keeps a reserve for the admin and control APIs, journals and the supervisor: past the
+//! budget a timer is simply not made (the wait falls back to tokio's timer), and past the
+//! connection cap a new client is refused at once, so the APIs always
 //! answer.
 
 use std::sync::OnceLock;
@@ -107,7 +106,7 @@ pub enum Refused {
     ProxyCap,
     /// The daemon has its cap of connections open across every proxy.
     GlobalCap,
-    /// The descriptor budget is spent (pipes and timers of busy connections count too).
+    /// The descriptor budget is spent (timers of waiting connections count too).
     Descriptors,
 }
 

@@ -1,7 +1,7 @@
 //! One proxied connection: two directions, each on the fast path or the toxic pipeline.
 //!
-//! With no toxic on its stream a direction forwards with `splice(2)` (no user-space copy) and
-//! watches the proxy's toxics; the moment one appears it switches to the toxic pipeline (a
+//! With no toxic on its stream a direction reads into its thread's 1 MiB scratch buffer and
+//! writes straight on (see [`SCRATCH_BYTES`]), watching the proxy's toxics; the moment one appears it switches to the toxic pipeline (a
 //! reader stamping chunks with their arrival time, and a writer running them through the
 //! [`Chain`]), and back when the last one goes. Bytes already read are always written first.
 
@@ -97,10 +97,6 @@ struct Direction<'a> {
     /// Cancelled when the connection must close (other direction failed, proxy stopped).
     cancel: &'a CancellationToken,
     chain: Chain,
-    /// The splice pipe and its place in the descriptor budget, made when the first byte is
-    /// there, so idle connections hold no pipe.
-    #[cfg(target_os = "linux")]
-    pipe: Option<(super::sys::Pipe, super::budget::Descriptors)>,
     /// The timer scheduled pieces wait on, made on first use.
     timer: Timer,
 }
@@ -137,8 +133,6 @@ impl<'a> Direction<'a> {
             metrics: &shared.metrics,
             cancel,
             chain: Chain::new(stream, seed, shared.metrics.clone()),
-            #[cfg(target_os = "linux")]
-            pipe: None,
             timer: Timer::Untried,
         }
     }
@@ -185,10 +179,10 @@ impl<'a> Direction<'a> {
         Step::Done(Verdict::Continue)
     }
 
-    #[cfg(target_os = "linux")]
+    /// The fast path: bytes read into the thread's scratch buffer are written straight on, so
+    /// an idle or caught-up connection holds no buffer of its own; only what the destination
+    /// cannot take at once is kept, in a buffer the size of that remainder, until it has gone.
     async fn fast_path(&mut self) -> Step {
-        use super::sys::Pipe;
-        use std::os::fd::AsRawFd;
         loop {
             tokio::select! {
                 biased;
@@ -196,92 +190,19 @@ impl<'a> Direction<'a> {
                 () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
                 ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
             }
-            // The pipe is made when the first bytes are there: idle connections hold no pipe. A
-            // readiness with nothing behind it (the first one after accept, often) costs a peek.
-            if self.pipe.is_none() {
-                let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-                match self.src.try_io(Interest::READABLE, || socket2::SockRef::from(self.src).peek(&mut byte)) {
-                    Ok(0) => return self.half_close(),
-                    Ok(_) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => return Step::Done(Verdict::Close),
-                }
-                let Some(held) = super::budget::take(2) else {
-                    tracing::debug!("no descriptors left in the budget for a pipe; copying in user space");
-                    return self.copy_path().await;
-                };
-                match Pipe::new() {
-                    Ok(pipe) => self.pipe = Some((pipe, held)),
-                    Err(err) => {
-                        tracing::debug!(%err, "no pipe for splice; copying in user space");
-                        return self.copy_path().await;
-                    }
-                }
-            }
-            let Some((pipe, _)) = self.pipe.as_ref() else { return Step::Done(Verdict::Close) };
-            let fd = self.src.as_raw_fd();
-            // A short read means the socket is drained (tokio's own reads assume the same):
-            // reporting it as `WouldBlock` clears the readiness, so the next turn waits for
-            // data instead of spending a `splice` to learn there is none. tokio only clears
-            // readiness no newer event has set, so no arrival is missed.
-            let mut moved = 0;
-            let filled = self.src.try_io(Interest::READABLE, || {
-                moved = pipe.fill_from(fd, pipe.capacity())?;
-                if moved > 0 && moved < pipe.capacity() {
-                    Err(std::io::ErrorKind::WouldBlock.into())
-                } else {
-                    Ok(moved)
-                }
+            let moved = SCRATCH.with_borrow_mut(|scratch| {
+                let scratch = scratch.get_or_insert_with(|| vec![0; SCRATCH_BYTES].into_boxed_slice());
+                let read = read_draining(self.src, scratch)?;
+                let written = if read == 0 { 0 } else { write_now(self.dst, &scratch[..read])? };
+                Ok::<_, std::io::Error>((read, written, Bytes::copy_from_slice(&scratch[written..read])))
             });
-            let mut pending = match filled {
-                Ok(0) => return self.half_close(),
-                Ok(n) => n,
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock && moved > 0 => moved,
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(_) => return Step::Done(Verdict::Close),
-            };
-            self.metrics.add_bytes(self.stream, pending);
-            // Everything in the pipe goes out before anything else happens on this direction.
-            let out = self.dst.as_raw_fd();
-            while pending > 0 {
-                tokio::select! {
-                    biased;
-                    () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
-                    ready = self.dst.writable() => if ready.is_err() { return Step::Done(Verdict::Close) },
-                }
-                match self.dst.try_io(Interest::WRITABLE, || pipe.drain_to(out, pending)) {
-                    Ok(n) => pending -= n,
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => return Step::Done(Verdict::Close),
-                }
-            }
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    async fn fast_path(&mut self) -> Step {
-        self.copy_path().await
-    }
-
-    /// The portable fast path: a plain read/write copy that still watches the toxics.
-    async fn copy_path(&mut self) -> Step {
-        let mut buf = BytesMut::new();
-        loop {
-            tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return Step::Done(Verdict::Close),
-                () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
-                ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
-            }
-            buf.reserve(READ_CHUNK);
-            match self.src.try_read_buf(&mut buf) {
-                Ok(0) => return self.half_close(),
-                Ok(_) => {
-                    let data = buf.split();
-                    if write_all(self.dst, &data, self.cancel).await.is_err() {
+            match moved {
+                Ok((0, _, _)) => return self.half_close(),
+                Ok((read, _, rest)) => {
+                    if !rest.is_empty() && write_all(self.dst, &rest, self.cancel).await.is_err() {
                         return Step::Done(Verdict::Close);
                     }
-                    self.metrics.add_bytes(self.stream, data.len());
+                    self.metrics.add_bytes(self.stream, read);
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return Step::Done(Verdict::Close),
@@ -468,6 +389,45 @@ async fn read_chunks<'a>(src: &TcpStream, tx: mpsc::Sender<Item<'a>>, budget: &'
             return;
         }
     }
+}
+
+/// Bytes the fast path reads at once: as socat's `-b 1048576`. One buffer per data-plane thread,
+/// never held across a wait.
+const SCRATCH_BYTES: usize = 1024 * 1024;
+
+thread_local! {
+    /// The fast path's read buffer, made on first use.
+    static SCRATCH: std::cell::RefCell<Option<Box<[u8]>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Reads what `src` holds into `buf`. A short read means the socket is drained (tokio's own
+/// reads assume the same): it clears the readiness, so the next turn waits for data instead of
+/// spending a `read` to learn there is none. tokio only clears readiness no newer event has set,
+/// so no arrival is missed.
+fn read_draining(src: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = None;
+    let read = src.try_io(Interest::READABLE, || {
+        let n = std::io::Read::read(&mut &*socket2::SockRef::from(src), buf)?;
+        got = Some(n);
+        if n > 0 && n < buf.len() { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(n) }
+    });
+    match (read, got) {
+        (Err(err), Some(n)) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(n),
+        (read, _) => read,
+    }
+}
+
+/// Writes as much of `data` as `dst` takes without waiting.
+fn write_now(dst: &TcpStream, mut data: &[u8]) -> std::io::Result<usize> {
+    let total = data.len();
+    while !data.is_empty() {
+        match dst.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(total - data.len())
 }
 
 /// Writes all of `data` to a shared socket, giving up when `cancel` fires.

@@ -1,7 +1,7 @@
 //! The fault proxy: Toxiproxy-compatible TCP proxies with live toxics, and their admin API.
 //!
 //! - [`registry`]: the proxies and every operation on them;
-//! - [`listener`] and [`link`]: accepting and forwarding (splice fast path, toxic pipeline);
+//! - [`listener`] and [`link`]: accepting and forwarding (copy fast path, toxic pipeline);
 //! - [`plane`]: the runtime they run on; `sys`: the Linux system calls (splice, timers, limits);
 //! - [`toxic`] and [`toxics`]: the toxic model and one transformer per toxic type; [`external`]:
 //!   what an external Toxiproxy's client can express;
