@@ -159,7 +159,7 @@ impl Nginx {
             dir.path().display()
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
-        let child = Command::new("/usr/sbin/nginx")
+        let child = common::dies_with_bench(&mut Command::new("/usr/sbin/nginx"))
             .arg("-c")
             .arg(dir.path().join("nginx.conf"))
             .arg("-p")

@@ -420,31 +420,105 @@ fn rtt(address: SocketAddr) -> (f64, f64) {
     (us(percentile(&samples, 0.5)), us(percentile(&samples, 0.99)))
 }
 
+/// Round trips through every peer, interleaved: with this bench's own client against its echo
+/// server, and with `sockperf ping-pong` against `sockperf server` when sockperf is installed
+/// (Debian's `sockperf`). The targets are checked on sockperf's figures when there are any, so
+/// the two clients can be compared in the same run.
 fn round_trips(peers: &[Peer], echo: SocketAddr, targets: &mut Targets) {
-    let fronts: Vec<SocketAddr> = peers.iter().map(|p| p.front("rtt", echo)).collect();
-    let mut figures = vec![(Vec::new(), Vec::new()); peers.len()];
+    let sockperf = Sockperf::start();
+    if let Err(why) = &sockperf {
+        println!("\nleft out: sockperf ({why}); round trips with this bench's client only");
+    }
+    let ours: Vec<SocketAddr> = peers.iter().map(|p| p.front("rtt", echo)).collect();
+    let theirs: Option<Vec<SocketAddr>> =
+        sockperf.as_ref().ok().map(|s| peers.iter().map(|p| p.front("rtt_sockperf", s.address)).collect());
+    let mut own = vec![(Vec::new(), Vec::new()); peers.len()];
+    let mut tool = vec![(Vec::new(), Vec::new()); peers.len()];
     for _ in 0..ROUNDS {
-        for (i, &address) in fronts.iter().enumerate() {
-            let (p50, p99) = rtt(address);
-            figures[i].0.push(p50);
-            figures[i].1.push(p99);
+        for i in 0..peers.len() {
+            let (p50, p99) = rtt(ours[i]);
+            own[i].0.push(p50);
+            own[i].1.push(p99);
+            if let Some(fronts) = &theirs {
+                let (p50, p99) = Sockperf::ping_pong(fronts[i]);
+                tool[i].0.push(p50);
+                tool[i].1.push(p99);
+            }
         }
     }
-    let medians: Vec<(f64, f64)> = figures.into_iter().map(|(mut a, mut b)| (median(&mut a), median(&mut b))).collect();
-    let (d50, d99) = medians[0];
-    println!("\nround trips, 64 bytes, {ROUND_TRIPS} per round, microseconds");
-    println!("  {:12}  {:>8}  {:>8}  {:>10}  {:>10}", "", "p50", "p99", "added p50", "added p99");
-    for (peer, (p50, p99)) in peers.iter().zip(&medians) {
-        println!("  {:12}  {p50:8.1}  {p99:8.1}  {:+10.1}  {:+10.1}", peer.name, p50 - d50, p99 - d99);
-    }
+    let medians = |figures: Vec<(Vec<f64>, Vec<f64>)>| -> Vec<(f64, f64)> {
+        figures.into_iter().map(|(mut a, mut b)| (median(&mut a), median(&mut b))).collect()
+    };
+    let own = medians(own);
+    print_round_trips(&format!("this bench's client, {ROUND_TRIPS} per round"), peers, &own);
+    let checked = if theirs.is_some() {
+        let tool = medians(tool);
+        print_round_trips(&format!("sockperf ping-pong --full-rtt, {SOCKPERF_SECONDS} s per round"), peers, &tool);
+        tool
+    } else {
+        own
+    };
+    let (d50, d99) = checked[0];
     for (what, pick) in [("p50", 0), ("p99", 1)] {
         let added: Vec<(&'static str, f64)> =
-            peers.iter().zip(&medians).map(|(p, m)| (p.name, if pick == 0 { m.0 - d50 } else { m.1 - d99 })).collect();
+            peers.iter().zip(&checked).map(|(p, m)| (p.name, if pick == 0 { m.0 - d50 } else { m.1 - d99 })).collect();
         let ours = added[1].1;
         if let Some((best, theirs)) = best_peer(&added, false) {
             let detail = format!("firedrill {ours:+.1} us, best peer {best} {theirs:+.1} us");
             targets.check(format!("added round trip {what} <= the best peer's"), detail, ours <= theirs);
         }
+    }
+}
+
+fn print_round_trips(client: &str, peers: &[Peer], medians: &[(f64, f64)]) {
+    let (d50, d99) = medians[0];
+    println!("\nround trips, 64 bytes, {client}, microseconds");
+    println!("  {:12}  {:>8}  {:>8}  {:>10}  {:>10}", "", "p50", "p99", "added p50", "added p99");
+    for (peer, (p50, p99)) in peers.iter().zip(medians) {
+        println!("  {:12}  {p50:8.1}  {p99:8.1}  {:+10.1}  {:+10.1}", peer.name, p50 - d50, p99 - d99);
+    }
+}
+
+const SOCKPERF_SECONDS: u32 = 2;
+
+/// `sockperf server` on a free loopback port, stopped when dropped.
+struct Sockperf {
+    address: SocketAddr,
+    _server: peers::Killed,
+}
+
+impl Sockperf {
+    fn start() -> Result<Self, String> {
+        let port = peers::free_port();
+        let child = common::dies_with_bench(&mut std::process::Command::new("sockperf"))
+            .args(["server", "--tcp", "-i", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("not installed (`apt-get install sockperf`): {e}"))?;
+        let server = peers::Killed(child);
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        peers::wait_listening(address);
+        Ok(Self { address, _server: server })
+    }
+
+    /// 64-byte TCP round trips for `SOCKPERF_SECONDS`: (p50, p99) in microseconds, as sockperf
+    /// prints them.
+    fn ping_pong(address: SocketAddr) -> (f64, f64) {
+        let output = std::process::Command::new("sockperf")
+            .args(["ping-pong", "--tcp", "-i", "127.0.0.1", "-p", &address.port().to_string()])
+            .args(["-m", "64", "-t", &SOCKPERF_SECONDS.to_string(), "--full-rtt"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        let percentile = |which: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.contains(&format!("percentile {which} =")))
+                .unwrap_or_else(|| panic!("sockperf printed no {which} percentile through {address}:\n{text}"));
+            line.rsplit('=').next().unwrap().trim().parse().unwrap()
+        };
+        (percentile("50.000"), percentile("99.000"))
     }
 }
 

@@ -4,6 +4,24 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
+/// Makes the process `command` starts receive SIGKILL when the thread that started it ends — so a
+/// bench stopped by a signal (where no `Drop` runs) leaves no peer running. Start peers from the
+/// main thread.
+#[allow(unsafe_code)]
+pub fn dies_with_bench(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2), which
+    // is async-signal-safe and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The daemon under test; killed on drop.
 pub struct Daemon {
     pub child: Child,
@@ -14,7 +32,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `firedrill serve` on port-0 addresses and reads its admin address from its first line.
     pub fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        let mut child = dies_with_bench(&mut Command::new(env!("CARGO_BIN_EXE_firedrill")))
             .args(["serve", "--api", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()

@@ -73,7 +73,7 @@ impl Peer {
         env: (&str, &str),
     ) -> Result<Self, String> {
         let port = free_port();
-        let child = Command::new(anchor(binary)?)
+        let child = crate::common::dies_with_bench(&mut Command::new(anchor(binary)?))
             .args([host, "127.0.0.1", port_flag, &port.to_string()])
             .env(env.0, env.1)
             .stdout(Stdio::null())
@@ -130,7 +130,7 @@ impl Peer {
             }
             Kind::Socat { children } => {
                 let port = free_port();
-                let child = Command::new("socat")
+                let child = crate::common::dies_with_bench(&mut Command::new("socat"))
                     .args([
                         "-b".to_owned(),
                         "1048576".to_owned(),
@@ -194,7 +194,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_listening(address: SocketAddr) {
+pub fn wait_listening(address: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(address).is_err() {
         assert!(Instant::now() < deadline, "nothing listens on {address}");
@@ -224,8 +224,11 @@ pub struct HoldServer {
 
 impl HoldServer {
     pub fn start() -> Self {
-        let mut child =
-            Command::new(std::env::current_exe().unwrap()).arg("--hold-server").stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = crate::common::dies_with_bench(&mut Command::new(std::env::current_exe().unwrap()))
+            .arg("--hold-server")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let address = lines.next().unwrap().unwrap().trim().parse().unwrap();
         Self { _child: Killed(child), address, lines, accepted: 0 }
