@@ -199,6 +199,7 @@ impl<'a> Direction<'a> {
             match moved {
                 Ok((0, _, _)) => return self.half_close(),
                 Ok((read, _, rest)) => {
+                    super::plane::active();
                     if !rest.is_empty() && write_all(self.dst, &rest, self.cancel).await.is_err() {
                         return Step::Done(Verdict::Close);
                     }
