@@ -1,9 +1,10 @@
 //! One proxied connection: two directions, each on the fast path or the toxic pipeline.
 //!
 //! With no toxic on its stream a direction reads into its thread's 1 MiB scratch buffer and
-//! writes straight on (see [`SCRATCH_BYTES`]), watching the proxy's toxics; the moment one appears it switches to the toxic pipeline (a
-//! reader stamping chunks with their arrival time, and a writer running them through the
-//! [`Chain`]), and back when the last one goes. Bytes already read are always written first.
+//! writes straight on, watching the proxy's toxics; the moment one appears it switches to the
+//! toxic pipeline (a reader stamping chunks with their arrival time, and a writer running them
+//! through the [`Chain`]), and back when the last one goes. Bytes already read are always
+//! written first.
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! the upstream connection); on one thread each hand-over is a queue push, where across worker
 //! threads it is often a futex wake-up of the other thread — tens of microseconds each on a
 //! small VM. Journal writes and other blocking work of the control plane never stall it. After
-//! forwarding bytes the thread busy-polls for [`BUSY_POLL`] before it parks (see there).
+//! forwarding bytes the thread busy-polls for 200 µs before it parks (see `BUSY_POLL`).
 
 use std::io;
 use std::sync::Arc;
