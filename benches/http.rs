@@ -13,8 +13,6 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -74,36 +72,52 @@ async fn latency(address: SocketAddr) -> (f64, f64) {
         call(&client, &uri).await;
         samples.push(started.elapsed());
     }
-    samples.sort();
-    let at = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6;
-    (at(0.5), at(0.99))
+    percentiles(&mut samples)
 }
 
-/// Requests per second with `STREAMS` concurrent streams on one HTTP/2 connection, and how many
-/// requests that was.
-async fn throughput(address: SocketAddr) -> (f64, u64) {
+/// Under `STREAMS` concurrent streams on one HTTP/2 connection: requests per second, how many
+/// requests that was, and the p50 and p99 of each request's time (microseconds).
+struct Load {
+    per_second: f64,
+    requests: u64,
+    p50: f64,
+    p99: f64,
+}
+
+async fn throughput(address: SocketAddr) -> Load {
     let client = h2();
     let uri: hyper::Uri = format!("http://{address}/").parse().unwrap();
     call(&client, &uri).await;
-    let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + LOAD_TIME;
     let tasks: Vec<_> = (0..STREAMS)
         .map(|_| {
-            let (client, uri, done) = (client.clone(), uri.clone(), done.clone());
+            let (client, uri) = (client.clone(), uri.clone());
             tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(4_096);
                 while Instant::now() < deadline {
+                    let started = Instant::now();
                     call(&client, &uri).await;
-                    done.fetch_add(1, Ordering::Relaxed);
+                    samples.push(started.elapsed());
                 }
+                samples
             })
         })
         .collect();
     let started = Instant::now();
+    let mut samples = Vec::new();
     for task in tasks {
-        task.await.unwrap();
+        samples.extend(task.await.unwrap());
     }
-    let done = done.load(Ordering::Relaxed);
-    (done as f64 / started.elapsed().as_secs_f64(), done)
+    let elapsed = started.elapsed().as_secs_f64();
+    let (p50, p99) = percentiles(&mut samples);
+    Load { per_second: samples.len() as f64 / elapsed, requests: samples.len() as u64, p50, p99 }
+}
+
+/// p50 and p99 of `samples`, in microseconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99))
 }
 
 /// CPU seconds (user + system) used so far by `pid` and its child processes (nginx's workers).
@@ -218,26 +232,26 @@ fn main() {
         Some(n) => targets.push(("nginx h2->h1", n.address, Some(n.child.id()))),
         None => println!("(nginx not found: no reference HTTP proxy; `apt-get install nginx` adds one)"),
     }
-    let mut p50 = vec![Vec::new(); targets.len()];
-    let mut p99 = vec![Vec::new(); targets.len()];
-    let mut rps = vec![Vec::new(); targets.len()];
-    let mut cpu = vec![Vec::new(); targets.len()];
+    let n = targets.len();
+    let (mut p50, mut p99, mut rps, mut cpu) =
+        (vec![Vec::new(); n], vec![Vec::new(); n], vec![Vec::new(); n], vec![Vec::new(); n]);
+    let (mut load_p50, mut load_p99) = (vec![Vec::new(); n], vec![Vec::new(); n]);
     for _ in 0..ROUNDS {
         for (i, (_, address, pid)) in targets.iter().enumerate() {
             let (a, b) = runtime.block_on(latency(*address));
             p50[i].push(a);
             p99[i].push(b);
             let before = pid.map_or(0.0, cpu_seconds);
-            let (per_second, requests) = runtime.block_on(throughput(*address));
-            rps[i].push(per_second);
+            let load = runtime.block_on(throughput(*address));
             let used = pid.map_or(0.0, |pid| cpu_seconds(pid) - before);
-            cpu[i].push(used / requests as f64 * 1e6);
+            rps[i].push(load.per_second);
+            load_p50[i].push(load.p50);
+            load_p99[i].push(load.p99);
+            cpu[i].push(used / load.requests as f64 * 1e6);
         }
     }
-    let p50: Vec<f64> = p50.iter_mut().map(|v| median(v)).collect();
-    let p99: Vec<f64> = p99.iter_mut().map(|v| median(v)).collect();
-    let rps: Vec<f64> = rps.iter_mut().map(|v| median(v)).collect();
-    let cpu: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
+    let [p50, p99, rps, cpu, load_p50, load_p99] = [p50, p99, rps, cpu, load_p50, load_p99]
+        .map(|mut rows| rows.iter_mut().map(|v| median(v)).collect::<Vec<f64>>());
     println!("firedrill http benchmark — medians of {ROUNDS} interleaved rounds, loopback, one run\n");
     println!("one HTTP/2 stream at a time, {SEQUENTIAL} requests per round");
     for (i, (name, _, _)) in targets.iter().enumerate() {
@@ -249,11 +263,30 @@ fn main() {
             p99[i] - p99[0]
         );
     }
-    println!("  (target: http mode adds p50 <= 50 us)\n");
-    println!("{STREAMS} concurrent HTTP/2 streams on one connection, {}s per round", LOAD_TIME.as_secs());
+    println!("\n{STREAMS} concurrent HTTP/2 streams on one connection, {}s per round", LOAD_TIME.as_secs());
     for (i, (name, _, pid)) in targets.iter().enumerate() {
-        let cpu = if pid.is_some() { format!("   proxy CPU {:6.1} us/request", cpu[i]) } else { String::new() };
-        println!("  {name:<14} {:9.0} requests/s   {:.2}x direct{cpu}", rps[i], rps[i] / rps[0]);
+        let cpu = if pid.is_some() { format!("   proxy CPU {:5.1} us/request", cpu[i]) } else { String::new() };
+        println!(
+            "  {name:<14} {:7.0} requests/s {:.2}x direct   p50 {:7.1} us (added {:+7.1})  p99 {:7.1} us (added {:+7.1}){cpu}",
+            rps[i],
+            rps[i] / rps[0],
+            load_p50[i],
+            load_p50[i] - load_p50[0],
+            load_p99[i],
+            load_p99[i] - load_p99[0]
+        );
     }
-    println!("  (target: http mode >= 0.5x direct; CPU per request and added p50 <= nginx's)");
+    if let Some(reference) = targets.iter().position(|(name, _, _)| name.starts_with("nginx")) {
+        println!("\nagainst nginx (targets: http mode's CPU per request and added p50 <= nginx's)");
+        for (i, (name, _, _)) in targets.iter().enumerate().filter(|(_, (name, _, _))| name.starts_with("http")) {
+            println!(
+                "  {name:<14} CPU per request {:.2}x nginx's   added p50 {:+6.1} us vs nginx's {:+6.1} (one at a time), {:+6.1} vs {:+6.1} ({STREAMS} streams)",
+                cpu[i] / cpu[reference],
+                p50[i] - p50[0],
+                p50[reference] - p50[0],
+                load_p50[i] - load_p50[0],
+                load_p50[reference] - load_p50[0]
+            );
+        }
+    }
 }
