@@ -121,6 +121,29 @@ pub fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
+/// The kernel's count of threads runnable right now, machine-wide (the fourth field of
+/// `/proc/loadavg`, before the slash), read through a descriptor kept open.
+#[derive(Debug)]
+pub struct RunQueue {
+    file: std::fs::File,
+}
+
+impl RunQueue {
+    /// Opens `/proc/loadavg`.
+    pub fn open() -> io::Result<Self> {
+        Ok(Self { file: std::fs::File::open("/proc/loadavg")? })
+    }
+
+    /// Threads running or waiting for a CPU now, the caller included; `None` if unreadable.
+    pub fn runnable(&self) -> Option<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut text = [0u8; 128];
+        let n = self.file.read_at(&mut text, 0).ok()?;
+        let text = std::str::from_utf8(&text[..n]).ok()?;
+        text.split_whitespace().nth(3)?.split('/').next()?.parse().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +179,32 @@ mod tests {
     #[test]
     fn open_files_limit_can_be_raised() {
         assert!(raise_open_files_limit().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_run_queue_counts_every_thread_that_wants_a_cpu() {
+        let queue = RunQueue::open().unwrap();
+        assert!(queue.runnable().unwrap() >= 1, "the reader itself runs");
+        // Three threads that spin are runnable all along, whether on a CPU or waiting for one.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let started = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let spinners: Vec<_> = (0..3)
+            .map(|_| {
+                let (stop, started) = (stop.clone(), started.clone());
+                std::thread::spawn(move || {
+                    started.wait();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        started.wait();
+        let runnable = queue.runnable().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for spinner in spinners {
+            spinner.join().unwrap();
+        }
+        assert!(runnable >= 4, "three spinners and the reader: {runnable}");
     }
 }

@@ -130,6 +130,10 @@ impl ClientIo {
     }
 
     fn count(&self, stream: Stream, n: usize) {
+        if n > 0 {
+            // The answer to what just moved comes soon: the data plane polls for it.
+            crate::proxy::plane::active();
+        }
         if matches!(self.socket, Socket::Direct(_)) {
             self.link.shared.metrics.add_bytes(stream, n);
         }
