@@ -117,11 +117,7 @@ async fn busy_poll() {
         let mut polls = 0u32;
         while Instant::now() < until {
             if polls.is_multiple_of(LOOK_EVERY) {
-                if run_queue.runnable().is_none_or(|runnable| runnable > cpus) {
-                    crowded += 1;
-                } else {
-                    crowded = 0;
-                }
+                crowded = if run_queue.runnable().is_none_or(|runnable| runnable > cpus) { crowded + 1 } else { 0 };
                 if crowded >= CROWDED_LOOKS {
                     crowded = 0;
                     tokio::time::sleep(BUSY_MACHINE_REST).await;

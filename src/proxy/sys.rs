@@ -1,5 +1,5 @@
 //! The Linux system calls the proxy needs: a `timerfd` for waits finer than tokio's millisecond
-//! timer, the open-files limit, and the units of `/proc`.
+//! timer, the open-files limit, the units of `/proc`, and the run queue's length (`/proc/loadavg`).
 //!
 //! This is the only module with `unsafe`; each block is a plain libc call on descriptors the
 //! caller keeps open for the call's duration.

@@ -129,9 +129,10 @@ impl ClientIo {
         Arc::clone(&self.reset)
     }
 
-    fn count(&self, stream: Stream, n: usize) {
+    /// `n` bytes moved on `stream`: counted (while direct; a link counts its own), and the data
+    /// plane polls for what answers them.
+    fn moved(&self, stream: Stream, n: usize) {
         if n > 0 {
-            // The answer to what just moved comes soon: the data plane polls for it.
             crate::proxy::plane::active();
         }
         if matches!(self.socket, Socket::Direct(_)) {
@@ -178,7 +179,7 @@ impl AsyncRead for ClientIo {
         this.watch_toxics(cx);
         let before = buf.filled().len();
         ready!(this.socket()?.poll_read(cx, buf))?;
-        this.count(Stream::Upstream, buf.filled().len() - before);
+        this.moved(Stream::Upstream, buf.filled().len() - before);
         Poll::Ready(Ok(()))
     }
 }
@@ -188,7 +189,7 @@ impl AsyncWrite for ClientIo {
         let this = &mut *self;
         this.watch_toxics(cx);
         let n = ready!(this.socket()?.poll_write(cx, data))?;
-        this.count(Stream::Downstream, n);
+        this.moved(Stream::Downstream, n);
         Poll::Ready(Ok(n))
     }
 
@@ -200,7 +201,7 @@ impl AsyncWrite for ClientIo {
         let this = &mut *self;
         this.watch_toxics(cx);
         let n = ready!(this.socket()?.poll_write_vectored(cx, data))?;
-        this.count(Stream::Downstream, n);
+        this.moved(Stream::Downstream, n);
         Poll::Ready(Ok(n))
     }
 
