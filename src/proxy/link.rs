@@ -19,8 +19,14 @@ use super::metrics::ProxyMetrics;
 use super::toxic::{Stream, Toxic};
 use super::toxics::{Chain, Piece, Verdict};
 
-/// Bytes read from a socket at once on the toxic pipeline.
+/// Bytes the toxic pipeline reads from a socket at first; each read that fills its request
+/// doubles the next, up to [`MAX_READ`], and a short one (the socket drained) starts again here.
+/// A bulk transfer is read in large chunks (fewer calls: the kernel's cost per call dominates),
+/// while small messages share small buffers, so a chunk held back by a toxic never pins much
+/// more memory than its bytes.
 const READ_CHUNK: usize = 32 * 1024;
+/// The largest read of the toxic pipeline: as the fast path's (`SCRATCH_BYTES`).
+const MAX_READ: usize = SCRATCH_BYTES;
 /// Bytes one direction's toxic pipeline holds at most (read, not yet written): about a TCP
 /// window, so a latency toxic limits a bulk transfer as a long network path does (a window per
 /// period) rather than to a few chunks per period. This bounds memory per link.
@@ -357,12 +363,13 @@ async fn sleep_on(precise: Option<&super::sys::Timer>, due: Instant) {
 /// honoured while waiting for room or for data.
 async fn read_chunks<'a>(src: &TcpStream, tx: mpsc::Sender<Item<'a>>, budget: &'a Semaphore, stop: &CancellationToken) {
     let mut buf = BytesMut::new();
+    let mut want = READ_CHUNK;
     loop {
         // Room for a whole read first, so the bytes read always fit the budget.
         let mut room = tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            room = budget.acquire_many(READ_CHUNK as u32) => match room {
+            room = budget.acquire_many(want as u32) => match room {
                 Ok(room) => room,
                 Err(_) => return,
             },
@@ -375,13 +382,24 @@ async fn read_chunks<'a>(src: &TcpStream, tx: mpsc::Sender<Item<'a>>, budget: &'
                 return;
             },
         }
-        buf.reserve(READ_CHUNK);
-        let item = match src.try_read_buf(&mut (&mut buf).limit(READ_CHUNK)) {
+        // Reuses the buffer in place once every chunk cut from it has been written.
+        buf.reserve(want);
+        let item = match src.try_read_buf(&mut (&mut buf).limit(want)) {
             Ok(0) => Item::Eof,
             Ok(n) => {
                 // Only what was read stays held; the rest of the room goes back.
-                drop(room.split(READ_CHUNK - n));
-                Item::Data(buf.split().freeze(), Instant::now(), room)
+                drop(room.split(want - n));
+                let data = buf.split().freeze();
+                if n == want {
+                    want = (want * 2).min(MAX_READ);
+                } else {
+                    want = READ_CHUNK;
+                    // What a large read left unfilled is not kept for the small reads to come.
+                    if buf.capacity() > 2 * READ_CHUNK {
+                        buf = BytesMut::new();
+                    }
+                }
+                Item::Data(data, Instant::now(), room)
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => Item::Failed,
@@ -447,4 +465,65 @@ async fn write_all(dst: &TcpStream, mut data: &[u8], cancel: &CancellationToken)
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The toxic pipeline's reader grows its reads while a bulk transfer keeps the socket full
+    /// (never past `MAX_READ`), starts small again once the socket is drained, and hands every
+    /// byte over in order.
+    #[tokio::test]
+    async fn the_reader_grows_its_reads_under_bulk_and_keeps_every_byte() {
+        const BULK: usize = 8 * 1024 * 1024;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let sent: Vec<u8> = (0..BULK).map(|i| (i % 251) as u8).collect();
+        let (go_on, go_on_rx) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let mut socket = std::net::TcpStream::connect(address).unwrap();
+                std::io::Write::write_all(&mut socket, &sent).unwrap();
+                // After the bulk has been read: one small message.
+                go_on_rx.recv().unwrap();
+                std::io::Write::write_all(&mut socket, b"ping").unwrap();
+                go_on_rx.recv().unwrap();
+            })
+        };
+        let (src, _) = listener.accept().await.unwrap();
+        let budget = Semaphore::new(IN_FLIGHT_BYTES);
+        let (tx, mut rx) = mpsc::channel(IN_FLIGHT_CHUNKS);
+        let stop = CancellationToken::new();
+        let reader = read_chunks(&src, tx, &budget, &stop);
+        let consumer = async {
+            let mut got = Vec::with_capacity(BULK);
+            let mut sizes = Vec::new();
+            while got.len() < BULK {
+                match rx.recv().await {
+                    Some(Item::Data(data, _, _held)) => {
+                        sizes.push(data.len());
+                        got.extend_from_slice(&data);
+                    }
+                    _ => panic!("the stream ended after {} bytes", got.len()),
+                }
+            }
+            go_on.send(()).unwrap();
+            let Some(Item::Data(small, _, _)) = rx.recv().await else { panic!("no message after the bulk") };
+            stop.cancel();
+            go_on.send(()).unwrap();
+            (got, sizes, small)
+        };
+        let ((), (got, sizes, small)) = tokio::join!(reader, consumer);
+        writer.join().unwrap();
+        assert!(got == sent, "the bulk came out changed");
+        assert!(sizes[0] <= READ_CHUNK, "first read {} bytes", sizes[0]);
+        assert!(sizes.iter().all(|&n| n <= MAX_READ), "a read past MAX_READ: {sizes:?}");
+        assert!(sizes.iter().any(|&n| n > READ_CHUNK), "reads never grew: {sizes:?}");
+        // Each read asks for at most twice the one before (if that filled its request) or
+        // READ_CHUNK (if it did not).
+        assert!(sizes.windows(2).all(|w| w[1] <= READ_CHUNK.max(2 * w[0])), "{sizes:?}");
+        assert_eq!(&small[..], b"ping");
+    }
 }
