@@ -197,17 +197,33 @@ impl<'a> Direction<'a> {
                 () = Self::changed(&mut self.toxics, self.cancel) => return Step::Changed,
                 ready = self.src.readable() => if ready.is_err() { return Step::Done(Verdict::Close) },
             }
-            let moved = SCRATCH.with_borrow_mut(|scratch| {
-                let scratch = scratch.get_or_insert_with(|| vec![0; SCRATCH_BYTES].into_boxed_slice());
+            let moved = SCRATCH.with_borrow_mut(|slot| {
+                let scratch = slot.get_or_insert_with(|| vec![0; SCRATCH_BYTES].into_boxed_slice());
                 let read = read_draining(self.src, scratch)?;
                 let written = if read == 0 { 0 } else { write_now(self.dst, &scratch[..read])? };
-                Ok::<_, std::io::Error>((read, written, Bytes::copy_from_slice(&scratch[written..read])))
+                let rest = match read - written {
+                    0 => Rest::None,
+                    left if left < KEEP_SCRATCH_FROM => Rest::Copied(Bytes::copy_from_slice(&scratch[written..read])),
+                    _ => Rest::Scratch(slot.take().unwrap_or_default(), written..read),
+                };
+                Ok::<_, std::io::Error>((read, rest))
             });
             match moved {
-                Ok((0, _, _)) => return self.half_close(),
-                Ok((read, _, rest)) => {
-                    super::plane::active();
-                    if !rest.is_empty() && write_all(self.dst, &rest, self.cancel).await.is_err() {
+                Ok((0, _)) => return self.half_close(),
+                Ok((read, rest)) => {
+                    super::plane::moved(read);
+                    let sent = match rest {
+                        Rest::None => Ok(()),
+                        Rest::Copied(rest) => write_all(self.dst, &rest, self.cancel).await,
+                        Rest::Scratch(scratch, range) => {
+                            let sent = write_all(self.dst, &scratch[range], self.cancel).await;
+                            SCRATCH.with_borrow_mut(|slot| {
+                                slot.get_or_insert(scratch);
+                            });
+                            sent
+                        }
+                    };
+                    if sent.is_err() {
                         return Step::Done(Verdict::Close);
                     }
                     self.metrics.add_bytes(self.stream, read);
@@ -412,8 +428,27 @@ async fn read_chunks<'a>(src: &TcpStream, tx: mpsc::Sender<Item<'a>>, budget: &'
 }
 
 /// Bytes the fast path reads at once: as socat's `-b 1048576`. One buffer per data-plane thread,
-/// never held across a wait.
+/// lent to a direction only while it waits to write a large remainder (`KEEP_SCRATCH_FROM`).
 const SCRATCH_BYTES: usize = 1024 * 1024;
+
+/// A remainder the destination did not take at once, from this size up, keeps the scratch buffer
+/// it is in until it has gone (the thread makes another for the next read, if any comes first),
+/// instead of being copied into a buffer of its own: under backpressure a bulk transfer leaves
+/// hundreds of KiB behind at every other read, and copying them into fresh memory each time
+/// costs a copy and spreads the bytes over memory the caches do not hold. A smaller remainder is
+/// copied, so a slow destination pins at most 16 times the bytes it owes, and never more than
+/// the one buffer.
+const KEEP_SCRATCH_FROM: usize = 64 * 1024;
+
+/// What the fast path still owes the destination after a read.
+enum Rest {
+    /// Nothing: the destination took it all.
+    None,
+    /// A small remainder, copied out of the scratch buffer.
+    Copied(Bytes),
+    /// A large remainder, in the scratch buffer itself, taken from the thread until written.
+    Scratch(Box<[u8]>, std::ops::Range<usize>),
+}
 
 thread_local! {
     /// The fast path's read buffer, made on first use.
@@ -525,5 +560,56 @@ mod tests {
         // READ_CHUNK (if it did not).
         assert!(sizes.windows(2).all(|w| w[1] <= READ_CHUNK.max(2 * w[0])), "{sizes:?}");
         assert_eq!(&small[..], b"ping");
+    }
+
+    /// Two links on one thread, each forwarding 8 MiB into a destination with a small send
+    /// buffer: most reads leave a remainder larger than `KEEP_SCRATCH_FROM`, which keeps the
+    /// scratch buffer it is in while the other link reads into another. Every byte arrives, in
+    /// order, on each.
+    #[tokio::test]
+    async fn large_remainders_keep_the_scratch_buffer_and_every_byte() {
+        const BULK: usize = 8 * 1024 * 1024;
+        let (_toxics_tx, toxics) = watch::channel(ToxicList::default());
+        let shared = LinkShared { toxics, metrics: Arc::new(ProxyMetrics::default()) };
+        let mut links = Vec::new();
+        let mut ends = Vec::new();
+        for link in 0..2u8 {
+            let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let back = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (front_address, back_address) = (front.local_addr().unwrap(), back.local_addr().unwrap());
+            let sent: Vec<u8> = (0..BULK).map(|i| (i % 251) as u8 ^ link).collect();
+            let sender = {
+                let sent = sent.clone();
+                std::thread::spawn(move || {
+                    let mut socket = std::net::TcpStream::connect(front_address).unwrap();
+                    std::io::Write::write_all(&mut socket, &sent).unwrap();
+                    socket.shutdown(std::net::Shutdown::Write).unwrap();
+                    // Held open until the far end has everything, so the link ends by half-closes.
+                    let mut rest = Vec::new();
+                    std::io::Read::read_to_end(&mut socket, &mut rest).unwrap();
+                })
+            };
+            let receiver = std::thread::spawn(move || {
+                let mut socket = std::net::TcpStream::connect(back_address).unwrap();
+                let mut got = Vec::with_capacity(BULK);
+                std::io::Read::read_to_end(&mut socket, &mut got).unwrap();
+                socket.shutdown(std::net::Shutdown::Write).unwrap();
+                got
+            });
+            let (client, _) = front.accept().await.unwrap();
+            let (upstream, _) = back.accept().await.unwrap();
+            socket2::SockRef::from(&upstream).set_send_buffer_size(16 * 1024).unwrap();
+            let shared = LinkShared { toxics: shared.toxics.clone(), metrics: Arc::clone(&shared.metrics) };
+            links.push(run(client, upstream, shared, u64::from(link), CancellationToken::new()));
+            ends.push((sent, sender, receiver));
+        }
+        let mut links = links.into_iter();
+        tokio::join!(links.next().unwrap(), links.next().unwrap());
+        for (link, (sent, sender, receiver)) in ends.into_iter().enumerate() {
+            sender.join().unwrap();
+            let got = receiver.join().unwrap();
+            assert_eq!(got.len(), BULK, "link {link}: bytes lost or added");
+            assert!(got == sent, "link {link}: the bytes came out changed");
+        }
     }
 }

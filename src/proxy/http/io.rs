@@ -130,10 +130,10 @@ impl ClientIo {
     }
 
     /// `n` bytes moved on `stream`: counted (while direct; a link counts its own), and the data
-    /// plane polls for what answers them.
+    /// plane polls for what answers them (unless they were a bulk move: `plane::BULK_READ`).
     fn moved(&self, stream: Stream, n: usize) {
         if n > 0 {
-            crate::proxy::plane::active();
+            crate::proxy::plane::moved(n);
         }
         if matches!(self.socket, Socket::Direct(_)) {
             self.link.shared.metrics.add_bytes(stream, n);
