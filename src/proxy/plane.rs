@@ -93,11 +93,11 @@ const CROWDED_LOOKS: u32 = 16;
 /// A read at least this large means the sender streams ahead of the proxy: its next bytes arrive
 /// before a wake-up could delay anything that waits for them, and polling only picks them up
 /// sooner, in smaller pieces — more calls and more CPU per byte. So a bulk read starts no poll
-/// and stops a running one at its next look. One loopback segment (64 KiB) is the least a
-/// streaming sender hands over at once; a request or a reply in a round trip is far smaller.
-/// Measured (BENCHMARKS.md): with the poll, 2 s of iperf3 through the proxy took 24,000 reads
-/// (140 KB each) and 418 ms of CPU per GB; without it 8,800 reads (436 KB) and 383 ms.
-pub const BULK_READ: usize = 64 * 1024;
+/// and stops a running one at its next look. Through the proxy, iperf3's reads averaged 140 KB
+/// with the poll and 436 KB without it; a request or a reply in a round trip is far smaller
+/// (a 16 KiB threshold measured the same as this one). Measured (BENCHMARKS.md): with the poll,
+/// 2 s of iperf3 took 24,000 reads and 418 ms of CPU per GB; without it 8,800 reads and 383 ms.
+const BULK_READ: usize = 64 * 1024;
 
 thread_local! {
     /// Signalled by [`moved`]; the busy poll of this thread's data plane waits on it.
@@ -106,9 +106,9 @@ thread_local! {
     static STREAMING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Tells this thread's data plane that a read just took `bytes`, so it polls for the next ones
-/// for a while instead of parking — unless the read was a bulk one ([`BULK_READ`]), which
-/// stops the poll instead. Costs a flag store when the poll is already running; a no-op on a
+/// Tells this thread's data plane that a read (or an `http` proxy's write to its client) just
+/// moved `bytes`, so it polls for the next ones for a while instead of parking — unless that was
+/// a bulk move (64 KiB or more, `BULK_READ`), which stops the poll instead. Costs a flag store when the poll is already running; a no-op on a
 /// thread with no data plane.
 pub fn moved(bytes: usize) {
     let streaming = bytes >= BULK_READ;
