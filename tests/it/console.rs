@@ -259,6 +259,7 @@ fn the_game_day_page_starts_a_day_takes_notes_from_the_room_and_links_its_write_
 /// Headless Chromium through chromedriver: each [`Browser::open`] is one person's browser.
 mod browser {
     use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
     use std::process::{Child, Command, Stdio};
 
     pub struct Driver {
@@ -275,7 +276,10 @@ mod browser {
                     "this test needs {path}: .ci/install installs it (apt-get install chromium chromium-driver)"
                 );
             }
+            // Its own process group, so the drop takes the Chromium it starts with it, even when
+            // a failed assertion unwinds past the browser's own close.
             let mut child = Command::new("/usr/bin/chromedriver")
+                .process_group(0)
                 .arg("--port=0")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -313,6 +317,7 @@ mod browser {
 
     impl Drop for Driver {
         fn drop(&mut self) {
+            let _ = firedrill::signal::Signal::KILL.send_group(self.child.id());
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
