@@ -49,8 +49,14 @@ pub fn wire_name(value: impl serde::Serialize) -> String {
 /// wherever the first difference is, so response times do not leak the token byte by byte (the
 /// admin and control APIs need a token when bound beyond loopback).
 pub fn bearer_matches(header: &str, token: &str) -> bool {
-    let Some(given) = header.strip_prefix("Bearer ") else { return false };
-    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0_u8, |diff, (a, b)| diff | (a ^ b)) == 0
+    header.strip_prefix("Bearer ").is_some_and(|given| same_secret(given, token))
+}
+
+/// Whether two secrets (tokens, codes, CSRF values) are equal, in time that does not depend on
+/// where they first differ.
+#[must_use]
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0_u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// A plain name (a drill, a service): non-empty, only ASCII letters, digits, `-` and `_`, so it

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = firedrill::cli::Cli::try_parse();
-    // Short commands die quietly on a closed stdout; the daemon must not (splice into a closed
+    // Short commands die quietly on a closed stdout; the daemon must not (a write into a closed
     // socket raises SIGPIPE), so it keeps Rust's default of ignoring it.
     if cli.as_ref().is_ok_and(|c| !c.serves()) {
         firedrill::signal::default_sigpipe();

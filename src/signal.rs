@@ -96,7 +96,7 @@ pub fn die_with_parent(command: &mut tokio::process::Command) {
 
 /// Restores the default action of `SIGPIPE` (Rust ignores it, so `println!` into a closed pipe
 /// panics): `firedrill report | head` then ends quietly, as Unix tools do. Only for commands that
-/// print and exit: a process that splices into sockets must keep ignoring it.
+/// print and exit: a process that writes into sockets must keep ignoring it.
 pub fn default_sigpipe() {
     #[cfg(unix)]
     // SAFETY: signal(2) with SIG_DFL installs no handler; called once at start, before threads.

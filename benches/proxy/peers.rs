@@ -55,7 +55,7 @@ impl Peer {
     }
 
     /// socat, if it is installed; `-b 1048576` copies with a buffer as large as firedrill's
-    /// splice pipe.
+    /// scratch buffer (1 MiB).
     pub fn socat() -> Result<Self, String> {
         let found = Command::new("socat").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
         if !found.is_ok_and(|s| s.success()) {

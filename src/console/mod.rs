@@ -202,7 +202,7 @@ fn posted(
 /// Refuses a form whose CSRF token is not the session's.
 fn checked(session: &Session, form: &std::collections::HashMap<String, String>) -> Result<(), Denied> {
     let given = form.get("csrf").map_or("", String::as_str);
-    if session::same(given, &session.csrf) { Ok(()) } else { Err(Denied::Forged) }
+    if crate::same_secret(given, &session.csrf) { Ok(()) } else { Err(Denied::Forged) }
 }
 
 fn html(markup: Markup) -> Response {
@@ -223,7 +223,7 @@ async fn login(
     Form(form): Form<std::collections::HashMap<String, String>>,
 ) -> Response {
     let given = form.get("token").map_or("", String::as_str);
-    let ok = console.token.as_deref().is_none_or(|token| session::same(given, token));
+    let ok = console.token.as_deref().is_none_or(|token| crate::same_secret(given, token));
     if !ok {
         return (StatusCode::UNAUTHORIZED, html(pages::login(true, Some("That is not the admin token."))))
             .into_response();

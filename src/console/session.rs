@@ -70,11 +70,6 @@ pub fn secret() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// Compares two secrets in time that does not depend on where they differ.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0_u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
 impl Default for Sessions {
     fn default() -> Self {
         Self {
@@ -115,9 +110,9 @@ impl Sessions {
 
     /// The role a join code opens, if any.
     pub fn role_of_code(&self, code: &str) -> Option<Role> {
-        if same(code, &self.responder_code) {
+        if crate::same_secret(code, &self.responder_code) {
             Some(Role::Responder)
-        } else if same(code, &self.observer_code) {
+        } else if crate::same_secret(code, &self.observer_code) {
             Some(Role::Observer)
         } else {
             None

@@ -2,8 +2,7 @@
 //! direction while a latency toxic waits. Descriptors go to connections first, within a budget
 //! that keeps a reserve for the admin and control APIs, journals and the supervisor: past the
 //! budget a timer is simply not made (the wait falls back to tokio's timer), and past the
-//! connection cap a new client is refused at once, so the APIs always
-//! answer.
+//! connection cap a new client is refused at once, so the APIs always answer.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -485,7 +485,8 @@ fn write_now(dst: &TcpStream, mut data: &[u8]) -> std::io::Result<usize> {
     Ok(total - data.len())
 }
 
-/// Writes all of `data` to a shared socket, giving up when `cancel` fires.
+/// Writes all of `data` to a shared socket, giving up when `cancel` fires: each time `dst` is
+/// writable, as much as it takes.
 async fn write_all(dst: &TcpStream, mut data: &[u8], cancel: &CancellationToken) -> std::io::Result<()> {
     while !data.is_empty() {
         tokio::select! {
@@ -493,11 +494,7 @@ async fn write_all(dst: &TcpStream, mut data: &[u8], cancel: &CancellationToken)
             () = cancel.cancelled() => return Err(std::io::ErrorKind::ConnectionAborted.into()),
             ready = dst.writable() => ready?,
         }
-        match dst.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
-        }
+        data = &data[write_now(dst, data)?..];
     }
     Ok(())
 }

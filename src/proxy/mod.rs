@@ -2,7 +2,7 @@
 //!
 //! - [`registry`]: the proxies and every operation on them;
 //! - [`listener`] and [`link`]: accepting and forwarding (copy fast path, toxic pipeline);
-//! - [`plane`]: the runtime they run on; `sys`: the Linux system calls (splice, timers, limits);
+//! - [`plane`]: the runtime they run on; `sys`: the Linux system calls (timers, limits, run queue);
 //! - [`toxic`] and [`toxics`]: the toxic model and one transformer per toxic type; [`external`]:
 //!   what an external Toxiproxy's client can express;
 //! - [`api`]: the HTTP admin API; [`config`]: proxy bodies and config files;
