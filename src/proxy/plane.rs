@@ -108,8 +108,8 @@ thread_local! {
 
 /// Tells this thread's data plane that a read (or an `http` proxy's write to its client) just
 /// moved `bytes`, so it polls for the next ones for a while instead of parking — unless that was
-/// a bulk move (64 KiB or more, `BULK_READ`), which stops the poll instead. Costs a flag store when the poll is already running; a no-op on a
-/// thread with no data plane.
+/// a bulk move (64 KiB or more, `BULK_READ`), which stops the poll instead. Costs a flag store
+/// when the poll is already running; a no-op on a thread with no data plane.
 pub fn moved(bytes: usize) {
     let streaming = bytes >= BULK_READ;
     STREAMING.with(|flag| flag.set(streaming));

@@ -6,8 +6,9 @@
 //! extra hop. The moment a TCP toxic is added the socket is handed to a link (the same code as a
 //! `tcp` proxy's connection, toxics and all) whose other end is a fresh loopback connection, and
 //! the server goes on over that. Nothing is buffered here, so the switch loses and reorders no
-//! bytes. A connection stays linked after the toxic goes (the link then copies straight through): the switch is
-//! one-way, so a long-lived connection pays the hop only after it has been under a fault.
+//! bytes. A connection stays linked after the toxic goes (the link then copies straight through):
+//! the switch is one-way, so a long-lived connection pays the hop only after it has been under a
+//! fault.
 
 use std::io;
 use std::pin::Pin;
