@@ -128,6 +128,11 @@ pub async fn dial(address: &str, timeout: Duration) -> Result<TcpStream, Upstrea
 /// back (an HTTP/2 server's SETTINGS frame, or an HTTP/1.1 status line, or a close). `None`
 /// when it could not tell (no connection, no answer in `timeout`).
 pub async fn speaks_h2(address: &str, timeout: Duration) -> Option<bool> {
+    // Boxed: a probe is rare, and its future would otherwise enlarge every request's.
+    Box::pin(probe_h2(address, timeout)).await
+}
+
+async fn probe_h2(address: &str, timeout: Duration) -> Option<bool> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
     let look = async {
         let mut stream = dial(address, timeout).await.ok()?;
@@ -172,6 +177,16 @@ impl H2Upstream {
             return Ok((*number, sender.clone()));
         }
         *slot = None;
+        // Boxed: dialling and the handshake are rare, and their future would otherwise make every
+        // request's future (moved whole into its task) a kilobyte larger.
+        let sender = Box::pin(self.open()).await?;
+        let number = previous + 1;
+        *slot = Some((number, sender.clone()));
+        Ok((number, sender))
+    }
+
+    /// A new connection to the upstream, its driver spawned; its request handle.
+    async fn open(&self) -> Result<SendRequest<ClientBody>, UpstreamError> {
         let stream = dial(&self.address, self.connect_timeout).await?;
         let (sender, connection) =
             hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake(TokioIo::new(stream)).await?;
@@ -180,9 +195,7 @@ impl H2Upstream {
                 tracing::debug!(%error, "upstream HTTP/2 connection ended with an error");
             }
         });
-        let number = previous + 1;
-        *slot = Some((number, sender.clone()));
-        Ok((number, sender))
+        Ok(sender)
     }
 
     /// Forwards `request` (its URI absolute). A request the upstream did not process — refused
