@@ -178,7 +178,7 @@ impl H2Upstream {
         }
         *slot = None;
         // Boxed: dialling and the handshake are rare, and their future would otherwise make every
-        // request's future (moved whole into its task) a kilobyte larger.
+        // HTTP/2 request's future (copied whole at least once) a kilobyte larger.
         let sender = Box::pin(self.open()).await?;
         let number = previous + 1;
         *slot = Some((number, sender.clone()));
