@@ -72,7 +72,7 @@ impl Drop for PlaneThread {
 /// lets itself sleep in `epoll_wait`. On a VM an idle vCPU halts, and waking it for the next
 /// packet costs tens of microseconds: a reply that comes back within this window is picked up
 /// without that wake-up. Past it the thread parks as before, so an idle proxy uses no CPU (but
-/// for one wake-up per `TIMER_HORIZON`).
+/// for one wake-up per [`TIMER_HORIZON`]).
 const BUSY_POLL: Duration = Duration::from_micros(200);
 
 /// How long the thread goes without polling once it found more threads runnable than CPUs.
