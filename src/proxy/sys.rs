@@ -183,28 +183,39 @@ mod tests {
 
     #[test]
     fn the_run_queue_counts_every_thread_that_wants_a_cpu() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let queue = RunQueue::open().unwrap();
         assert!(queue.runnable().unwrap() >= 1, "the reader itself runs");
-        // Three threads that spin are runnable all along, whether on a CPU or waiting for one.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let started = std::sync::Arc::new(std::sync::Barrier::new(4));
+        // Three threads that spin are runnable all along, whether on a CPU or waiting for one,
+        // once each has run. The kernel sums its per-CPU counts without a lock, so a thread the
+        // balancer is moving between CPUs can be missed by one reading: read until the count
+        // shows all four, for two seconds at most, and keep the largest.
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let spinning = std::sync::Arc::new(AtomicUsize::new(0));
         let spinners: Vec<_> = (0..3)
             .map(|_| {
-                let (stop, started) = (stop.clone(), started.clone());
+                let (stop, spinning) = (stop.clone(), spinning.clone());
                 std::thread::spawn(move || {
-                    started.wait();
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    spinning.fetch_add(1, Ordering::SeqCst);
+                    while !stop.load(Ordering::Relaxed) {
                         std::hint::spin_loop();
                     }
                 })
             })
             .collect();
-        started.wait();
-        let runnable = queue.runnable().unwrap();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        while spinning.load(Ordering::SeqCst) < 3 {
+            std::thread::yield_now();
+        }
+        let (mut most, mut readings) = (0, 0);
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while most < 4 && std::time::Instant::now() < give_up {
+            most = most.max(queue.runnable().unwrap());
+            readings += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
         for spinner in spinners {
             spinner.join().unwrap();
         }
-        assert!(runnable >= 4, "three spinners and the reader: {runnable}");
+        assert!(most >= 4, "three spinners and the reader: at most {most} in {readings} readings");
     }
 }
