@@ -4,11 +4,13 @@
 //! The real `firedrill serve` binary runs in its own process with proxies in front of one
 //! upstream (an HTTP/1.1 + HTTP/2 server in this process): one in `tcp` mode, one in `http` mode,
 //! one in `http` mode with a zero `http_delay` toxic, and one in `http` mode speaking HTTP/1.1 to
-//! the upstream (`upstream_protocol: http1`, the HTTP/2-client → HTTP/1.1-upstream translation
-//! nginx does too). Measures added per-request latency (p50, p99; one HTTP/2 stream at a time),
-//! requests per second with 64 concurrent HTTP/2 streams on one connection, and the proxy
-//! process's CPU (user + system, from `/proc`) per request under that load. Every figure is the
-//! median of interleaved rounds; ratios are against the direct figures of the same run.
+//! the upstream (`upstream_protocol: http1`). nginx runs both translations in its own processes:
+//! HTTP/2 to HTTP/1.1 (`proxy_pass`) and HTTP/2 to HTTP/2 (`grpc_pass`); each `http` row is
+//! compared with nginx's row of the same pair. Measures added per-request latency (p50, p99; one
+//! HTTP/2 stream at a time), requests per second with 64 concurrent HTTP/2 streams on one
+//! connection, and the proxy process's CPU (user + system, from `/proc`) per request under that
+//! load. Every figure is the median of interleaved rounds; ratios are against the direct figures
+//! of the same run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -149,10 +151,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// A reference HTTP proxy in its own processes, if the machine has it: nginx (C), HTTP/2 with
-/// prior knowledge in front, pooled HTTP/1.1 keep-alive connections behind.
+/// prior knowledge in front, on two ports: one with pooled HTTP/1.1 keep-alive connections behind
+/// (`proxy_pass`), one with pooled HTTP/2 connections behind (`grpc_pass`, nginx's only way to
+/// speak HTTP/2 to an upstream; it forwards any request, not only gRPC). Each has its own pool:
+/// nginx keeps idle connections per `upstream` block, and a shared block would hand an HTTP/1.1
+/// connection to `grpc_pass`.
 struct Nginx {
     child: Child,
     address: SocketAddr,
+    /// The port that forwards in HTTP/2.
+    to_h2: SocketAddr,
     /// Its configuration and logs; removed with it.
     _dir: tempfile::TempDir,
 }
@@ -163,13 +171,15 @@ impl Nginx {
             return None;
         }
         let dir = tempfile::tempdir().ok()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok().map(|a| a.port());
+        let (port, h2_port) = (free()?, free()?);
         let conf = format!(
             "worker_processes auto;\nerror_log {0}/error.log;\npid {0}/nginx.pid;\nevents {{ worker_connections 1024; }}\n\
              http {{\n access_log off;\n keepalive_requests 100000000;\n http2_max_requests 100000000;\n client_body_temp_path {0};\n proxy_temp_path {0};\n\
-             upstream up {{ server {upstream}; keepalive 64; }}\n\
+             upstream up {{ server {upstream}; keepalive 64; }}\n upstream up2 {{ server {upstream}; keepalive 64; }}\n\
              server {{ listen 127.0.0.1:{port} http2; location / {{ proxy_pass http://up; proxy_http_version 1.1; \
-             proxy_set_header Connection \"\"; }} }}\n}}\n",
+             proxy_set_header Connection \"\"; }} }}\n\
+             server {{ listen 127.0.0.1:{h2_port} http2; location / {{ grpc_pass grpc://up2; }} }}\n}}\n",
             dir.path().display()
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
@@ -183,11 +193,12 @@ impl Nginx {
             .spawn()
             .ok()?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let to_h2 = SocketAddr::from(([127, 0, 0, 1], h2_port));
         let ready = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
-            std::net::TcpStream::connect(address).is_ok()
+            std::net::TcpStream::connect(address).is_ok() && std::net::TcpStream::connect(to_h2).is_ok()
         });
-        ready.then_some(Self { child, address, _dir: dir })
+        ready.then_some(Self { child, address, to_h2, _dir: dir })
     }
 }
 
@@ -229,7 +240,10 @@ fn main() {
         ("http h2->h1", to_http1, Some(me)),
     ];
     match &nginx {
-        Some(n) => targets.push(("nginx h2->h1", n.address, Some(n.child.id()))),
+        Some(n) => {
+            targets.push(("nginx h2->h2", n.to_h2, Some(n.child.id())));
+            targets.push(("nginx h2->h1", n.address, Some(n.child.id())));
+        }
         None => println!("(nginx not found: no reference HTTP proxy; `apt-get install nginx` adds one)"),
     }
     let n = targets.len();
@@ -276,11 +290,15 @@ fn main() {
             load_p99[i] - load_p99[0]
         );
     }
-    if let Some(reference) = targets.iter().position(|(name, _, _)| name.starts_with("nginx")) {
-        println!("\nagainst nginx (targets: http mode's CPU per request and added p50 <= nginx's)");
+    // Each http row against nginx doing the same translation: HTTP/2 to an HTTP/1.1 upstream,
+    // or HTTP/2 to an HTTP/2 upstream (the other http rows).
+    let position = |wanted: &str| targets.iter().position(|(name, _, _)| *name == wanted);
+    if let (Some(to_h2), Some(to_h1)) = (position("nginx h2->h2"), position("nginx h2->h1")) {
+        println!("\nagainst nginx doing the same (targets: http mode's CPU per request and added p50 <= nginx's)");
         for (i, (name, _, _)) in targets.iter().enumerate().filter(|(_, (name, _, _))| name.starts_with("http")) {
+            let (reference, pair) = if name.ends_with("h2->h1") { (to_h1, "h2->h1") } else { (to_h2, "h2->h2") };
             println!(
-                "  {name:<14} CPU per request {:.2}x nginx's   added p50 {:+6.1} us vs nginx's {:+6.1} (one at a time), {:+6.1} vs {:+6.1} ({STREAMS} streams)",
+                "  {name:<14} CPU per request {:.2}x nginx {pair}'s   added p50 {:+6.1} us vs nginx's {:+6.1} (one at a time), {:+6.1} vs {:+6.1} ({STREAMS} streams)",
                 cpu[i] / cpu[reference],
                 p50[i] - p50[0],
                 p50[reference] - p50[0],
