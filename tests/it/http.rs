@@ -303,6 +303,40 @@ async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_r
 }
 
 #[tokio::test]
+async fn http1_requests_reuse_kept_upstream_connections_and_a_restart_fails_none() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let d = Daemon::start().await;
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let (address, server) = counting_upstream("127.0.0.1:0".parse().unwrap(), accepted.clone()).await;
+    let proxy = d.http_proxy("web", address).await;
+    // One request at a time: one upstream connection, kept and reused.
+    let client = http1();
+    for _ in 0..5 {
+        assert_eq!(get(&client, proxy, "/").await.unwrap(), (200, "hello".into()));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "HTTP/1.1 clients get no probe, and one kept connection");
+    // Ten at once need ten connections (one request each in flight), no more.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let client = client.clone();
+        calls.spawn(async move { get(&client, proxy, "/").await });
+    }
+    let answers = calls.join_all().await;
+    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|(status, _)| *status == 200)), "{answers:?}");
+    let after_burst = accepted.load(Ordering::SeqCst);
+    assert!((1..=10).contains(&after_burst), "{after_burst} connections for 10 requests at once");
+    // The upstream restarts and closes every kept connection: no request fails for it.
+    server.abort();
+    let _ = server.await;
+    let (_, server) = counting_upstream(address, accepted.clone()).await;
+    for _ in 0..5 {
+        assert_eq!(get(&client, proxy, "/").await.unwrap(), (200, "hello".into()));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), after_burst + 1, "one new connection, reused");
+    server.abort();
+}
+
+#[tokio::test]
 async fn the_authority_the_client_used_reaches_the_upstream_on_both_protocols() {
     let d = Daemon::start().await;
     let proxy = d.http_proxy("web", upstream().await).await;
