@@ -273,12 +273,38 @@ async fn counting_upstream(
     (address, task)
 }
 
+/// A [`counting_upstream`] on any port: how many connections it accepted, where, and its task.
+struct Counted {
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    address: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Counted {
+    async fn start() -> Self {
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (address, server) = counting_upstream("127.0.0.1:0".parse().unwrap(), accepted.clone()).await;
+        Self { accepted, address, server }
+    }
+}
+
+/// Restarts a [`counting_upstream`] on the same address (a killed pod coming back): every
+/// connection it held is closed; the new one counts on the same counter.
+async fn restart(
+    server: tokio::task::JoinHandle<()>,
+    address: SocketAddr,
+    accepted: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    server.abort();
+    let _ = server.await;
+    counting_upstream(address, accepted.clone()).await.1
+}
+
 #[tokio::test]
 async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_restart() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     let d = Daemon::start().await;
-    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
-    let (address, server) = counting_upstream("127.0.0.1:0".parse().unwrap(), accepted.clone()).await;
+    let Counted { accepted, address, server } = Counted::start().await;
     let proxy = d.http_proxy("web", address).await;
     // Two client connections, 20 concurrent streams each.
     let (one, two) = (http2(), http2());
@@ -294,9 +320,7 @@ async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_r
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "one probe and one multiplexed upstream connection");
 
     // The upstream restarts (a killed pod coming back): the proxy dials again.
-    server.abort();
-    let _ = server.await;
-    let (_, server) = counting_upstream(address, accepted.clone()).await;
+    let server = restart(server, address, &accepted).await;
     assert_eq!(get(&one, proxy, "/").await.unwrap(), (200, "hello".into()));
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
     server.abort();
@@ -304,10 +328,9 @@ async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_r
 
 #[tokio::test]
 async fn http1_requests_reuse_kept_upstream_connections_and_a_restart_fails_none() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     let d = Daemon::start().await;
-    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
-    let (address, server) = counting_upstream("127.0.0.1:0".parse().unwrap(), accepted.clone()).await;
+    let Counted { accepted, address, server } = Counted::start().await;
     let proxy = d.http_proxy("web", address).await;
     // One request at a time: one upstream connection, kept and reused.
     let client = http1();
@@ -326,9 +349,7 @@ async fn http1_requests_reuse_kept_upstream_connections_and_a_restart_fails_none
     let after_burst = accepted.load(Ordering::SeqCst);
     assert!((1..=10).contains(&after_burst), "{after_burst} connections for 10 requests at once");
     // The upstream restarts and closes every kept connection: no request fails for it.
-    server.abort();
-    let _ = server.await;
-    let (_, server) = counting_upstream(address, accepted.clone()).await;
+    let server = restart(server, address, &accepted).await;
     for _ in 0..5 {
         assert_eq!(get(&client, proxy, "/").await.unwrap(), (200, "hello".into()));
     }
