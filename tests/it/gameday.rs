@@ -319,6 +319,14 @@ async fn a_scheduled_game_day_starts_on_time_and_ends_with_its_faults_out() {
             .any(|r| r.fault_in_ms.is_some())
     };
     assert!(tokio::task::block_in_place(|| until(&data, Duration::from_secs(10), fault_in)));
+    // The journal says a fault goes in before the runner applies it (so a crash in between still
+    // takes it out): wait for the toxic itself.
+    let toxic_in = async {
+        while registry.toxics("side").await.unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    };
+    assert!(tokio::time::timeout(Duration::from_secs(10), toxic_in).await.is_ok(), "the drill's fault goes in");
     assert_eq!(registry.toxics("side").await.unwrap().len(), 1, "the drill's fault is in");
     // Ended early: the run is aborted and its fault comes out.
     assert_eq!(daemon.end("", "Ana").await.unwrap(), day.id);
