@@ -261,7 +261,7 @@ fn source_connection(mut stream: TcpStream) {
 
 /// A buffer starting on a page, as iperf3's (an `mmap`) and socat's are. The allocator puts a
 /// 256 KiB `Vec` 16 bytes past a page, and the kernel's copy between its pages and such a buffer
-/// runs about a third slower (4K aliasing; see `Scratch` in `src/proxy/link.rs`): the bench's own
+/// runs about a quarter slower (4K aliasing; see `Scratch` in `src/proxy/link.rs`): the bench's own
 /// client and servers, not the proxy under test, would set the pace.
 struct PageBuf {
     memory: Vec<u8>,
