@@ -411,7 +411,7 @@ async fn read_chunks<'a>(src: &TcpStream, tx: mpsc::Sender<Item<'a>>, budget: &'
         // handed over.
         let align = if want > READ_CHUNK { PAGE } else { 1 };
         buf.reserve(want + align - 1);
-        let skip = buf.spare_capacity_mut().as_ptr().addr().wrapping_neg() % align;
+        let skip = to_boundary(buf.spare_capacity_mut().as_ptr().cast(), align);
         buf.put_bytes(0, skip);
         buf.advance(skip);
         let item = match src.try_read_buf(&mut (&mut buf).limit(want)) {
@@ -472,6 +472,11 @@ thread_local! {
 /// Where the fast path's reads start, and the toxic pipeline's large ones: a page boundary.
 const PAGE: usize = 4096;
 
+/// Bytes from `at` to the next multiple of `align` (a power of two): 0 if it is on one.
+fn to_boundary(at: *const u8, align: usize) -> usize {
+    at.addr().wrapping_neg() % align
+}
+
 /// The fast path's read buffer: `SCRATCH_BYTES` starting on a page boundary, as socat's is.
 /// The kernel copies bulk data between whole pages of its own and this buffer (`rep movsb`),
 /// and a copy whose destination lies a little past its source's offset in a page stalls on
@@ -488,7 +493,7 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         let memory = vec![0; SCRATCH_BYTES + PAGE].into_boxed_slice();
-        let start = memory.as_ptr().addr().wrapping_neg() % PAGE;
+        let start = to_boundary(memory.as_ptr(), PAGE);
         Self { memory, start }
     }
 

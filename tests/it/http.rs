@@ -286,26 +286,22 @@ impl Counted {
         let (address, server) = counting_upstream("127.0.0.1:0".parse().unwrap(), accepted.clone()).await;
         Self { accepted, address, server }
     }
-}
 
-/// Restarts a [`counting_upstream`] on the same address (a killed pod coming back): every
-/// connection it held is closed; the new one counts on the same counter.
-async fn restart(
-    server: tokio::task::JoinHandle<()>,
-    address: SocketAddr,
-    accepted: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) -> tokio::task::JoinHandle<()> {
-    server.abort();
-    let _ = server.await;
-    counting_upstream(address, accepted.clone()).await.1
+    /// Restarts the upstream on the same address (a killed pod coming back): every connection
+    /// it held is closed; the new one counts on the same counter.
+    async fn restart(&mut self) {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        self.server = counting_upstream(self.address, self.accepted.clone()).await.1;
+    }
 }
 
 #[tokio::test]
 async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_restart() {
     use std::sync::atomic::Ordering;
     let d = Daemon::start().await;
-    let Counted { accepted, address, server } = Counted::start().await;
-    let proxy = d.http_proxy("web", address).await;
+    let mut upstream = Counted::start().await;
+    let (accepted, proxy) = (upstream.accepted.clone(), d.http_proxy("web", upstream.address).await);
     // Two client connections, 20 concurrent streams each.
     let (one, two) = (http2(), http2());
     let mut calls = tokio::task::JoinSet::new();
@@ -320,18 +316,18 @@ async fn http2_requests_share_one_upstream_connection_which_comes_back_after_a_r
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "one probe and one multiplexed upstream connection");
 
     // The upstream restarts (a killed pod coming back): the proxy dials again.
-    let server = restart(server, address, &accepted).await;
+    upstream.restart().await;
     assert_eq!(get(&one, proxy, "/").await.unwrap(), (200, "hello".into()));
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    server.abort();
+    upstream.server.abort();
 }
 
 #[tokio::test]
 async fn http1_requests_reuse_kept_upstream_connections_and_a_restart_fails_none() {
     use std::sync::atomic::Ordering;
     let d = Daemon::start().await;
-    let Counted { accepted, address, server } = Counted::start().await;
-    let proxy = d.http_proxy("web", address).await;
+    let mut upstream = Counted::start().await;
+    let (accepted, proxy) = (upstream.accepted.clone(), d.http_proxy("web", upstream.address).await);
     // One request at a time: one upstream connection, kept and reused.
     let client = http1();
     for _ in 0..5 {
@@ -349,12 +345,12 @@ async fn http1_requests_reuse_kept_upstream_connections_and_a_restart_fails_none
     let after_burst = accepted.load(Ordering::SeqCst);
     assert!((1..=10).contains(&after_burst), "{after_burst} connections for 10 requests at once");
     // The upstream restarts and closes every kept connection: no request fails for it.
-    let server = restart(server, address, &accepted).await;
+    upstream.restart().await;
     for _ in 0..5 {
         assert_eq!(get(&client, proxy, "/").await.unwrap(), (200, "hello".into()));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), after_burst + 1, "one new connection, reused");
-    server.abort();
+    upstream.server.abort();
 }
 
 #[tokio::test]
